@@ -1,0 +1,61 @@
+"""Domain errors of the security model.
+
+Each error carries the Elasticsearch error ``type`` and HTTP ``status`` it is reported with, so
+that the REST API, the web UI and the commands describe the same failure the same way. How an
+error is rendered on the wire is not decided here.
+"""
+
+
+class SecurityError(Exception):
+    """Base class: a request that cannot be carried out, with a reason a person can read."""
+
+    type = "exception"
+    status = 500
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ValidationError(SecurityError):
+    """The request itself is wrong: a bad name, expiration, descriptor or parameter."""
+
+    type = "illegal_argument_exception"
+    status = 400
+
+
+class AuthenticationFailed(SecurityError):
+    """Credentials were missing or wrong. ``detail`` is for the audit log, never for the client."""
+
+    type = "security_exception"
+    status = 401
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(reason)
+        self.detail = detail or reason
+
+
+class PermissionDenied(SecurityError):
+    """The caller is known but lacks the privilege for this action."""
+
+    type = "security_exception"
+    status = 403
+
+
+class NotFound(SecurityError):
+    type = "resource_not_found_exception"
+    status = 404
+
+
+class Conflict(SecurityError):
+    """The write collides with existing state, e.g. an active key with the same name."""
+
+    type = "version_conflict_engine_exception"
+    status = 409
+
+
+class FeatureNotEnabled(SecurityError):
+    """The API key service is off for this request: it did not arrive over HTTPS."""
+
+    type = "feature_not_enabled_exception"
+    status = 400

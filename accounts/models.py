@@ -1,0 +1,95 @@
+"""Who people are (SPEC §1): realms, users that belong to exactly one realm, and roles."""
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class Realm(models.Model):
+    """Where a user's identity comes from. The chain order is kept in step with settings."""
+
+    NATIVE = "native"
+    FILE = "file"
+    TYPE_CHOICES = [(NATIVE, "native"), (FILE, "file")]
+
+    name = models.CharField(max_length=64, unique=True)
+    type = models.CharField(max_length=16, choices=TYPE_CHOICES)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Role(models.Model):
+    """A named set of cluster and index privileges, in Elasticsearch's role descriptor shape."""
+
+    name = models.CharField(max_length=256, unique=True)
+    cluster = models.JSONField(default=list, blank=True)
+    indices = models.JSONField(default=list, blank=True)
+    run_as = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    built_in = models.BooleanField(default=False, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def descriptor(self) -> dict:
+        """The role as an Elasticsearch role descriptor, as stored in an API key's limited_by."""
+        return {
+            "cluster": list(self.cluster),
+            "indices": [dict(entry) for entry in self.indices],
+            "run_as": list(self.run_as),
+            "metadata": dict(self.metadata),
+        }
+
+
+class UserManager(BaseUserManager):
+    def get_by_natural_key(self, key):
+        realm_name, _, username = key.partition("/")
+        return self.get(realm__name=realm_name, username=username)
+
+
+class User(AbstractBaseUser):
+    """A person in one realm: the same username in two realms is two different people."""
+
+    realm = models.ForeignKey(Realm, on_delete=models.PROTECT, related_name="users")
+    username = models.CharField(max_length=1024)
+    full_name = models.CharField(max_length=512, blank=True)
+    email = models.EmailField(max_length=512, blank=True)
+    enabled = models.BooleanField(default=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    roles = models.ManyToManyField(Role, blank=True, related_name="users")
+    date_joined = models.DateTimeField(auto_now_add=True)
+
+    USERNAME_FIELD = "username"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = []
+
+    objects = UserManager()
+
+    class Meta:
+        ordering = ["realm__order", "username"]
+        constraints = [
+            models.UniqueConstraint(fields=["realm", "username"], name="user_username_unique_per_realm"),
+        ]
+        indexes = [models.Index(Lower("username"), name="user_username_lower")]
+
+    def __str__(self):
+        return f"{self.username} ({self.realm.name})"
+
+    @property
+    def is_active(self):
+        return self.enabled
+
+    def natural_key(self):
+        return (f"{self.realm.name}/{self.username}",)
+
+    def role_descriptors(self) -> dict:
+        """The user's roles as ``{role name: descriptor}``, the shape of an API key's limited_by."""
+        return {role.name: role.descriptor() for role in self.roles.all()}

@@ -1,0 +1,37 @@
+"""A principal is who a request acts as: a user, or a user acting through one of their API keys."""
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from accounts.privileges import PrivilegeSet, privileges_of
+
+
+@dataclass(eq=False)
+class Principal:
+    user: "accounts.models.User"  # noqa: F821
+    api_key: "apikeys.models.ApiKey | None" = None  # noqa: F821
+    realm_name: str = field(init=False)
+
+    def __post_init__(self):
+        self.realm_name = self.user.realm.name
+
+    @cached_property
+    def role_descriptors(self) -> dict:
+        """The descriptors a key created by this principal is limited by (SPEC §2)."""
+        if self.api_key is not None:
+            return self.api_key.limited_by
+        return self.user.role_descriptors()
+
+    @cached_property
+    def privileges(self) -> PrivilegeSet:
+        """What this principal may do: the user's roles, or the key's descriptors ∩ limited_by."""
+        if self.api_key is not None:
+            return privileges_of(self.api_key.role_descriptors, limited_by=self.api_key.limited_by)
+        return privileges_of(self.user.role_descriptors())
+
+    def has_cluster_privilege(self, name: str) -> bool:
+        return self.privileges.has_cluster(name)
+
+    def owns(self, api_key) -> bool:
+        """Own keys are those of the same user in the same realm (one user row per realm)."""
+        return api_key.owner_id == self.user.pk

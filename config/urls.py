@@ -1,0 +1,6 @@
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("apikeys.api.urls")),
+    path("", include("apikeys.urls")),
+]
