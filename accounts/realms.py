@@ -1,0 +1,284 @@
+"""Realms (SPEC §1): where identities come from, tried in the order settings give.
+
+Every realm answers ``authenticate(username, password)`` with an ``AuthResult``: it does not know
+the username (the chain goes on), or it knows it and accepts or refuses (the chain stops there).
+"""
+
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+
+from accounts.models import Realm, Role, User
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_REALMS = {"default_native": Realm.NATIVE, "default_file": Realm.FILE}
+
+
+def sync_realms():
+    """Create the shipped realms and give every realm its position in settings.REALM_CHAIN."""
+    for name, realm_type in DEFAULT_REALMS.items():
+        Realm.objects.get_or_create(name=name, defaults={"type": realm_type})
+    chain = list(settings.REALM_CHAIN)
+    for realm in Realm.objects.all():
+        order = chain.index(realm.name) if realm.name in chain else len(chain) + realm.pk
+        if realm.order != order:
+            Realm.objects.filter(pk=realm.pk).update(order=order)
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    """What one realm says about a username and password; ``reason`` is for the log only."""
+
+    handled: bool
+    user: User | None = None
+    reason: str = ""
+
+    @classmethod
+    def unknown_user(cls) -> "AuthResult":
+        return cls(handled=False)
+
+    @classmethod
+    def success(cls, user: User) -> "AuthResult":
+        return cls(handled=True, user=user)
+
+    @classmethod
+    def refused(cls, reason: str) -> "AuthResult":
+        return cls(handled=True, reason=reason)
+
+
+class NativeRealm:
+    """Users stored as database rows of the realm, with Django's password hashing."""
+
+    def __init__(self, realm: Realm):
+        self.realm = realm
+
+    def lookup(self, username: str) -> User | None:
+        return User.objects.select_related("realm").filter(realm=self.realm, username=username).first()
+
+    def authenticate(self, username: str, password: str) -> AuthResult:
+        user = self.lookup(username)
+        if user is None:
+            return AuthResult.unknown_user()
+        if not user.check_password(password):
+            return AuthResult.refused("wrong password")
+        if not user.enabled:
+            return AuthResult.refused("user is disabled")
+        return AuthResult.success(user)
+
+
+# --- File realm: Elasticsearch's `users` and `users_roles` files -------------------------------
+
+
+class UnsupportedPasswordHash(ValueError):
+    """A users-file hash this service cannot verify: an unknown algorithm or a damaged string."""
+
+
+BCRYPT_HASH = re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
+BCRYPT_MAX_PASSWORD_BYTES = 72
+PBKDF2_PREFIX = "{PBKDF2}"
+PBKDF2_STRETCH_PREFIX = "{PBKDF2_STRETCH}"
+PBKDF2_MIN_SALT_BYTES = 8
+
+
+def verify_bcrypt(password: str, stored: str) -> bool:
+    """bcrypt as Elasticsearch writes it; ``$2y$`` is the same algorithm under PHP's name."""
+    if not BCRYPT_HASH.fullmatch(stored):
+        raise UnsupportedPasswordHash("malformed bcrypt hash")
+    if stored.startswith("$2y$"):
+        stored = "$2b$" + stored[4:]
+    # bcrypt only ever reads the first 72 bytes; the Java implementation truncates silently too.
+    secret = password.encode()[:BCRYPT_MAX_PASSWORD_BYTES]
+    try:
+        return bcrypt.checkpw(secret, stored.encode())
+    except ValueError:
+        return False
+
+
+def verify_pbkdf2(password: str, stored: str, stretch: bool) -> bool:
+    """Elasticsearch's ``{PBKDF2}cost$salt$hash``: PBKDF2WithHmacSHA512, standard base64.
+
+    The key length follows from the stored hash's length, rounded down to 16 bytes, as
+    Elasticsearch's Hasher does. ``{PBKDF2_STRETCH}`` first replaces the password with the
+    lower-case hex of its SHA-512.
+    """
+    prefix = PBKDF2_STRETCH_PREFIX if stretch else PBKDF2_PREFIX
+    parts = stored[len(prefix):].split("$")
+    if len(parts) != 3 or not re.fullmatch(r"[0-9]+", parts[0]) or int(parts[0]) <= 0:
+        raise UnsupportedPasswordHash("malformed PBKDF2 hash")
+    cost, salt_b64, hash_b64 = int(parts[0]), parts[1], parts[2]
+    try:
+        salt = base64.b64decode(salt_b64 + "=" * (-len(salt_b64) % 4), validate=True)
+    except ValueError as error:
+        raise UnsupportedPasswordHash("malformed PBKDF2 salt") from error
+    key_bytes = len(hash_b64) * 3 // 64 * 16
+    if len(salt) < PBKDF2_MIN_SALT_BYTES or key_bytes <= 0:
+        raise UnsupportedPasswordHash("PBKDF2 salt or key too short")
+    secret = hashlib.sha512(password.encode()).hexdigest() if stretch else password
+    derived = hashlib.pbkdf2_hmac("sha512", secret.encode(), salt, cost, dklen=key_bytes)
+    return hmac.compare_digest(base64.b64encode(derived), hash_b64.encode())
+
+
+def verify_file_realm_hash(password: str, stored: str) -> bool:
+    """Check a password against a users-file hash; raises UnsupportedPasswordHash for other formats."""
+    if stored.startswith(("$2a$", "$2b$", "$2y$")):
+        return verify_bcrypt(password, stored)
+    if stored.startswith(PBKDF2_STRETCH_PREFIX):
+        return verify_pbkdf2(password, stored, stretch=True)
+    if stored.startswith(PBKDF2_PREFIX):
+        return verify_pbkdf2(password, stored, stretch=False)
+    raise UnsupportedPasswordHash("unsupported hash algorithm")
+
+
+def _content_lines(text: str):
+    """(line number, line) for each line that is neither blank nor a comment."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield number, line
+
+
+def parse_users_file(path: Path, text: str) -> dict[str, str]:
+    """``username:hash`` lines to ``{username: hash}``; a malformed line is skipped and logged."""
+    users = {}
+    for number, line in _content_lines(text):
+        username, _, stored = line.partition(":")
+        if not username or not stored or len(username) > 1024:
+            logger.warning("invalid entry in users file [%s], line [%d]; skipping", path, number)
+            continue
+        users[username] = stored
+    return users
+
+
+def parse_users_roles_file(path: Path, text: str) -> dict[str, list[str]]:
+    """``role:user1,user2`` lines to ``{username: [roles]}``; a malformed line is skipped and logged."""
+    roles_of = {}
+    for number, line in _content_lines(text):
+        role, _, members = line.partition(":")
+        role = role.strip()
+        usernames = [name for name in re.split(r"\s*,\s*", members.strip()) if name]
+        if not role or not usernames:
+            logger.warning("invalid entry in users_roles file [%s], line [%d]; skipping", path, number)
+            continue
+        for username in usernames:
+            roles_of.setdefault(username, []).append(role)
+    return roles_of
+
+
+_file_cache: dict[tuple[Path, object], tuple[tuple | None, dict]] = {}
+_file_cache_lock = threading.Lock()
+
+
+def read_realm_file(path: Path, parse) -> dict:
+    """The parsed file, re-read only when a stat shows it changed; a missing file is empty."""
+    path = Path(path)
+    try:
+        stat = os.stat(path)
+        signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    except FileNotFoundError:
+        signature = None
+    with _file_cache_lock:
+        cached = _file_cache.get((path, parse))
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        content = {}
+        if signature is not None:
+            try:
+                content = parse(path, path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError):
+                logger.exception("could not read realm file [%s]; treating it as empty", path)
+        _file_cache[(path, parse)] = (signature, content)
+        return content
+
+
+class FileRealm:
+    """Users from Elasticsearch's file-realm files; each gets a database row on first login."""
+
+    def __init__(self, realm: Realm):
+        self.realm = realm
+
+    def users(self) -> dict[str, str]:
+        return read_realm_file(settings.FILE_REALM_USERS, parse_users_file)
+
+    def roles_of(self, username: str) -> list[str]:
+        return read_realm_file(settings.FILE_REALM_USERS_ROLES, parse_users_roles_file).get(username, [])
+
+    def lookup(self, username: str) -> User | None:
+        """The row of a user the file still lists; rows only appear at a first authentication."""
+        if username not in self.users():
+            return None
+        return User.objects.select_related("realm").filter(realm=self.realm, username=username).first()
+
+    def authenticate(self, username: str, password: str) -> AuthResult:
+        stored = self.users().get(username)
+        if stored is None:
+            return AuthResult.unknown_user()
+        try:
+            verified = verify_file_realm_hash(password, stored)
+        except UnsupportedPasswordHash as error:
+            logger.warning("user [%s] in the users file cannot authenticate: %s", username, error)
+            return AuthResult.refused(str(error))
+        if not verified:
+            return AuthResult.refused("wrong password")
+        user = self._sync_user(username)
+        if not user.enabled:
+            return AuthResult.refused("user is disabled")
+        return AuthResult.success(user)
+
+    def _sync_user(self, username: str) -> User:
+        """Create the user's row if needed and give it exactly the roles users_roles lists."""
+        names = self.roles_of(username)
+        with transaction.atomic():
+            user, created = User.objects.get_or_create(realm=self.realm, username=username)
+            if created:
+                user.set_unusable_password()
+                user.save(update_fields=["password"])
+            roles = list(Role.objects.filter(name__in=names))
+            unknown = set(names) - {role.name for role in roles}
+            if unknown:
+                logger.warning("users_roles: unknown roles %s for [%s] ignored", sorted(unknown), username)
+            user.roles.set(roles)
+        return user
+
+
+REALM_TYPES = {Realm.NATIVE: NativeRealm, Realm.FILE: FileRealm}
+
+
+def realm_chain() -> list[NativeRealm | FileRealm]:
+    """The realms in settings.REALM_CHAIN order."""
+    rows = {realm.name: realm for realm in Realm.objects.filter(name__in=settings.REALM_CHAIN)}
+    chain = []
+    for name in settings.REALM_CHAIN:
+        # A misnamed realm must not turn every login into a server error; the others still answer.
+        if name not in rows or rows[name].type not in REALM_TYPES:
+            logger.warning("realm [%s] in REALM_CHAIN is missing or of an unknown type; skipping it", name)
+            continue
+        chain.append(REALM_TYPES[rows[name].type](rows[name]))
+    return chain
+
+
+def authenticate_realm_chain(username: str, password: str) -> User | None:
+    """The user these credentials prove, or None: the first realm that knows the username decides."""
+    if not username or password is None:
+        return None
+    for realm in realm_chain():
+        result = realm.authenticate(username, password)
+        if not result.handled:
+            continue
+        if result.user is None:
+            logger.info("realm [%s] refused [%s]: %s", realm.realm.name, username, result.reason)
+        return result.user
+    # Hash anyway, so that an unknown username costs about as much as a wrong password.
+    make_password(password)
+    return None
