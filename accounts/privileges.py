@@ -1,0 +1,487 @@
+"""The privilege engine (SPEC §1, §2): Elasticsearch's privilege names, what they imply, role
+descriptor validation, and the effective privileges of a user or of an API key.
+
+Pure Python, no database. Implications are data: ``privilege -> privileges it directly implies``,
+closed transitively once at import. An implication is listed only where Elasticsearch's action
+patterns for the implied privilege are a subset of the implying one's; where that could not be
+checked it is left out, so a check can fail where Elasticsearch would pass, never the reverse.
+"""
+
+import copy
+import fnmatch
+import re
+from collections.abc import Iterable
+
+from accounts.exceptions import ValidationError
+
+CLUSTER_PRIVILEGES = frozenset("""
+    all cancel_task create_snapshot cross_cluster_replication cross_cluster_search delegate_pki
+    grant_api_key manage manage_api_key manage_autoscaling manage_behavioral_analytics manage_ccr
+    manage_connector manage_data_frame_transforms manage_data_stream_global_retention manage_enrich
+    manage_ilm manage_index_templates manage_inference manage_ingest_pipelines manage_logstash_pipelines
+    manage_ml manage_oidc manage_own_api_key manage_pipeline manage_rollup manage_saml
+    manage_search_application manage_search_query_rules manage_search_synonyms manage_security
+    manage_service_account manage_slm manage_token manage_transform manage_user_profile manage_watcher
+    monitor monitor_connector monitor_data_frame_transforms monitor_data_stream_global_retention
+    monitor_enrich monitor_inference monitor_ml monitor_rollup monitor_snapshot monitor_stats
+    monitor_text_structure monitor_transform monitor_watcher none post_behavioral_analytics_event read_ccr
+    read_connector_secrets read_fleet_secrets read_ilm read_pipeline read_security read_slm
+    transport_client write_connector_secrets write_fleet_secrets
+""".split())
+
+INDEX_PRIVILEGES = frozenset("""
+    all auto_configure create create_doc create_index cross_cluster_replication
+    cross_cluster_replication_internal delete delete_index index maintenance manage
+    manage_data_stream_lifecycle manage_follow_index manage_ilm manage_leader_index monitor none read
+    read_cross_cluster view_index_metadata write
+""".split())
+
+# Privilege names may also be raw action patterns, as in Elasticsearch.
+CLUSTER_ACTION_PREFIXES = ("cluster:", "indices:admin/template/", "indices:admin/index_template/")
+INDEX_ACTION_PREFIXES = ("indices:", "internal:transport/proxy/indices:")
+
+_CLUSTER_IMPLIES = {
+    "all": CLUSTER_PRIVILEGES - {"all"},
+    # Elasticsearch's manage is every cluster action except security ones (cluster:admin/xpack/security/*).
+    # Privileges touching security actions, cross-cluster access or secrets are not listed.
+    "manage": set("""
+        monitor cancel_task create_snapshot manage_autoscaling manage_behavioral_analytics manage_connector
+        manage_data_stream_global_retention manage_enrich manage_ilm manage_index_templates manage_inference
+        manage_ingest_pipelines manage_logstash_pipelines manage_ml manage_rollup manage_search_application
+        manage_search_query_rules manage_search_synonyms manage_slm manage_transform manage_watcher
+    """.split()),
+    # cluster:monitor/*; monitor_enrich, monitor_snapshot and monitor_connector reach outside it.
+    "monitor": set("""
+        monitor_data_frame_transforms monitor_data_stream_global_retention monitor_inference monitor_ml
+        monitor_rollup monitor_text_structure monitor_transform monitor_watcher transport_client
+    """.split()),
+    # cluster:admin/xpack/security/*; manage_saml also covers a cluster:monitor action.
+    "manage_security": {
+        "manage_api_key", "read_security", "manage_oidc", "manage_service_account", "manage_token",
+        "manage_user_profile", "delegate_pki",
+    },
+    "manage_api_key": {"manage_own_api_key", "grant_api_key"},
+    "manage_behavioral_analytics": {"post_behavioral_analytics_event"},
+    "manage_ccr": {"read_ccr"},
+    "manage_connector": {"monitor_connector"},
+    "manage_data_stream_global_retention": {"monitor_data_stream_global_retention"},
+    "manage_enrich": {"monitor_enrich"},
+    "manage_ilm": {"read_ilm"},
+    "manage_inference": {"monitor_inference"},
+    "manage_ml": {"monitor_ml"},
+    "manage_rollup": {"monitor_rollup"},
+    "manage_slm": {"read_slm"},
+    "manage_watcher": {"monitor_watcher"},
+    "create_snapshot": {"monitor_snapshot"},
+    # Pairs with identical action patterns: each implies the other.
+    "manage_ingest_pipelines": {"manage_pipeline", "read_pipeline"},
+    "manage_pipeline": {"manage_ingest_pipelines"},
+    "manage_transform": {"manage_data_frame_transforms", "monitor_transform"},
+    "manage_data_frame_transforms": {"manage_transform"},
+    "monitor_transform": {"monitor_data_frame_transforms"},
+    "monitor_data_frame_transforms": {"monitor_transform"},
+}
+
+_INDEX_IMPLIES = {
+    "all": INDEX_PRIVILEGES - {"all"},
+    # indices:monitor/* and indices:admin/*, plus field capabilities.
+    "manage": {
+        "monitor", "view_index_metadata", "create_index", "delete_index", "auto_configure", "maintenance",
+        "manage_ilm", "manage_data_stream_lifecycle", "manage_follow_index", "manage_leader_index",
+    },
+    "write": {"index", "create", "create_doc", "delete"},
+    "index": {"create", "create_doc"},
+    "create": {"create_doc"},
+    # read does not imply read_cross_cluster: those are proxied actions, outside indices:data/read/*.
+}
+
+
+def _closure(direct: dict, names: Iterable[str]) -> dict[str, frozenset]:
+    """``{name: name and everything it implies}``, following implications transitively."""
+    closed = {}
+    for name in names:
+        seen, pending = {name}, [name]
+        while pending:
+            for implied in direct.get(pending.pop(), ()):
+                if implied not in seen:
+                    seen.add(implied)
+                    pending.append(implied)
+        closed[name] = frozenset(seen)
+    return closed
+
+
+# {privilege: itself and every privilege it implies}
+CLUSTER_IMPLIED = _closure(_CLUSTER_IMPLIES, CLUSTER_PRIVILEGES)
+INDEX_IMPLIED = _closure(_INDEX_IMPLIES, INDEX_PRIVILEGES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Patterns
+
+
+def _wildcard_regex(pattern: str) -> str:
+    """``*`` and ``?`` are wildcards; everything else, ``[`` included, is literal.
+
+    fnmatch's translation is used for its atomic groups, which keep ``*a*a*a...`` patterns linear;
+    ``[`` is turned into the one-character class ``[[]`` so that it stays literal.
+    """
+    return fnmatch.translate(pattern.replace("[", "[[]"))
+
+
+def is_regex_pattern(pattern: str) -> bool:
+    """Elasticsearch's ``/regex/`` form of an index name pattern."""
+    return len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/")
+
+
+def compile_patterns(patterns: Iterable[str]) -> list[re.Pattern]:
+    """Compiled matchers for index name or action patterns; an invalid regex matches nothing."""
+    wildcards, compiled = [], []
+    for pattern in patterns:
+        if is_regex_pattern(pattern):
+            try:
+                compiled.append(re.compile(pattern[1:-1], re.DOTALL))
+            except re.error:
+                continue
+        else:
+            wildcards.append(_wildcard_regex(pattern))
+    if wildcards:
+        compiled.append(re.compile("|".join(f"(?:{regex})" for regex in wildcards), re.DOTALL))
+    return compiled
+
+
+def _matches(matchers: list[re.Pattern], name: str) -> bool:
+    return any(matcher.fullmatch(name) for matcher in matchers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+ROLE_DESCRIPTOR_FIELDS = frozenset({
+    "cluster", "indices", "applications", "run_as", "metadata", "transient_metadata", "global",
+    "remote_indices", "remote_cluster", "restriction", "description",
+})
+INDEX_ENTRY_FIELDS = frozenset({"names", "privileges", "field_security", "query", "allow_restricted_indices"})
+REMOTE_INDEX_ENTRY_FIELDS = INDEX_ENTRY_FIELDS | {"clusters"}
+APPLICATION_FIELDS = frozenset({"application", "privileges", "resources"})
+REMOTE_CLUSTER_FIELDS = frozenset({"privileges", "clusters"})
+REMOTE_CLUSTER_PRIVILEGES = frozenset({"monitor_enrich", "monitor_stats"})
+
+
+def _is_cluster_action(name: str) -> bool:
+    return name.startswith(CLUSTER_ACTION_PREFIXES)
+
+
+def _is_index_action(name: str) -> bool:
+    return name.startswith(INDEX_ACTION_PREFIXES)
+
+
+def _type_name(value) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number" if isinstance(value, int | float) else type(value).__name__
+    )
+
+
+def _strings(where: str, field: str, value, allow_single=False, allow_empty=True) -> list[str]:
+    """A list of non-empty strings (or, where Elasticsearch allows it, a single string)."""
+    if allow_single and isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        expected = "a string or an array of strings" if allow_single else "an array of strings"
+        raise ValidationError(
+            f"{where}. expected field [{field}] value to be {expected}, but found [{_type_name(value)}]"
+        )
+    if any(not item for item in value):
+        raise ValidationError(f"{where}. [{field}] must not contain empty strings")
+    if not allow_empty and not value:
+        raise ValidationError(f"{where}. [{field}] must not be empty")
+    return list(value)
+
+
+def _object(where: str, field: str, value) -> dict:
+    if not isinstance(value, dict):
+        raise ValidationError(
+            f"{where}. expected field [{field}] value to be an object, but found [{_type_name(value)}]"
+        )
+    return value
+
+
+def _unexpected_fields(where: str, value: dict, allowed: frozenset) -> None:
+    unexpected = sorted(str(key) for key in value if key not in allowed)
+    if unexpected:
+        raise ValidationError(f"{where}. unexpected field [{','.join(unexpected)}]")
+
+
+def _unknown_privileges(kind: str, unknown: list[str], catalog: frozenset, actions: str) -> ValidationError:
+    """Elasticsearch's wording, naming every unknown privilege."""
+    noun = "privilege" if len(unknown) == 1 else "privileges"
+    return ValidationError(
+        f"unknown {kind} {noun} [{','.join(unknown)}]. a privilege must be either one of the predefined "
+        f"{kind} privilege names [{','.join(sorted(catalog))}] "
+        f"or a pattern over one of the available {actions}"
+    )
+
+
+def _cluster_privileges(where: str, value) -> list[str]:
+    names = _strings(where, "cluster", value)
+    unknown = [name for name in names if not (name.lower() in CLUSTER_PRIVILEGES or _is_cluster_action(name))]
+    if unknown:
+        raise _unknown_privileges("cluster", unknown, CLUSTER_PRIVILEGES, "cluster actions")
+    return names
+
+
+def _index_privileges(where: str, value) -> list[str]:
+    names = _strings(where, "privileges", value)
+    if not names:
+        raise ValidationError(f"{where}. indices privileges must define at least one privilege")
+    unknown = [name for name in names if not (name.lower() in INDEX_PRIVILEGES or _is_index_action(name))]
+    if unknown:
+        raise _unknown_privileges("index", unknown, INDEX_PRIVILEGES, "index actions")
+    return names
+
+
+def _index_names(where: str, value) -> list[str]:
+    names = _strings(where, "names", value, allow_single=True)
+    if not names:
+        raise ValidationError(
+            f"{where}. indices privileges must refer to at least one index name or index name pattern"
+        )
+    for name in names:
+        if is_regex_pattern(name):
+            try:
+                re.compile(name[1:-1])
+            except re.error as error:
+                raise ValidationError(f"{where}. invalid index name pattern [{name}]: {error}") from None
+    return names
+
+
+def _index_entry(role: str, entry, fields: frozenset, list_name: str) -> dict:
+    where = f"failed to parse {list_name} privileges for role [{role}]"
+    entry = _object(where, list_name, entry)
+    _unexpected_fields(where, entry, fields)
+    for required in [field for field in ("names", "privileges", "clusters") if field in fields]:
+        if required not in entry:
+            raise ValidationError(f"{where}. missing required [{required}] field")
+    normalised = {
+        "names": _index_names(where, entry["names"]),
+        "privileges": _index_privileges(where, entry["privileges"]),
+        "allow_restricted_indices": entry.get("allow_restricted_indices", False),
+    }
+    if not isinstance(normalised["allow_restricted_indices"], bool):
+        raise ValidationError(f"{where}. expected field [allow_restricted_indices] value to be a boolean")
+    if "clusters" in fields:
+        normalised["clusters"] = _strings(
+            where, "clusters", entry["clusters"], allow_single=True, allow_empty=False
+        )
+    if "field_security" in entry:
+        field_security = _object(where, "field_security", entry["field_security"])
+        _unexpected_fields(f"{where}. in [field_security]", field_security, frozenset({"grant", "except"}))
+        normalised["field_security"] = {
+            key: _strings(where, f"field_security.{key}", field_security[key]) for key in field_security
+        }
+    if "query" in entry:
+        if not isinstance(entry["query"], str | dict):
+            raise ValidationError(f"{where}. expected field [query] value to be a string or an object")
+        normalised["query"] = copy.deepcopy(entry["query"])
+    return normalised
+
+
+def _application_entry(role: str, entry) -> dict:
+    where = f"failed to parse application privileges for role [{role}]"
+    entry = _object(where, "applications", entry)
+    _unexpected_fields(where, entry, APPLICATION_FIELDS)
+    for required in sorted(APPLICATION_FIELDS):
+        if required not in entry:
+            raise ValidationError(f"{where}. missing required [{required}] field")
+    if not isinstance(entry["application"], str) or not entry["application"]:
+        raise ValidationError(f"{where}. expected field [application] value to be a non-empty string")
+    return {
+        "application": entry["application"],
+        "privileges": _strings(where, "privileges", entry["privileges"], allow_empty=False),
+        "resources": _strings(where, "resources", entry["resources"], allow_empty=False),
+    }
+
+
+def _remote_cluster_entry(role: str, entry) -> dict:
+    where = f"failed to parse remote_cluster for role [{role}]"
+    entry = _object(where, "remote_cluster", entry)
+    _unexpected_fields(where, entry, REMOTE_CLUSTER_FIELDS)
+    for required in sorted(REMOTE_CLUSTER_FIELDS):
+        if required not in entry:
+            raise ValidationError(f"{where}. missing required [{required}] field")
+    privileges = _strings(where, "privileges", entry["privileges"], allow_empty=False)
+    unknown = [name for name in privileges if name not in REMOTE_CLUSTER_PRIVILEGES]
+    if unknown:
+        raise ValidationError(
+            f"{where}. unknown remote_cluster privilege [{','.join(unknown)}]. "
+            f"valid privileges are [{','.join(sorted(REMOTE_CLUSTER_PRIVILEGES))}]"
+        )
+    clusters = _strings(where, "clusters", entry["clusters"], allow_empty=False)
+    return {"privileges": privileges, "clusters": clusters}
+
+
+def _list_of(where: str, field: str, value, parse) -> list:
+    if not isinstance(value, list):
+        raise ValidationError(
+            f"{where}. expected field [{field}] value to be an array, but found [{_type_name(value)}]"
+        )
+    return [parse(item) for item in value]
+
+
+def validate_role_descriptor(name, descriptor) -> dict:
+    """One role descriptor, validated; returns a normalised copy (e.g. ``names`` always a list)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("role names must be non-empty strings")
+    where = f"failed to parse role [{name}]"
+    descriptor = _object(where, name, descriptor)
+    _unexpected_fields(where, descriptor, ROLE_DESCRIPTOR_FIELDS)
+    metadata = _object(where, "metadata", descriptor.get("metadata", {}))
+    reserved = sorted(str(key) for key in metadata if str(key).startswith("_"))
+    if reserved:
+        raise ValidationError(f"{where}. metadata keys may not start with [_]: [{','.join(reserved)}]")
+    normalised = {
+        "cluster": _cluster_privileges(where, descriptor.get("cluster", [])),
+        "indices": _list_of(
+            where, "indices", descriptor.get("indices", []),
+            lambda entry: _index_entry(name, entry, INDEX_ENTRY_FIELDS, "indices"),
+        ),
+        "run_as": _strings(where, "run_as", descriptor.get("run_as", [])),
+        "metadata": copy.deepcopy(metadata),
+    }
+    if "applications" in descriptor:
+        normalised["applications"] = _list_of(
+            where, "applications", descriptor["applications"], lambda entry: _application_entry(name, entry)
+        )
+    if "remote_indices" in descriptor:
+        normalised["remote_indices"] = _list_of(
+            where, "remote_indices", descriptor["remote_indices"],
+            lambda entry: _index_entry(name, entry, REMOTE_INDEX_ENTRY_FIELDS, "remote_indices"),
+        )
+    if "remote_cluster" in descriptor:
+        normalised["remote_cluster"] = _list_of(
+            where, "remote_cluster", descriptor["remote_cluster"],
+            lambda entry: _remote_cluster_entry(name, entry),
+        )
+    for field in ("transient_metadata", "global", "restriction"):
+        if field in descriptor:
+            normalised[field] = copy.deepcopy(_object(where, field, descriptor[field]))
+    if "restriction" in normalised:
+        _unexpected_fields(f"{where}. in [restriction]", normalised["restriction"], frozenset({"workflows"}))
+        normalised["restriction"]["workflows"] = _strings(
+            where, "restriction.workflows", normalised["restriction"].get("workflows"), allow_empty=False
+        )
+    if "description" in descriptor:
+        if not isinstance(descriptor["description"], str):
+            raise ValidationError(f"{where}. expected field [description] value to be a string")
+        normalised["description"] = descriptor["description"]
+    return normalised
+
+
+def validate_role_descriptors(value) -> dict:
+    """An API key's ``role_descriptors`` (``{role name: descriptor}``), validated and normalised."""
+    if not isinstance(value, dict):
+        raise ValidationError(f"[role_descriptors] must be an object, but found [{_type_name(value)}]")
+    return {name: validate_role_descriptor(name, descriptor) for name, descriptor in value.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Effective privileges
+
+
+def _as_list(value) -> list:
+    if isinstance(value, str):
+        return [value]
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+class _IndexGrant:
+    """One ``indices`` entry: which index names it covers and which index privileges it grants."""
+
+    __slots__ = ("actions", "matchers", "privileges")
+
+    def __init__(self, entry: dict):
+        names = [name.lower() for name in _as_list(entry.get("privileges"))]
+        self.matchers = compile_patterns(_as_list(entry.get("names")))
+        self.privileges = frozenset().union(*(INDEX_IMPLIED.get(name, ()) for name in names))
+        actions = [name for name in names if _is_index_action(name)]
+        if "all" in self.privileges:
+            actions.extend(f"{prefix}*" for prefix in INDEX_ACTION_PREFIXES)
+        self.actions = compile_patterns(actions)
+
+    def grants(self, index_name: str, privilege: str) -> bool:
+        if not _matches(self.matchers, index_name):
+            return False
+        if privilege in self.privileges:
+            return True
+        return _is_index_action(privilege) and _matches(self.actions, privilege)
+
+
+class PrivilegeSet:
+    """What a set of role descriptors grants, with implications applied, built once per principal.
+
+    Names are the named privileges of the catalogs; a raw action name (``cluster:...``,
+    ``indices:...``) is granted by ``all`` or by a granted action pattern matching it.
+    """
+
+    def __init__(self, descriptors: dict):
+        descriptors = descriptors if isinstance(descriptors, dict) else {}
+        roles = [role for role in descriptors.values() if isinstance(role, dict)]
+        cluster = {name.lower() for role in roles for name in _as_list(role.get("cluster"))}
+        self._cluster = frozenset().union(*(CLUSTER_IMPLIED.get(name, ()) for name in cluster))
+        actions = [name for name in cluster if _is_cluster_action(name)]
+        if "all" in self._cluster:
+            actions.extend(f"{prefix}*" for prefix in CLUSTER_ACTION_PREFIXES)
+        self._cluster_actions = compile_patterns(actions)
+        self._indices = [
+            _IndexGrant(entry)
+            for role in roles
+            for entry in (role.get("indices") if isinstance(role.get("indices"), list) else [])
+            if isinstance(entry, dict)
+        ]
+
+    def has_cluster(self, name: str) -> bool:
+        name = name.lower()
+        if name in self._cluster:
+            return True
+        return _is_cluster_action(name) and _matches(self._cluster_actions, name)
+
+    def has_index(self, index_name: str, privilege: str) -> bool:
+        privilege = privilege.lower()
+        return any(grant.grants(index_name, privilege) for grant in self._indices)
+
+    def cluster_privileges(self) -> list[str]:
+        """The named cluster privileges held, leaving out those implied by another held one (for display)."""
+        held = [name for name in CLUSTER_PRIVILEGES if self.has_cluster(name)]
+        return sorted(name for name in held if not any(_strictly_implies(other, name) for other in held))
+
+
+def _strictly_implies(granted: str, requested: str) -> bool:
+    """``granted`` implies ``requested`` and is not merely another name for it."""
+    return requested in CLUSTER_IMPLIED[granted] and granted not in CLUSTER_IMPLIED[requested]
+
+
+class LimitedPrivilegeSet(PrivilegeSet):
+    """An API key's privileges: a check passes only if both the key's descriptors and its
+    ``limited_by`` snapshot allow it, so a key never exceeds what its owner had (SPEC §2)."""
+
+    def __init__(self, assigned: PrivilegeSet, limited_by: PrivilegeSet):
+        self.assigned = assigned
+        self.limited_by = limited_by
+
+    def has_cluster(self, name: str) -> bool:
+        return self.assigned.has_cluster(name) and self.limited_by.has_cluster(name)
+
+    def has_index(self, index_name: str, privilege: str) -> bool:
+        return (
+            self.assigned.has_index(index_name, privilege)
+            and self.limited_by.has_index(index_name, privilege)
+        )
+
+
+def privileges_of(role_descriptors: dict, limited_by: dict | None = None) -> PrivilegeSet:
+    """Effective privileges: the descriptors alone, or for an API key its descriptors ∩ ``limited_by``;
+    empty descriptors mean ``limited_by`` alone (SPEC §2)."""
+    if limited_by is None:
+        return PrivilegeSet(role_descriptors)
+    if not role_descriptors:
+        return PrivilegeSet(limited_by)
+    return LimitedPrivilegeSet(PrivilegeSet(role_descriptors), PrivilegeSet(limited_by))

@@ -1,0 +1,104 @@
+"""Who may see and invalidate which API keys (SPEC §2): the one place these rules live.
+
+The web UI, the REST API and the management commands all ask these functions, so they cannot
+disagree. A principal's privileges are its user's roles, or for an API key the key's descriptors
+intersected with its ``limited_by`` snapshot; implications (``manage_security`` ⊃
+``manage_api_key`` ⊃ ``manage_own_api_key``, ``manage_security`` ⊃ ``read_security``) are the
+privilege engine's business, so each rule names only the least privilege that grants it.
+"""
+
+from django.db.models import QuerySet
+
+from accounts.exceptions import PermissionDenied
+from accounts.principals import Principal
+from apikeys.models import ApiKey
+
+GET_ACTION = "cluster:admin/xpack/security/api_key/get"
+INVALIDATE_ACTION = "cluster:admin/xpack/security/api_key/invalidate"
+CREATE_ACTION = "cluster:admin/xpack/security/api_key/create"
+
+# The privileges that grant each action, least first, as Elasticsearch lists them in its denial.
+GRANTED_BY = {
+    GET_ACTION: ["manage_own_api_key", "read_security", "manage_api_key", "manage_security", "all"],
+    INVALIDATE_ACTION: ["manage_own_api_key", "manage_api_key", "manage_security", "all"],
+    CREATE_ACTION: ["manage_own_api_key", "manage_api_key", "manage_security", "all"],
+}
+
+
+def can_view_all_api_keys(principal: Principal) -> bool:
+    """Every key, with owner and realm: ``manage_api_key`` or ``read_security``."""
+    return any(principal.has_cluster_privilege(name) for name in ("manage_api_key", "read_security"))
+
+
+def can_invalidate_any_api_key(principal: Principal) -> bool:
+    return principal.has_cluster_privilege("manage_api_key")
+
+
+def can_manage_own_api_keys(principal: Principal) -> bool:
+    return principal.has_cluster_privilege("manage_own_api_key")
+
+
+def can_create_api_key(principal: Principal) -> bool:
+    return can_manage_own_api_keys(principal)
+
+
+def can_view_api_keys(principal: Principal) -> bool:
+    """Whether the API keys page and listing endpoints are open to the principal at all."""
+    return can_view_all_api_keys(principal) or can_manage_own_api_keys(principal)
+
+
+def is_api_key_admin(principal: Principal) -> bool:
+    """Sees every key and may invalidate any of them ("You are an API key administrator")."""
+    return can_view_all_api_keys(principal) and can_invalidate_any_api_key(principal)
+
+
+def is_read_only_api_key_viewer(principal: Principal) -> bool:
+    """Sees every key but may invalidate none of them (``read_security`` alone)."""
+    return can_view_all_api_keys(principal) and not can_manage_own_api_keys(principal)
+
+
+def unauthorized(principal: Principal, action: str) -> PermissionDenied:
+    """Elasticsearch's denial for ``action``, naming who asked and what would have granted it."""
+    user = principal.user.username
+    who = f"API key id [{principal.api_key.id}] of user [{user}]" if principal.api_key else f"user [{user}]"
+    roles = ",".join(sorted(principal.role_descriptors))
+    reason = f"action [{action}] is unauthorized for {who} with effective roles [{roles}]"
+    if action in GRANTED_BY:
+        reason += f", this action is granted by the cluster privileges [{','.join(GRANTED_BY[action])}]"
+    return PermissionDenied(reason)
+
+
+def _all_keys() -> QuerySet[ApiKey]:
+    return ApiKey.objects.select_related("owner", "owner__realm")
+
+
+def visible_api_keys(principal: Principal) -> QuerySet[ApiKey]:
+    """The keys the principal may list and view: all of them, or only its own."""
+    if can_view_all_api_keys(principal):
+        return _all_keys()
+    if can_manage_own_api_keys(principal):
+        return _all_keys().filter(owner=principal.user)
+    raise unauthorized(principal, GET_ACTION)
+
+
+def invalidatable_api_keys(principal: Principal) -> QuerySet[ApiKey]:
+    """The keys the principal may invalidate: all of them, or only its own."""
+    if can_invalidate_any_api_key(principal):
+        return _all_keys()
+    if can_manage_own_api_keys(principal):
+        return _all_keys().filter(owner=principal.user)
+    raise unauthorized(principal, INVALIDATE_ACTION)
+
+
+def _owns_and_manages(principal: Principal, key: ApiKey) -> bool:
+    return principal.owns(key) and can_manage_own_api_keys(principal)
+
+
+def can_view_api_key(principal: Principal, key: ApiKey) -> bool:
+    """Row-level form of ``visible_api_keys``."""
+    return can_view_all_api_keys(principal) or _owns_and_manages(principal, key)
+
+
+def can_invalidate(principal: Principal, key: ApiKey) -> bool:
+    """Row-level form of ``invalidatable_api_keys``."""
+    return can_invalidate_any_api_key(principal) or _owns_and_manages(principal, key)

@@ -1,0 +1,113 @@
+"""Shared fixtures: realms, users holding each privilege of SPEC §2, and keys in each state."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import Realm, Role, User
+from accounts.principals import Principal
+
+# One role per cluster privilege that decides something about API keys (SPEC §2).
+PRIVILEGED_ROLES = {
+    "superuser": None,  # built in
+    "security_admin": ["manage_security"],
+    "api_key_admin": ["manage_api_key"],
+    "security_reader": ["read_security"],
+    "own_keys": ["manage_own_api_key"],
+    "monitor_only": ["monitor"],
+}
+
+
+@pytest.fixture
+def native_realm(db):
+    return Realm.objects.get(name="default_native")
+
+
+@pytest.fixture
+def file_realm(db):
+    return Realm.objects.get(name="default_file")
+
+
+@pytest.fixture
+def make_role(db):
+    def make(name, cluster=(), indices=(), run_as=(), metadata=None):
+        return Role.objects.create(
+            name=name,
+            cluster=list(cluster),
+            indices=list(indices),
+            run_as=list(run_as),
+            metadata=metadata or {},
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_user(db, native_realm):
+    """make_user("alice", "manage_own_api_key", realm=...) — a user holding those cluster privileges."""
+
+    def make(username, *cluster, realm=None, roles=(), password=None, indices=()):
+        user = User.objects.create(username=username, realm=realm or native_realm, full_name=username.title())
+        if password:
+            user.set_password(password)
+            user.save()
+        else:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        if cluster or indices:
+            role = Role.objects.create(
+                name=f"{username}_{user.realm.name}_role", cluster=list(cluster), indices=list(indices)
+            )
+            user.roles.add(role)
+        for role_name in roles:
+            user.roles.add(Role.objects.get(name=role_name))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def users(make_user):
+    """One user per privilege of interest, keyed like PRIVILEGED_ROLES."""
+    made = {}
+    for name, cluster in PRIVILEGED_ROLES.items():
+        if cluster is None:
+            made[name] = make_user("elastic", roles=["superuser"])
+        else:
+            made[name] = make_user(name, *cluster)
+    return made
+
+
+@pytest.fixture
+def principal():
+    return Principal
+
+
+@pytest.fixture
+def make_api_key(db):
+    """make_api_key(owner, "name", state="active"|"expired"|"invalidated") via the real service."""
+    from apikeys.services import create_api_key
+
+    def make(owner, name, state="active", role_descriptors=None, metadata=None, expiration=None):
+        created = create_api_key(
+            Principal(owner),
+            name=name,
+            expiration=expiration,
+            role_descriptors=role_descriptors or {},
+            metadata=metadata or {},
+        )
+        key = created.api_key
+        now = timezone.now()
+        if state == "expired":
+            key.expiration = now - timedelta(days=1)
+            key.save(update_fields=["expiration"])
+        elif state == "invalidated":
+            key.invalidated = now
+            key.save(update_fields=["invalidated"])
+        elif state != "active":
+            raise ValueError(state)
+        key.secret = created.secret
+        return key
+
+    return make
