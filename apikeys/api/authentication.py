@@ -1,0 +1,54 @@
+"""How REST requests authenticate: ``ApiKey`` credentials, or HTTP Basic through the realm chain."""
+
+import base64
+import binascii
+
+from rest_framework.authentication import BaseAuthentication
+
+from accounts.exceptions import AuthenticationFailed, FeatureNotEnabled
+from accounts.principals import Principal
+from accounts.realms import authenticate_realm_chain
+from apikeys.api.wire import authenticate_header
+from apikeys.credentials import is_api_key_header
+from apikeys.services import authenticate_api_key
+from apikeys.tls import api_key_service_enabled
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not is_api_key_header(header):
+            return None
+        if not api_key_service_enabled(request):
+            # Refused, never ignored: the key has just crossed the network in clear text.
+            raise FeatureNotEnabled("api keys are not enabled: API key authentication requires HTTPS")
+        principal = authenticate_api_key(header)
+        return principal.user, principal
+
+    def authenticate_header(self, request):
+        return authenticate_header()["WWW-Authenticate"]
+
+
+class RealmBasicAuthentication(BaseAuthentication):
+    """HTTP Basic against the realm chain, as Elasticsearch accepts on its REST API."""
+
+    def authenticate(self, request):
+        scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise AuthenticationFailed("unable to authenticate: malformed basic credentials") from None
+        username, colon, password = decoded.partition(":")
+        if not colon or not username:
+            raise AuthenticationFailed("unable to authenticate: malformed basic credentials")
+        user = authenticate_realm_chain(username, password)
+        if user is None:
+            raise AuthenticationFailed(
+                f"unable to authenticate user [{username}] for REST request [{request.path}]"
+            )
+        return user, Principal(user)
+
+    def authenticate_header(self, request):
+        return authenticate_header()["WWW-Authenticate"]

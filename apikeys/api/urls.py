@@ -1,0 +1,8 @@
+from django.urls import path
+
+from apikeys.api import views
+
+urlpatterns = [
+    path("_security/api_key", views.ApiKeyView.as_view(), name="api-key"),
+    path("_security/_authenticate", views.AuthenticateView.as_view(), name="authenticate"),
+]
