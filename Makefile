@@ -1,0 +1,53 @@
+PYTHON ?= python3.12
+VENV := .venv
+BIN := $(VENV)/bin
+POSTGRES_URL := postgres://postgres@127.0.0.1:5432/keyward
+# One xdist worker per core; loadfile keeps a module's tests, and so its server, on one worker.
+PYTEST_ARGS ?= -n auto --dist loadfile
+# The suite keeps its secret key and cache apart from a running server's var/.
+TEST_DATA_DIR := var/test
+
+.PHONY: run test lint demo clean
+
+run: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py bootstrap
+	exec $(BIN)/gunicorn -c config/gunicorn.conf.py config.wsgi
+
+# SQLite first, then PostgreSQL when a server answers; either failing fails the target.
+test: $(VENV)/.installed-dev
+	@rm -rf $(TEST_DATA_DIR); status=0; \
+	echo "== Test suite on SQLite"; \
+	DATABASE_URL= KEYWARD_DATA_DIR=$(TEST_DATA_DIR) $(BIN)/pytest $(PYTEST_ARGS) || status=1; \
+	url="$${DATABASE_URL:-$(POSTGRES_URL)}"; \
+	shown=$$(printf '%s' "$$url" | sed -E 's#//([^:/@]*):[^@/]*@#//\1:***@#'); \
+	if $(BIN)/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1], dbname="postgres", connect_timeout=3).close()' \
+		"$$url" 2>/dev/null; then \
+		echo "== Test suite on PostgreSQL at $$shown"; \
+		DATABASE_URL="$$url" KEYWARD_DATA_DIR=$(TEST_DATA_DIR) $(BIN)/pytest $(PYTEST_ARGS) || status=1; \
+	else \
+		echo "PostgreSQL pass skipped: no server at $$shown"; \
+	fi; \
+	exit $$status
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
+demo: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py seed_demo
+
+# Removes what can be rebuilt; var/ keeps the database, the secret key and the certificate.
+clean:
+	rm -rf $(VENV) $(TEST_DATA_DIR) .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The stamps make a second run instant until a requirements file changes.
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@

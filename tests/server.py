@@ -1,0 +1,170 @@
+"""A real gunicorn serving Keyward over HTTPS, started the way `make run` starts it.
+
+Each server gets its own data directory (certificate, secret key, cache) and its own database:
+a fresh SQLite file, or a freshly created PostgreSQL database when the suite runs on PostgreSQL.
+"""
+
+import http.client
+import os
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlunsplit
+
+import psycopg
+import pytest
+from django.db import connection
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 30
+STOP_TIMEOUT = 10
+COMMAND_TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    host: str
+    port: int
+    password: str
+    data_dir: Path
+    database_url: str
+    sqlite_path: Path | None
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def certfile(self) -> Path:
+        return self.data_dir / "tls" / "cert.pem"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts only this server's self-signed certificate."""
+        return ssl.create_default_context(cafile=self.certfile)
+
+    def connection(self, timeout: float = 30) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection(self.host, self.port, context=self.ssl_context(), timeout=timeout)
+
+
+@pytest.fixture(scope="module", name="keyward_server")
+def keyward_server_fixture(tmp_path_factory):
+    """A running Keyward server: yields a RunningServer, stops it and drops its database afterwards."""
+    data_dir = tmp_path_factory.mktemp("keyward-server")
+    with _own_database(data_dir) as (database_url, sqlite_path):
+        server = RunningServer(
+            host="127.0.0.1", port=_free_port(), password=secrets.token_urlsafe(16), data_dir=data_dir,
+            database_url=database_url, sqlite_path=sqlite_path,
+        )
+        inherited = {name: value for name, value in os.environ.items() if not name.startswith("KEYWARD_TLS_")}
+        env = {
+            **inherited,
+            "KEYWARD_DATA_DIR": str(data_dir),
+            "DATABASE_URL": database_url,
+            "PORT": str(server.port),
+            "KEYWARD_BIND": server.host,
+            "WEB_CONCURRENCY": "2",
+            "ELASTIC_PASSWORD": server.password,
+            "PYTHONUNBUFFERED": "1",
+        }
+        _manage(env, "migrate", "--no-input")
+        _manage(env, "bootstrap")
+        log_path = data_dir / "gunicorn.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"],
+                cwd=BASE_DIR, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            _wait_until_serving(server, process, log_path)
+            yield server
+        finally:
+            _stop(process)
+
+
+@contextmanager
+def _own_database(data_dir: Path):
+    """Yield (DATABASE_URL, SQLite path or None) for a database that only this server uses."""
+    if connection.vendor != "postgresql":
+        path = data_dir / "keyward.sqlite3"
+        yield f"sqlite:///{path}", path
+        return
+    name = f"keyward_server_{secrets.token_hex(6)}"
+    _postgres_execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _postgres_url(name), None
+    finally:
+        _postgres_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _postgres_execute(statement: str) -> None:
+    """Run a statement outside any transaction, as CREATE/DROP DATABASE require."""
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"] or None, port=settings["PORT"] or None, user=settings["USER"] or None,
+        password=settings["PASSWORD"] or None, dbname="postgres", autocommit=True, connect_timeout=10,
+    ) as admin:
+        admin.execute(statement)
+
+
+def _postgres_url(name: str) -> str:
+    """The suite's own PostgreSQL server and credentials, with another database name."""
+    settings = connection.settings_dict
+    credentials = quote(settings["USER"] or "", safe="")
+    if settings["PASSWORD"]:
+        credentials += ":" + quote(settings["PASSWORD"], safe="")
+    netloc = f"{credentials}@{settings['HOST'] or ''}" if credentials else settings["HOST"] or ""
+    if settings["PORT"]:
+        netloc += f":{settings['PORT']}"
+    return urlunsplit(("postgres", netloc, f"/{name}", "", ""))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _manage(env: dict, *args: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
+    )
+    if result.returncode != 0:
+        command = " ".join(args)
+        pytest.fail(f"manage.py {command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+
+
+def _wait_until_serving(server: RunningServer, process: subprocess.Popen, log_path: Path) -> None:
+    """Wait for a worker to answer over HTTPS: the port alone opens before any worker has booted."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            client = server.connection(timeout=5)
+            client.request("GET", "/")
+            client.getresponse().read()
+            client.close()
+            return
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.2)
+    pytest.fail(f"gunicorn did not answer within {START_TIMEOUT} s:\n{log_path.read_text()}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(STOP_TIMEOUT)
