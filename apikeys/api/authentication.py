@@ -3,7 +3,7 @@
 import base64
 import binascii
 
-from rest_framework.authentication import BaseAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 
 from accounts.exceptions import AuthenticationFailed, FeatureNotEnabled
 from accounts.principals import Principal
@@ -52,3 +52,19 @@ class RealmBasicAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return authenticate_header()["WWW-Authenticate"]
+
+
+class SessionPrincipalAuthentication(SessionAuthentication):
+    """The browser's own calls (the Console page): the login session, with Django's CSRF check."""
+
+    def authenticate(self, request):
+        authenticated = super().authenticate(request)
+        if authenticated is None:
+            return None
+        user, _ = authenticated
+        return user, Principal(user)
+
+
+def principal_of(request) -> Principal:
+    """Who an authenticated API request acts as."""
+    return request.auth

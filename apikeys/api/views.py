@@ -4,7 +4,11 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.exceptions import FeatureNotEnabled, ValidationError
-from apikeys.api.authentication import ApiKeyAuthentication, RealmBasicAuthentication
+from apikeys.api.authentication import (
+    ApiKeyAuthentication,
+    RealmBasicAuthentication,
+    SessionPrincipalAuthentication,
+)
 from apikeys.api.wire import ElasticsearchAPIView
 from apikeys.services import create_api_key
 from apikeys.tls import api_key_service_enabled
@@ -17,7 +21,7 @@ def epoch_millis(moment):
 
 
 class SecurityAPIView(ElasticsearchAPIView):
-    authentication_classes = [ApiKeyAuthentication, RealmBasicAuthentication]
+    authentication_classes = [ApiKeyAuthentication, RealmBasicAuthentication, SessionPrincipalAuthentication]
     permission_classes = [IsAuthenticated]
 
 
