@@ -35,3 +35,8 @@ class Principal:
     def owns(self, api_key) -> bool:
         """Own keys are those of the same user in the same realm (one user row per realm)."""
         return api_key.owner_id == self.user.pk
+
+
+def principal_of_session(request) -> Principal:
+    """The logged-in user of a page request, as the privilege rules see them."""
+    return Principal(request.user)

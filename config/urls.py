@@ -1,8 +1,13 @@
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from apikeys.api.schema import api_docs
 
 urlpatterns = [
     path("", include("apikeys.api.urls")),
     path("", include("accounts.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", api_docs, name="api-docs"),
     path("", include("apikeys.urls")),
 ]
 

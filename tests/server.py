@@ -36,6 +36,11 @@ class RunningServer:
     data_dir: Path
     database_url: str
     sqlite_path: Path | None
+    env: dict
+
+    def manage(self, *args: str) -> str:
+        """Run a management command against this server's database; returns its output."""
+        return _manage(self.env, *args)
 
     @property
     def base_url(self) -> str:
@@ -58,21 +63,22 @@ def keyward_server_fixture(tmp_path_factory):
     """A running Keyward server: yields a RunningServer, stops it and drops its database afterwards."""
     data_dir = tmp_path_factory.mktemp("keyward-server")
     with _own_database(data_dir) as (database_url, sqlite_path):
-        server = RunningServer(
-            host="127.0.0.1", port=_free_port(), password=secrets.token_urlsafe(16), data_dir=data_dir,
-            database_url=database_url, sqlite_path=sqlite_path,
-        )
+        host, port, password = "127.0.0.1", _free_port(), secrets.token_urlsafe(16)
         inherited = {name: value for name, value in os.environ.items() if not name.startswith("KEYWARD_TLS_")}
         env = {
             **inherited,
             "KEYWARD_DATA_DIR": str(data_dir),
             "DATABASE_URL": database_url,
-            "PORT": str(server.port),
-            "KEYWARD_BIND": server.host,
+            "PORT": str(port),
+            "KEYWARD_BIND": host,
             "WEB_CONCURRENCY": "2",
-            "ELASTIC_PASSWORD": server.password,
+            "ELASTIC_PASSWORD": password,
             "PYTHONUNBUFFERED": "1",
         }
+        server = RunningServer(
+            host=host, port=port, password=password, data_dir=data_dir, database_url=database_url,
+            sqlite_path=sqlite_path, env=env,
+        )
         _manage(env, "migrate", "--no-input")
         _manage(env, "bootstrap")
         log_path = data_dir / "gunicorn.log"
@@ -132,7 +138,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _manage(env: dict, *args: str) -> None:
+def _manage(env: dict, *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, stdin=subprocess.DEVNULL,
         capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
@@ -140,6 +146,7 @@ def _manage(env: dict, *args: str) -> None:
     if result.returncode != 0:
         command = " ".join(args)
         pytest.fail(f"manage.py {command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout
 
 
 def _wait_until_serving(server: RunningServer, process: subprocess.Popen, log_path: Path) -> None:

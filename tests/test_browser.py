@@ -1,45 +1,38 @@
-"""The home page in a real browser: Debian's Chromium driven by Playwright, against the real server."""
-
-import os
-from pathlib import Path
+"""Pages in a real browser: Debian's Chromium driven by Playwright, against the real server."""
 
 import pytest
 
+from tests.browser import browser, log_in, new_page, screenshot  # noqa: F401  (fixtures)
 from tests.server import keyward_server_fixture  # noqa: F401  (provides the keyward_server fixture)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "home.png"
+pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    """Debian's Chromium: skipped where it is not installed, but a failure in CI, which installs it."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
-
-
-@pytest.mark.browser
-def test_home_page_renders_in_chromium(chromium, keyward_server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(ignore_https_errors=True, viewport={"width": 1280, "height": 800})
-            response = page.goto(keyward_server.base_url + "/")
-            title = page.title()
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=SCREENSHOT, full_page=True)
-        finally:
-            browser.close()
-
+def test_home_page_renders_in_chromium(new_page, keyward_server):
+    page = new_page()
+    response = page.goto(keyward_server.base_url + "/")
     assert response.ok
-    assert "Keyward" in title
+    assert "Keyward" in page.title()
+    screenshot(page, "home.png")
+
+
+def test_login_with_the_elastic_superuser_shows_who_is_logged_in(new_page, keyward_server):
+    page = new_page()
+    log_in(page, keyward_server, "elastic", keyward_server.password)
+    assert page.inner_text("#current-user").startswith("elastic")
+    assert "default_native" in page.inner_text("#current-user")
+
+
+def test_wrong_password_gets_one_message_that_does_not_reveal_whether_the_user_exists(
+    new_page, keyward_server
+):
+    page = new_page()
+    messages = []
+    for username in ("elastic", "nobody-by-this-name"):
+        page.goto(keyward_server.base_url + "/login")
+        page.fill("#id_username", username)
+        page.fill("#id_password", "not-the-password")
+        page.click("button[type=submit]")
+        messages.append(page.inner_text("#login-error"))
+    assert messages[0] == messages[1]
+    assert "correct username and password" in messages[0]
