@@ -8,6 +8,9 @@ from django.utils import timezone
 from accounts.models import Realm, Role, User
 from accounts.principals import Principal
 
+# The real gunicorn server and the real browser, as fixtures for every test module.
+pytest_plugins = ["tests.server", "tests.browser"]
+
 # One role per cluster privilege that decides something about API keys (SPEC §2).
 PRIVILEGED_ROLES = {
     "superuser": None,  # built in

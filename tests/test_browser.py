@@ -2,8 +2,7 @@
 
 import pytest
 
-from tests.browser import browser, log_in, new_page, screenshot  # noqa: F401  (fixtures)
-from tests.server import keyward_server_fixture  # noqa: F401  (provides the keyward_server fixture)
+from tests.browser import log_in, screenshot
 
 pytestmark = pytest.mark.browser
 

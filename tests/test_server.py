@@ -15,8 +15,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.server import keyward_server_fixture  # noqa: F401  (provides the keyward_server fixture)
-
 BURST_REQUESTS = 200
 BURST_THREADS = 16
 BURST_SECONDS = 60
