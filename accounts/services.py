@@ -1,34 +1,63 @@
-"""Writes to users and roles, in one place for the commands, the REST API and the UI."""
+"""Writes to users and roles, in one place for the commands, the REST API and the UI.
 
+Who may call them is decided by ``accounts.selectors``; these functions hold the rules about the
+data itself (names, passwords, reserved roles, no one disabling or deleting themselves). Every
+value is checked before anything is written, so a refused request changes nothing.
+"""
+
+import logging
+
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from accounts.exceptions import Conflict, NotFound, ValidationError
 from accounts.models import Realm, Role, User
 from accounts.privileges import validate_role_descriptor
+from apikeys.services import validate_metadata
 
-USERNAME_MAX_LENGTH = 507  # Elasticsearch's limit
+audit = logging.getLogger("keyward.audit")
+
+NATIVE_REALM = "default_native"
+NAME_MAX_LENGTH = 507  # Elasticsearch's limit for usernames and role names
+USER_TEXT_MAX_LENGTH = 512  # full_name and email columns
+# Parts of an Elasticsearch role descriptor that a role here cannot hold.
+UNSTORED_ROLE_FIELDS = (
+    "applications", "remote_indices", "remote_cluster", "global", "restriction", "description"
+)
+
+
+def _validate_name(kind: str, name) -> str:
+    """Elasticsearch's rule for user and role names: 1–507 printable Basic Latin characters, no
+    surrounding whitespace; a leading ``_`` is reserved (SPEC §7)."""
+    if not isinstance(name, str) or not name:
+        raise ValidationError(f"{kind} is required")
+    if len(name) > NAME_MAX_LENGTH:
+        raise ValidationError(f"{kind} may not be more than {NAME_MAX_LENGTH} characters long")
+    if name != name.strip():
+        raise ValidationError(f"{kind} [{name}] must not begin or end with whitespace")
+    if not all(" " <= char <= "~" for char in name):
+        raise ValidationError(
+            f"{kind} [{name}] may contain only printable characters of the Basic Latin (ASCII) block"
+        )
+    if name.startswith("_"):
+        raise ValidationError(f"{kind} [{name}] must not start with [_]")
+    return name
 
 
 def validate_username(username) -> str:
-    """Elasticsearch's rule: 1–507 printable Basic Latin characters, no surrounding whitespace."""
-    if not isinstance(username, str) or not username:
-        raise ValidationError("username is required")
-    if len(username) > USERNAME_MAX_LENGTH:
-        raise ValidationError(f"username may not be more than {USERNAME_MAX_LENGTH} characters long")
-    if username != username.strip():
-        raise ValidationError(f"username [{username}] must not begin or end with whitespace")
-    if not all(" " <= char <= "~" for char in username):
-        raise ValidationError(
-            f"username [{username}] may contain only printable characters of the Basic Latin (ASCII) block"
-        )
-    if username.startswith("_"):
-        raise ValidationError(f"username [{username}] must not start with [_]")
-    return username
+    return _validate_name("username", username)
+
+
+def validate_role_name(name) -> str:
+    return _validate_name("role name", name)
 
 
 def check_password(password, user=None) -> str:
+    """A password the configured validators accept (Django's, stricter than Elasticsearch's 6 characters)."""
+    if not isinstance(password, str):
+        raise ValidationError("[password] must be a string")
     try:
         validate_password(password, user)
     except DjangoValidationError as error:
@@ -36,53 +65,214 @@ def check_password(password, user=None) -> str:
     return password
 
 
-def create_user(
-    username, password, roles=(), full_name="", email="", metadata=None, realm_name="default_native"
-):
-    """Create a user in a native realm; file realm users come from the users file instead."""
-    username = validate_username(username)
+def _refuse_password_hash(password_hash) -> None:
+    if password_hash is not None:
+        raise ValidationError(
+            "[password_hash] is not supported: send [password], which is hashed with this service's algorithm"
+        )
+
+
+def _text(field: str, value) -> str:
+    """An optional text field; null means empty, as Elasticsearch stores it."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(f"[{field}] must be a string")
+    if len(value) > USER_TEXT_MAX_LENGTH:
+        raise ValidationError(f"[{field}] may not be more than {USER_TEXT_MAX_LENGTH} characters long")
+    return value
+
+
+def _roles(names) -> list[Role]:
+    if not isinstance(names, list | tuple) or not all(isinstance(name, str) for name in names):
+        raise ValidationError("[roles] must be an array of role names")
+    rows = list(Role.objects.filter(name__in=names))
+    missing = sorted(set(names) - {role.name for role in rows})
+    if missing:
+        raise ValidationError(f"unknown roles {missing}")
+    return rows
+
+
+def _native_realm(realm_name: str) -> Realm:
     realm = Realm.objects.filter(name=realm_name).first()
     if realm is None:
         raise NotFound(f"realm [{realm_name}] does not exist")
     if realm.type != Realm.NATIVE:
         raise ValidationError(f"users of realm [{realm_name}] are managed in its users file, not here")
-    role_rows = list(Role.objects.filter(name__in=roles))
-    missing = sorted(set(roles) - {role.name for role in role_rows})
-    if missing:
-        raise ValidationError(f"unknown roles {missing}")
-    with transaction.atomic():
-        if User.objects.filter(realm=realm, username=username).exists():
-            raise Conflict(f"user [{username}] already exists in realm [{realm_name}]")
-        user = User(realm=realm, username=username, full_name=full_name, email=email, metadata=metadata or {})
-        user.set_password(check_password(password, user))
-        user.save()
-        user.roles.set(role_rows)
+    return realm
+
+
+def _actor(acting_user) -> str:
+    return f"{acting_user.realm.name}/{acting_user.username}" if acting_user is not None else "a command"
+
+
+def _is_self(user: User, acting_user) -> bool:
+    return acting_user is not None and user.pk == acting_user.pk
+
+
+def _save_user(
+    realm: Realm, username, *, password, roles, full_name, email, metadata, enabled, create_only, acting_user
+) -> tuple[User, bool]:
+    """Create or replace a user once every value has passed; the password is hashed outside the lock."""
+    username = validate_username(username)
+    if not isinstance(enabled, bool):
+        raise ValidationError("[enabled] must be true or false")
+    fields = {
+        "full_name": _text("full_name", full_name),
+        "email": _text("email", email),
+        "metadata": validate_metadata(metadata),
+        "enabled": enabled,
+    }
+    role_rows = _roles(roles)
+    password_hash = make_password(check_password(password)) if password is not None else None
+    try:
+        with transaction.atomic():
+            user = User.objects.select_for_update().filter(realm=realm, username=username).first()
+            created = user is None
+            if not created and create_only:
+                raise Conflict(f"user [{username}] already exists in realm [{realm.name}]")
+            if created and password_hash is None:
+                raise ValidationError("password must be specified unless you are updating an existing user")
+            if not created and not enabled and _is_self(user, acting_user):
+                raise ValidationError(
+                    "native and reserved realm users may not update the enabled status of their own account"
+                )
+            user = user or User(realm=realm, username=username)
+            for name, value in fields.items():
+                setattr(user, name, value)
+            if password_hash is not None:
+                user.password = password_hash
+            user.save()
+            user.roles.set(role_rows)
+    except IntegrityError:
+        raise Conflict(f"user [{username}] was created by another request at the same time") from None
+    change = "created" if created else "updated"
+    audit.info("user %s realm=%s %s by %s", username, realm.name, change, _actor(acting_user))
+    return user, created
+
+
+def create_user(
+    username, password, roles=(), full_name="", email="", metadata=None, realm_name=NATIVE_REALM
+) -> User:
+    """Create a user in a native realm; file realm users come from the users file instead."""
+    realm = _native_realm(realm_name)
+    user, _ = _save_user(
+        realm, username, password=password, roles=list(roles), full_name=full_name, email=email,
+        metadata=metadata, enabled=True, create_only=True, acting_user=None,
+    )
+    return user
+
+
+def put_user(
+    username,
+    *,
+    roles,
+    password=None,
+    password_hash=None,
+    full_name=None,
+    email=None,
+    metadata=None,
+    enabled=True,
+    acting_user=None,
+) -> tuple[User, bool]:
+    """Create or replace a native user, as Elasticsearch's PUT user does: every field is replaced
+    (an absent one is cleared, ``enabled`` defaults to true) except the password, which an update
+    may leave out. Returns (user, created)."""
+    _refuse_password_hash(password_hash)
+    if roles is None:
+        raise ValidationError("roles are missing")
+    return _save_user(
+        _native_realm(NATIVE_REALM), username, password=password, roles=roles, full_name=full_name,
+        email=email, metadata=metadata, enabled=enabled, create_only=False, acting_user=acting_user,
+    )
+
+
+def _native_user(username) -> User:
+    user = User.objects.select_related("realm").filter(realm__name=NATIVE_REALM, username=username).first()
+    if user is None:
+        raise NotFound(f"user [{username}] does not exist")
+    return user
+
+
+def delete_user(username, acting_user=None) -> bool:
+    """Delete a native user; False when there is none. The user's API keys are deleted with it
+    (the owner foreign key cascades), so no key outlives its owner."""
+    user = User.objects.filter(realm__name=NATIVE_REALM, username=username).first()
+    if user is None:
+        return False
+    if _is_self(user, acting_user):
+        raise ValidationError("users may not delete their own account")
+    user.delete()
+    audit.info("user %s realm=%s deleted by %s", username, NATIVE_REALM, _actor(acting_user))
+    return True
+
+
+def set_user_enabled(username, enabled: bool, acting_user=None) -> User:
+    """Enable or disable a native user; a disabled user's API keys stop authenticating too."""
+    user = _native_user(username)
+    if _is_self(user, acting_user):
+        raise ValidationError("users may not update the enabled status of their own account")
+    if user.enabled != enabled:
+        user.enabled = enabled
+        user.save(update_fields=["enabled"])
+        audit.info(
+            "user %s realm=%s %s by %s",
+            username, NATIVE_REALM, "enabled" if enabled else "disabled", _actor(acting_user),
+        )
+    return user
+
+
+def change_password(username, password, password_hash=None, acting_user=None) -> User:
+    """Set a native user's password."""
+    _refuse_password_hash(password_hash)
+    if password is None:
+        raise ValidationError("password must be specified")
+    user = _native_user(username)
+    user.password = make_password(check_password(password, user))
+    user.save(update_fields=["password"])
+    audit.info("user %s realm=%s password changed by %s", username, NATIVE_REALM, _actor(acting_user))
     return user
 
 
 def put_role(name, cluster=(), indices=(), run_as=(), metadata=None) -> tuple[Role, bool]:
-    """Create or replace a role, as Elasticsearch's PUT role does. Returns (role, created)."""
-    if not isinstance(name, str) or not name or len(name) > 507 or name != name.strip():
-        raise ValidationError("role name must be 1 to 507 characters without surrounding whitespace")
-    descriptor = validate_role_descriptor(
-        name,
-        {
-            "cluster": list(cluster),
-            "indices": list(indices),
-            "run_as": list(run_as),
-            "metadata": metadata or {},
-        },
-    )
-    existing = Role.objects.filter(name=name).first()
-    if existing is not None and existing.built_in:
-        raise ValidationError(f"role [{name}] is reserved and cannot be modified")
-    role, created = Role.objects.update_or_create(
-        name=name,
-        defaults={
-            "cluster": descriptor.get("cluster", []),
-            "indices": descriptor.get("indices", []),
-            "run_as": descriptor.get("run_as", []),
-            "metadata": descriptor.get("metadata", {}),
-        },
-    )
+    """Create or replace a role from its parts. Returns (role, created)."""
+    descriptor = {"cluster": list(cluster), "indices": list(indices), "run_as": list(run_as)}
+    return put_role_descriptor(name, {**descriptor, "metadata": metadata or {}})
+
+
+def put_role_descriptor(name, descriptor, create_only=False, acting_user=None) -> tuple[Role, bool]:
+    """Create or replace a role from an Elasticsearch role descriptor, as PUT role does.
+
+    Parts a role here cannot hold (application privileges, remote indices, a description...) are
+    refused rather than dropped. ``create_only`` refuses to replace an existing role. Returns
+    (role, created).
+    """
+    name = validate_role_name(name)
+    descriptor = validate_role_descriptor(name, descriptor)
+    unstored = [field for field in UNSTORED_ROLE_FIELDS if descriptor.get(field)]
+    if unstored:
+        raise ValidationError(
+            f"role [{name}] has [{','.join(unstored)}]: a role holds only cluster, indices, run_as, metadata"
+        )
+    fields = {field: descriptor[field] for field in ("cluster", "indices", "run_as", "metadata")}
+    with transaction.atomic():
+        existing = Role.objects.select_for_update().filter(name=name).first()
+        if existing is not None and existing.built_in:
+            raise ValidationError(f"role [{name}] is reserved and cannot be modified")
+        if existing is not None and create_only:
+            raise Conflict(f"role [{name}] already exists")
+        role, created = Role.objects.update_or_create(name=name, defaults=fields)
+    audit.info("role %s %s by %s", name, "created" if created else "updated", _actor(acting_user))
     return role, created
+
+
+def delete_role(name, acting_user=None) -> bool:
+    """Delete a role; False when there is none. Users simply lose it; API keys keep their snapshot."""
+    role = Role.objects.filter(name=name).first()
+    if role is None:
+        return False
+    if role.built_in:
+        raise ValidationError(f"role [{name}] is reserved and cannot be deleted")
+    role.delete()
+    audit.info("role %s deleted by %s", name, _actor(acting_user))
+    return True

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from accounts.exceptions import PermissionDenied
 from accounts.principals import Principal
 from apikeys.models import ApiKey
+from apikeys.query import name_matches
 
 GET_ACTION = "cluster:admin/xpack/security/api_key/get"
 INVALIDATE_ACTION = "cluster:admin/xpack/security/api_key/invalidate"
@@ -47,6 +48,12 @@ def can_view_api_keys(principal: Principal) -> bool:
     return can_view_all_api_keys(principal) or can_manage_own_api_keys(principal)
 
 
+def can_view_limited_by(principal: Principal) -> bool:
+    """Owners' ``limited_by`` snapshots: a key may read them (its own included) only with
+    ``manage_api_key``, as Elasticsearch documents; a user may wherever it sees the key."""
+    return principal.api_key is None or can_invalidate_any_api_key(principal)
+
+
 def is_api_key_admin(principal: Principal) -> bool:
     """Sees every key and may invalidate any of them ("You are an API key administrator")."""
     return can_view_all_api_keys(principal) and can_invalidate_any_api_key(principal)
@@ -79,6 +86,33 @@ def visible_api_keys(principal: Principal) -> QuerySet[ApiKey]:
     if can_manage_own_api_keys(principal):
         return _all_keys().filter(owner=principal.user)
     raise unauthorized(principal, GET_ACTION)
+
+
+def filter_api_keys(
+    keys: QuerySet[ApiKey],
+    *,
+    ids=None,
+    name=None,
+    username=None,
+    realm_name=None,
+    owner=None,
+    active_only=False,
+) -> QuerySet[ApiKey]:
+    """Narrow ``keys`` as the get and invalidate APIs select them: ids, a name (``*`` wildcards), the
+    owner's username, the realm, one owner, or only active keys."""
+    if ids is not None:
+        keys = keys.filter(id__in=ids)
+    if name:
+        keys = keys.filter(name_matches(name))
+    if username:
+        keys = keys.filter(owner__username=username)
+    if realm_name:
+        keys = keys.filter(realm_name=realm_name)
+    if owner is not None:
+        keys = keys.filter(owner=owner)
+    if active_only:
+        keys = keys.active()
+    return keys
 
 
 def invalidatable_api_keys(principal: Principal) -> QuerySet[ApiKey]:

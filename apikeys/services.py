@@ -5,7 +5,6 @@ disagree about who may do what. The privilege rules themselves live in ``apikeys
 """
 
 import logging
-import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,6 +25,7 @@ from apikeys.credentials import (
 )
 from apikeys.hashers import make_api_key_hash, verify_api_key_hash
 from apikeys.models import ApiKey
+from apikeys.query import storable_text
 from apikeys.timeunits import expiration_from
 
 audit = logging.getLogger("keyward.audit")
@@ -84,6 +84,12 @@ def validate_metadata(metadata) -> dict:
     return metadata
 
 
+def _milliseconds(moment):
+    """A time at Elasticsearch's precision. Keys show their times in epoch milliseconds and the query
+    API sorts and pages on them, so what is stored is exactly what is shown."""
+    return moment and moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
+
+
 def create_api_key(
     principal: Principal, name, expiration=None, role_descriptors=None, metadata=None
 ) -> CreatedApiKey:
@@ -101,10 +107,10 @@ def create_api_key(
                 "it inherits the privileges of the creating key"
             )
         role_descriptors = principal.api_key.role_descriptors
-    now = timezone.now()
+    now = _milliseconds(timezone.now())
     if expiration is not None and not isinstance(expiration, str):
         raise ValidationError("expiration must be a string such as [30d]")
-    expires = expiration_from(expiration, now)
+    expires = _milliseconds(expiration_from(expiration, now))
     secret = generate_api_key_secret()
     key = ApiKey(
         id=generate_api_key_id(),
@@ -138,9 +144,13 @@ def _validate_invalidation_request(ids, name, username, realm_name, owner):
             raise ValidationError("[ids] must be a list of strings")
         if any(not item.strip() for item in ids):
             raise ValidationError("Field [ids] must not contain blank id")
+        for item in ids:
+            storable_text("ids", item)
     for label, value in (("name", name), ("username", username), ("realm_name", realm_name)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ValidationError(f"[{label}] must be a non-empty string")
+        if value is not None:
+            storable_text(label, value)
     if not isinstance(owner, bool):
         raise ValidationError("[owner] must be true or false")
     if not (ids or name or username or realm_name or owner):
@@ -160,16 +170,6 @@ def _validate_invalidation_request(ids, name, username, realm_name, owner):
         )
 
 
-def name_matches(name: str) -> Q:
-    """Elasticsearch name matching: exact, or with ``*`` wildcards (a trailing one uses the index)."""
-    if "*" not in name:
-        return Q(name=name)
-    if name.count("*") == 1 and name.endswith("*"):
-        return Q(name__startswith=name[:-1])
-    pattern = "^" + ".*".join(re.escape(part) for part in name.split("*")) + "$"
-    return Q(name__regex=pattern)
-
-
 def _lock(keys) -> dict:
     """``{id: invalidated}`` of the keys, row-locked so concurrent invalidations report truthfully."""
     return dict(keys.select_for_update(of=("self",)).values_list("id", "invalidated"))
@@ -180,18 +180,18 @@ def invalidate_api_keys(
 ) -> InvalidationResult:
     """Invalidate the matching keys the principal may touch; any other key is never changed."""
     _validate_invalidation_request(ids, name, username, realm_name, owner)
-    allowed = selectors.invalidatable_api_keys(principal)
-    if owner:
-        allowed = allowed.filter(owner=principal.user)
+    allowed = selectors.filter_api_keys(
+        selectors.invalidatable_api_keys(principal), owner=principal.user if owner else None
+    )
     result = InvalidationResult()
-    now = timezone.now()
+    now = _milliseconds(timezone.now())
     with transaction.atomic():
         if ids:
             requested = list(dict.fromkeys(ids))
             found = {}
             for start in range(0, len(requested), INVALIDATE_BATCH_SIZE):
                 batch = requested[start : start + INVALIDATE_BATCH_SIZE]
-                found.update(_lock(allowed.filter(id__in=batch)))
+                found.update(_lock(selectors.filter_api_keys(allowed, ids=batch)))
             for key_id in requested:
                 if key_id not in found:
                     # Unknown and not-yours look the same, so ids of others' keys are not revealed.
@@ -203,14 +203,9 @@ def invalidate_api_keys(
                         }
                     )
         else:
-            matching = allowed
-            if name:
-                matching = matching.filter(name_matches(name))
-            if username:
-                matching = matching.filter(owner__username=username)
-            if realm_name:
-                matching = matching.filter(realm_name=realm_name)
-            found = _lock(matching)
+            found = _lock(
+                selectors.filter_api_keys(allowed, name=name, username=username, realm_name=realm_name)
+            )
         to_invalidate = [key_id for key_id, invalidated in found.items() if invalidated is None]
         result.previously_invalidated = [
             key_id for key_id, invalidated in found.items() if invalidated is not None

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "django_tables2",
     "django_filters",
     "accounts",
@@ -228,4 +229,24 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "apikeys.api.wire.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI document (/api/schema/, /api/docs/) is public: it describes the wire format only,
+# which Elasticsearch and Kibana document publicly, and holds no data about keys, users or roles.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Keyward API",
+    "DESCRIPTION": "Elasticsearch- and Kibana-compatible security endpoints: API keys, users, roles.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PUBLIC": True,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "TAGS": [
+        {"name": "API keys", "description": "Create, get, query and invalidate API keys (Elasticsearch)."},
+        {"name": "Authentication", "description": "Who a request acts as, and what it may do."},
+        {"name": "Users", "description": "Native realm users (Elasticsearch)."},
+        {"name": "Roles", "description": "Roles and their privileges (Elasticsearch)."},
+        {"name": "Kibana roles", "description": "Roles in Kibana's shape; writes need a kbn-xsrf header."},
+    ],
 }

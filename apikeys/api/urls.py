@@ -4,5 +4,6 @@ from apikeys.api import views
 
 urlpatterns = [
     path("_security/api_key", views.ApiKeyView.as_view(), name="api-key"),
+    path("_security/_query/api_key", views.QueryApiKeyView.as_view(), name="query-api-key"),
     path("_security/_authenticate", views.AuthenticateView.as_view(), name="authenticate"),
 ]

@@ -1,23 +1,156 @@
-"""Elasticsearch-compatible API key endpoints (SPEC §4)."""
+"""Elasticsearch-compatible API key endpoints (SPEC §4): create, get, query, invalidate, and
+``_authenticate``.
 
+Views read requests with Elasticsearch's rules and messages, ask ``apikeys.selectors`` which keys
+the caller may see and ``apikeys.services`` to change them, and render keys with
+``serializers.api_key_info``.
+"""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.exceptions import FeatureNotEnabled, ValidationError
+from apikeys import selectors
 from apikeys.api.authentication import (
     ApiKeyAuthentication,
     RealmBasicAuthentication,
     SessionPrincipalAuthentication,
 )
+from apikeys.api.serializers import (
+    AuthenticateResponseSerializer,
+    CreateApiKeyRequestSerializer,
+    CreateApiKeyResponseSerializer,
+    ElasticsearchErrorSerializer,
+    GetApiKeysResponseSerializer,
+    InvalidateApiKeysRequestSerializer,
+    InvalidateApiKeysResponseSerializer,
+    QueryApiKeysRequestSerializer,
+    QueryApiKeysResponseSerializer,
+    api_key_info,
+)
 from apikeys.api.wire import ElasticsearchAPIView
-from apikeys.services import create_api_key
+from apikeys.query import (
+    ContentParseError,
+    RequestValidationFailed,
+    epoch_millis,
+    parse_query_request,
+    search_api_keys,
+    storable_text,
+)
+from apikeys.services import create_api_key, invalidate_api_keys
 from apikeys.tls import api_key_service_enabled
 
 CREATE_FIELDS = {"name", "expiration", "role_descriptors", "metadata"}
+INVALIDATE_FIELDS = {"ids", "id", "name", "realm_name", "username", "owner"}
+# Parameters every Elasticsearch endpoint accepts; none changes these endpoints' answers.
+COMMON_PARAMS = frozenset({"pretty", "human", "error_trace"})
+GET_PARAMS = frozenset(
+    {"id", "name", "owner", "realm_name", "username", "active_only", "with_limited_by", "with_profile_uid"}
+)
+QUERY_PARAMS = frozenset({"with_limited_by", "with_profile_uid", "typed_keys", "sort"})
+TAGS = ["API keys"]
 
 
-def epoch_millis(moment):
-    return int(moment.timestamp() * 1000) if moment else None
+# ---------------------------------------------------------------------------------------------
+# URL parameters, read as Elasticsearch reads them
+
+
+def _similarity(left: str, right: str) -> float:
+    """Lucene's Levenshtein similarity, with which Elasticsearch suggests parameter names."""
+    previous = list(range(len(right) + 1))
+    for row, left_char in enumerate(left, 1):
+        current = [row]
+        for column, right_char in enumerate(right, 1):
+            substitution = previous[column - 1] + (left_char != right_char)
+            current.append(min(previous[column] + 1, current[-1] + 1, substitution))
+        previous = current
+    return 1 - previous[-1] / max(len(left), len(right), 1)
+
+
+def _unrecognized(path: str, unknown: list[str], candidates: frozenset) -> ValidationError:
+    """Elasticsearch's refusal, with its "did you mean" for names close to a known one."""
+    described = []
+    for name in unknown:
+        scored = sorted((-_similarity(name, candidate), candidate) for candidate in candidates)
+        close = [candidate for score, candidate in scored if -score > 0.5]
+        suggestion = f"[{close[0]}]" if len(close) == 1 else f"any of [{', '.join(close)}]"
+        described.append(f"[{name}]" + (f" -> did you mean {suggestion}?" if close else ""))
+    noun = "parameters" if len(unknown) > 1 else "parameter"
+    return ValidationError(f"request [{path}] contains unrecognized {noun}: {', '.join(described)}")
+
+
+def url_params(request, allowed: frozenset) -> dict[str, str]:
+    """The URL parameters; one the endpoint does not know is refused, never ignored."""
+    params = request.query_params
+    unknown = sorted(name for name in params if name not in allowed | COMMON_PARAMS)
+    if unknown:
+        raise _unrecognized(request.path, unknown, allowed | COMMON_PARAMS)
+    return {name: storable_text(name, params[name]) for name in params}
+
+
+def flag(params: dict, name: str) -> bool:
+    """A boolean parameter: ``true``, ``false``, or present without a value, which means true."""
+    raw = params.get(name)
+    if raw in ("", "true"):
+        return True
+    if raw in (None, "false"):
+        return False
+    raise ValidationError(f"Failed to parse value [{raw}] as only [true] or [false] are allowed.")
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenAPI
+
+
+def _flag_parameter(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, OpenApiTypes.BOOL, OpenApiParameter.QUERY, description=description)
+
+
+def _string_parameter(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, OpenApiTypes.STR, OpenApiParameter.QUERY, description=description)
+
+
+ERRORS = {
+    400: OpenApiResponse(ElasticsearchErrorSerializer, description="Malformed request, or plain HTTP."),
+    401: OpenApiResponse(ElasticsearchErrorSerializer, description="Missing or wrong credentials."),
+    403: OpenApiResponse(ElasticsearchErrorSerializer, description="The caller lacks the privilege."),
+}
+WITH_LIMITED_BY = _flag_parameter(
+    "with_limited_by",
+    "Also return each key's limited_by snapshot. Through an API key this needs manage_api_key.",
+)
+WITH_PROFILE_UID = _flag_parameter("with_profile_uid", "Accepted for compatibility; no user profiles here.")
+CREATE_SCHEMA = {
+    "summary": "Create an API key",
+    "description": "The secret is in this response only. Requires manage_own_api_key or higher.",
+    "request": CreateApiKeyRequestSerializer,
+    "responses": {
+        200: CreateApiKeyResponseSerializer,
+        **ERRORS,
+        409: OpenApiResponse(ElasticsearchErrorSerializer, description="An active key has that name."),
+    },
+    "tags": TAGS,
+}
+QUERY_SCHEMA = {
+    "summary": "Query API keys",
+    "description": "Keys the caller may see, filtered by a query DSL subset, sorted and paged. "
+    "Without a sort, keys come oldest first and carry no `_sort`. A GET may carry the same body.",
+    "parameters": [
+        WITH_LIMITED_BY,
+        WITH_PROFILE_UID,
+        _flag_parameter("typed_keys", "Accepted for compatibility; aggregations are not supported."),
+        _string_parameter("sort", "The sort as `field:order,field`, instead of a body `sort`."),
+    ],
+    "request": QueryApiKeysRequestSerializer,
+    "responses": {200: QueryApiKeysResponseSerializer, **ERRORS},
+    "tags": TAGS,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Views
 
 
 class SecurityAPIView(ElasticsearchAPIView):
@@ -25,15 +158,27 @@ class SecurityAPIView(ElasticsearchAPIView):
     permission_classes = [IsAuthenticated]
 
 
-class ApiKeyView(SecurityAPIView):
-    """``POST|PUT /_security/api_key``: create a key; its secret is in this response only."""
+class ApiKeyServiceView(SecurityAPIView):
+    """An endpoint of the API key service, which answers only over HTTPS (SPEC §3)."""
 
-    def post(self, request):
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
         if not api_key_service_enabled(request):
             raise FeatureNotEnabled("api keys are not enabled")
-        body = request.data
-        if not isinstance(body, dict):
-            raise ValidationError("request body must be a JSON object")
+
+
+def _json_object(body) -> dict:
+    if not isinstance(body, dict):
+        raise ValidationError("request body must be a JSON object")
+    return body
+
+
+class ApiKeyView(ApiKeyServiceView):
+    """``/_security/api_key``: create (POST, PUT), get (GET) and invalidate (DELETE) keys."""
+
+    @extend_schema(operation_id="security_create_api_key", **CREATE_SCHEMA)
+    def post(self, request):
+        body = _json_object(request.data)
         unknown = sorted(set(body) - CREATE_FIELDS)
         if unknown:
             raise ValidationError(f"unknown field [{unknown[0]}] in create api key request")
@@ -50,12 +195,151 @@ class ApiKeyView(SecurityAPIView):
             response["expiration"] = epoch_millis(key.expiration)
         return Response(response, headers={"Cache-Control": "no-store"})
 
-    put = post
+    @extend_schema(operation_id="security_create_api_key_put", **CREATE_SCHEMA)
+    def put(self, request):
+        return self.post(request)
+
+    @extend_schema(
+        operation_id="security_get_api_key",
+        summary="Get API keys",
+        description="Keys the caller may see: every key with read_security or manage_api_key, only "
+        "its own with manage_own_api_key. An id that is not found, or not the caller's to see, gives "
+        "an empty list.",
+        parameters=[
+            _string_parameter("id", "A key id. Not with name, username or realm_name."),
+            _string_parameter("name", "A key name; `*` is a wildcard. Not with id, username or realm_name."),
+            _flag_parameter("owner", "Only the caller's own keys. Not with username or realm_name."),
+            _string_parameter("username", "The owner's username."),
+            _string_parameter("realm_name", "The owner's realm."),
+            _flag_parameter("active_only", "Leave out invalidated and expired keys."),
+            WITH_LIMITED_BY,
+            WITH_PROFILE_UID,
+        ],
+        responses={200: GetApiKeysResponseSerializer, **ERRORS},
+        tags=TAGS,
+    )
+    def get(self, request):
+        params = url_params(request, GET_PARAMS)
+        # Elasticsearch treats an empty value as no value.
+        api_key_id, name, username, realm_name = (
+            params.get(field) or None for field in ("id", "name", "username", "realm_name")
+        )
+        owner, active_only, with_limited_by = (
+            flag(params, field) for field in ("owner", "active_only", "with_limited_by")
+        )
+        flag(params, "with_profile_uid")
+        problems = []
+        if (api_key_id or name) and (username or realm_name):
+            problems.append(
+                "username or realm name must not be specified when the api key id or api key name is "
+                "specified"
+            )
+        if owner and (username or realm_name):
+            problems.append("neither username nor realm-name may be specified when retrieving owned API keys")
+        if api_key_id and name:
+            problems.append("only one of [api key id, api key name] can be specified")
+        if problems:
+            raise RequestValidationFailed(*problems)
+        principal = request.auth
+        keys = selectors.visible_api_keys(principal)
+        if with_limited_by and not selectors.can_view_limited_by(principal):
+            raise selectors.unauthorized(principal, selectors.GET_ACTION)
+        keys = selectors.filter_api_keys(
+            keys,
+            ids=[api_key_id] if api_key_id else None,
+            name=name,
+            username=username,
+            realm_name=realm_name,
+            owner=principal.user if owner else None,
+            active_only=active_only,
+        )
+        return Response(
+            {"api_keys": [api_key_info(key, with_limited_by=with_limited_by) for key in keys.iterator()]}
+        )
+
+    @extend_schema(
+        operation_id="security_invalidate_api_key",
+        summary="Invalidate API keys",
+        description="Invalidates the matching keys the caller may touch: any key with manage_api_key, "
+        "only its own with manage_own_api_key. An id the caller may not touch is reported in "
+        "`error_details` and left as it is. Body (JSON): `ids` (or the deprecated `id`), `name` "
+        "(`*` wildcards), `username`, `realm_name`, `owner`.",
+        request=InvalidateApiKeysRequestSerializer,
+        responses={200: InvalidateApiKeysResponseSerializer, **ERRORS},
+        tags=TAGS,
+    )
+    def delete(self, request):
+        url_params(request, frozenset())
+        body = _json_object(request.data)
+        for field in body:
+            if field not in INVALIDATE_FIELDS:
+                raise ContentParseError(f"[invalidate_api_key] unknown field [{field}]")
+        ids = body.get("ids")
+        if body.get("id") is not None:
+            if ids is not None:
+                raise ValidationError("Must use either [id] or [ids], not both at the same time")
+            if not isinstance(body["id"], str):
+                raise ValidationError("[id] must be a string")
+            ids = [body["id"]]
+        result = invalidate_api_keys(
+            request.auth,
+            ids=ids,
+            name=body.get("name"),
+            username=body.get("username"),
+            realm_name=body.get("realm_name"),
+            owner=body.get("owner", False),
+        )
+        response = {
+            "invalidated_api_keys": result.invalidated,
+            "previously_invalidated_api_keys": result.previously_invalidated,
+            "error_count": len(result.errors),
+        }
+        if result.errors:
+            response["error_details"] = [
+                {"type": error["type"], "reason": error["reason"]} for error in result.errors
+            ]
+        return Response(response)
+
+
+class QueryApiKeyView(ApiKeyServiceView):
+    """``POST|GET /_security/_query/api_key``: keys the caller may see, by query, sorted and paged."""
+
+    @extend_schema(operation_id="security_query_api_keys", **QUERY_SCHEMA)
+    def post(self, request):
+        params = url_params(request, QUERY_PARAMS)
+        with_limited_by = flag(params, "with_limited_by")
+        flag(params, "with_profile_uid")
+        flag(params, "typed_keys")
+        query = parse_query_request(request.data, url_sort=params.get("sort"))
+        principal = request.auth
+        # For a principal limited to its own keys, the query is ANDed with ownership.
+        keys = selectors.visible_api_keys(principal)
+        if with_limited_by and not selectors.can_view_limited_by(principal):
+            raise selectors.unauthorized(principal, selectors.GET_ACTION)
+        total, page = search_api_keys(keys, query)
+        return Response({
+            "total": total,
+            "count": len(page),
+            "api_keys": [
+                api_key_info(key, with_limited_by=with_limited_by, sort_values=sort_values)
+                for key, sort_values in page
+            ],
+        })
+
+    @extend_schema(operation_id="security_query_api_keys_get", **QUERY_SCHEMA)
+    def get(self, request):
+        return self.post(request)
 
 
 class AuthenticateView(SecurityAPIView):
     """``GET /_security/_authenticate``: who this request acts as."""
 
+    @extend_schema(
+        operation_id="security_authenticate",
+        summary="Who the request acts as",
+        responses={200: AuthenticateResponseSerializer, 401: ERRORS[401]},
+        tags=["Authentication"],
+    )
     def get(self, request):
         principal = request.auth
         user = principal.user

@@ -1,0 +1,407 @@
+"""Elasticsearch-compatible users, roles and has-privileges endpoints (SPEC §4).
+
+Thin callers: ``accounts.selectors`` decides who may do what, ``accounts.services`` does every
+write, ``apikeys.api.wire`` renders errors. Denials name the Elasticsearch action, as
+Elasticsearch's do.
+"""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.response import Response
+
+from accounts import selectors, services
+from accounts.api.serializers import (
+    CreatedSerializer,
+    EmptySerializer,
+    FoundSerializer,
+    HasPrivilegesRequestSerializer,
+    HasPrivilegesResponseSerializer,
+    PutRoleResponseSerializer,
+    PutUserSerializer,
+    RoleDescriptorSerializer,
+    RolesByNameSerializer,
+    UsersByNameSerializer,
+)
+from accounts.exceptions import ValidationError
+from apikeys.api.authentication import principal_of
+from apikeys.api.views import SecurityAPIView
+from apikeys.selectors import unauthorized
+
+GET_USERS = "cluster:admin/xpack/security/user/get"
+PUT_USER = "cluster:admin/xpack/security/user/put"
+DELETE_USER = "cluster:admin/xpack/security/user/delete"
+SET_USER_ENABLED = "cluster:admin/xpack/security/user/set_enabled"
+CHANGE_PASSWORD = "cluster:admin/xpack/security/user/change_password"
+GET_ROLES = "cluster:admin/xpack/security/role/get"
+PUT_ROLE = "cluster:admin/xpack/security/role/put"
+DELETE_ROLE = "cluster:admin/xpack/security/role/delete"
+
+BOOLEAN = frozenset({"", "true", "false"})
+REFRESH = frozenset({"", "true", "false", "wait_for"})
+# Accepted on every Elasticsearch endpoint (the official client may send them); they change nothing here.
+COMMON_PARAMETERS = {"pretty": BOOLEAN, "human": BOOLEAN, "error_trace": BOOLEAN, "filter_path": None}
+PUT_USER_FIELDS = frozenset(
+    {"password", "password_hash", "roles", "full_name", "email", "metadata", "enabled"}
+)
+PASSWORD_FIELDS = frozenset({"password", "password_hash"})
+HAS_PRIVILEGES_FIELDS = frozenset({"cluster", "index", "application"})
+
+
+def has_body(request) -> bool:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0) > 0
+    except ValueError:
+        return False  # Django reads no body either
+
+
+def json_object(request) -> dict:
+    """The request's JSON object body, which this endpoint requires."""
+    if not has_body(request):
+        raise ValidationError("request body is required")
+    body = request.data
+    if not isinstance(body, dict):
+        raise ValidationError("request body must be a JSON object")
+    return body
+
+
+def refuse_unknown_fields(body: dict, allowed: frozenset, request_name: str) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ValidationError(f"failed to parse {request_name} request. unexpected field [{unknown[0]}]")
+
+
+def name_list(names: str) -> list[str]:
+    """A comma-separated path parameter, as Elasticsearch splits it."""
+    return [name for name in names.split(",") if name]
+
+
+def require(allowed: bool, principal, action: str) -> None:
+    if not allowed:
+        raise unauthorized(principal, action)
+
+
+class AccountsAPIView(SecurityAPIView):
+    """Refuses, as Elasticsearch does, query parameters the endpoint does not know, values they
+    cannot take, and a body on a method that takes none."""
+
+    parameters: dict[str, frozenset | None] = {}
+    body_methods = frozenset({"PUT", "POST"})
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if not hasattr(self, request.method.lower()):
+            return  # answered 405 by the dispatcher
+        known = {**COMMON_PARAMETERS, **self.parameters}
+        unknown = sorted(set(request.query_params) - set(known))
+        if unknown:
+            plural = "s" if len(unknown) > 1 else ""
+            listed = ", ".join(f"[{name}]" for name in unknown)
+            raise ValidationError(
+                f"request [{request.path}] contains unrecognized parameter{plural}: {listed}"
+            )
+        for name, value in request.query_params.items():
+            allowed = known[name]
+            if allowed is not None and value not in allowed:
+                expected = ", ".join(sorted(choice for choice in allowed if choice))
+                raise ValidationError(
+                    f"invalid value [{value}] for parameter [{name}]: expected one of [{expected}]"
+                )
+        if request.method not in self.body_methods and has_body(request):
+            raise ValidationError(f"request [{request.method} {request.path}] does not support having a body")
+
+
+def _parameter(name: str, description: str, enum=("true", "false")) -> OpenApiParameter:
+    return OpenApiParameter(
+        name, OpenApiTypes.STR, OpenApiParameter.QUERY, description=description, enum=list(enum)
+    )
+
+
+REFRESH_PARAMETER = _parameter(
+    "refresh", "Accepted for compatibility: every write is visible at once.", ("true", "false", "wait_for")
+)
+NOT_FOUND = OpenApiResponse(EmptySerializer, description="None of the names exists.")
+USERS_RESPONSE = OpenApiResponse(UsersByNameSerializer, description="One member per user, named after it.")
+ROLES_RESPONSE = OpenApiResponse(RolesByNameSerializer, description="One member per role, named after it.")
+COMMA_LIST = "One or more, comma-separated."
+USERNAME_PATH = OpenApiParameter("username", OpenApiTypes.STR, OpenApiParameter.PATH)
+ROLE_NAME_PATH = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH)
+
+
+class UsersView(AccountsAPIView):
+    """``GET /_security/user``: every native user."""
+
+    parameters = {"with_profile_uid": BOOLEAN}
+
+    @extend_schema(
+        operation_id="security_get_users",
+        summary="Get every native user",
+        description="Users of the native realm only, as Elasticsearch answers. Needs `read_security`.",
+        tags=["Users"],
+        parameters=[_parameter("with_profile_uid", "Accepted; users here have no profiles.")],
+        responses={200: USERS_RESPONSE},
+    )
+    def get(self, request):
+        principal = principal_of(request)
+        require(selectors.can_read_security(principal), principal, GET_USERS)
+        return Response(UsersByNameSerializer(selectors.native_users()).data)
+
+
+class UserView(AccountsAPIView):
+    """``/_security/user/{username}``: get (a comma-separated list), create or replace, delete."""
+
+    parameters = {"with_profile_uid": BOOLEAN, "refresh": REFRESH}
+
+    @extend_schema(
+        operation_id="security_get_user",
+        summary="Get native users by name",
+        description="`username` may be a comma-separated list. 404 with `{}` when none of them exists.",
+        tags=["Users"],
+        parameters=[
+            OpenApiParameter("username", OpenApiTypes.STR, OpenApiParameter.PATH, description=COMMA_LIST),
+            _parameter("with_profile_uid", "Accepted; users here have no profiles."),
+        ],
+        responses={200: USERS_RESPONSE, 404: NOT_FOUND},
+    )
+    def get(self, request, username):
+        principal = principal_of(request)
+        require(selectors.can_read_security(principal), principal, GET_USERS)
+        users = UsersByNameSerializer(selectors.native_users(name_list(username))).data
+        return Response(users, status=200 if users else 404)
+
+    @extend_schema(
+        operation_id="security_put_user",
+        summary="Create or replace a native user",
+        description=(
+            "Every field is replaced; `enabled` defaults to true. The password is required to create a "
+            "user and may be left out to keep it. Needs `manage_security`."
+        ),
+        tags=["Users"],
+        parameters=[USERNAME_PATH, REFRESH_PARAMETER],
+        request=PutUserSerializer,
+        responses={200: CreatedSerializer},
+    )
+    def put(self, request, username):
+        principal = principal_of(request)
+        require(selectors.can_manage_security(principal), principal, PUT_USER)
+        body = json_object(request)
+        refuse_unknown_fields(body, PUT_USER_FIELDS, "add user")
+        _, created = services.put_user(
+            username,
+            roles=body.get("roles"),
+            password=body.get("password"),
+            password_hash=body.get("password_hash"),
+            full_name=body.get("full_name"),
+            email=body.get("email"),
+            metadata=body.get("metadata"),
+            enabled=body.get("enabled", True),
+            acting_user=principal.user,
+        )
+        return Response({"created": created})
+
+    @extend_schema(
+        operation_id="security_post_user",
+        summary="Create or replace a native user",
+        description="The same as PUT.",
+        tags=["Users"],
+        parameters=[USERNAME_PATH, REFRESH_PARAMETER],
+        request=PutUserSerializer,
+        responses={200: CreatedSerializer},
+    )
+    def post(self, request, username):
+        return self.put(request, username)
+
+    @extend_schema(
+        operation_id="security_delete_user",
+        summary="Delete a native user",
+        description=(
+            "The user's API keys are deleted with it. A user cannot delete themselves. "
+            "404 with `found: false` when there is no such user."
+        ),
+        tags=["Users"],
+        parameters=[USERNAME_PATH, REFRESH_PARAMETER],
+        responses={200: FoundSerializer, 404: FoundSerializer},
+    )
+    def delete(self, request, username):
+        principal = principal_of(request)
+        require(selectors.can_manage_security(principal), principal, DELETE_USER)
+        found = services.delete_user(username, acting_user=principal.user)
+        return Response({"found": found}, status=200 if found else 404)
+
+
+@extend_schema(exclude=True)  # beyond SPEC §4's operations, which the OpenAPI document lists
+class UserEnabledView(AccountsAPIView):
+    """``PUT|POST /_security/user/{username}/_enable`` and ``/_disable``."""
+
+    parameters = {"refresh": REFRESH}
+    enabled = True
+
+    def put(self, request, username):
+        principal = principal_of(request)
+        require(selectors.can_manage_security(principal), principal, SET_USER_ENABLED)
+        services.set_user_enabled(username, self.enabled, acting_user=principal.user)
+        return Response({})
+
+    post = put
+
+
+@extend_schema(exclude=True)  # beyond SPEC §4's operations, which the OpenAPI document lists
+class ChangePasswordView(AccountsAPIView):
+    """``PUT|POST /_security/user/{username}/_password``, or ``/_security/user/_password`` for oneself."""
+
+    parameters = {"refresh": REFRESH}
+
+    def put(self, request, username=None):
+        principal = principal_of(request)
+        if username is None:
+            if principal.realm_name != services.NATIVE_REALM:
+                raise ValidationError(
+                    f"the password of user [{principal.user.username}] is kept in the users file of "
+                    f"realm [{principal.realm_name}]"
+                )
+            username = principal.user.username
+        require(selectors.can_change_password(principal, username), principal, CHANGE_PASSWORD)
+        body = json_object(request)
+        refuse_unknown_fields(body, PASSWORD_FIELDS, "change password")
+        services.change_password(
+            username, body.get("password"), body.get("password_hash"), acting_user=principal.user
+        )
+        return Response({})
+
+    post = put
+
+
+class HasPrivilegesView(AccountsAPIView):
+    """``GET|POST /_security/user/_has_privileges``: what the caller holds, for every caller."""
+
+    body_methods = frozenset({"GET", "POST"})
+
+    def _answer(self, request, username=None):
+        principal = principal_of(request)
+        if username is not None and username != principal.user.username:
+            raise ValidationError("users may only check the privileges of their own account")
+        body = json_object(request)
+        refuse_unknown_fields(body, HAS_PRIVILEGES_FIELDS, "has privileges")
+        answer = selectors.has_privileges(
+            principal,
+            cluster=body.get("cluster"),
+            index=body.get("index"),
+            application=body.get("application"),
+        )
+        return Response(answer)
+
+    @extend_schema(
+        operation_id="security_has_privileges",
+        summary="Check the caller's privileges",
+        description=(
+            "For an API key, the key's role descriptors intersected with its owner's roles at creation. "
+            "Unknown privilege names are refused. Open to every authenticated caller."
+        ),
+        tags=["Authentication"],
+        request=HasPrivilegesRequestSerializer,
+        responses={200: HasPrivilegesResponseSerializer},
+    )
+    def post(self, request, username=None):
+        return self._answer(request, username)
+
+    @extend_schema(
+        operation_id="security_has_privileges_get",
+        summary="Check the caller's privileges",
+        description="The same as POST, with the JSON body on a GET, as Elasticsearch accepts it.",
+        tags=["Authentication"],
+        request=HasPrivilegesRequestSerializer,
+        responses={200: HasPrivilegesResponseSerializer},
+    )
+    def get(self, request, username=None):
+        return self._answer(request, username)
+
+
+@extend_schema(exclude=True)  # Elasticsearch's per-user form, which the client uses when given a user
+class UserHasPrivilegesView(HasPrivilegesView):
+    """``GET|POST /_security/user/{username}/_has_privileges``: only ``username`` = the caller."""
+
+
+class RolesView(AccountsAPIView):
+    """``GET /_security/role``: every role, the built-in ones included."""
+
+    parameters = {"include_implicit": BOOLEAN}
+
+    @extend_schema(
+        operation_id="security_get_roles",
+        summary="Get every role",
+        description="Built-in roles are included, with `metadata._reserved: true`.",
+        tags=["Roles"],
+        parameters=[_parameter("include_implicit", "Accepted; roles here have no implicit privileges.")],
+        responses={200: ROLES_RESPONSE},
+    )
+    def get(self, request):
+        principal = principal_of(request)
+        require(selectors.can_read_security(principal), principal, GET_ROLES)
+        return Response(RolesByNameSerializer(selectors.roles()).data)
+
+
+class RoleView(AccountsAPIView):
+    """``/_security/role/{name}``: get (a comma-separated list), create or replace, delete."""
+
+    parameters = {"include_implicit": BOOLEAN, "refresh": REFRESH}
+
+    @extend_schema(
+        operation_id="security_get_role",
+        summary="Get roles by name",
+        description="`name` may be a comma-separated list. 404 with `{}` when none of them exists.",
+        tags=["Roles"],
+        parameters=[
+            OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description=COMMA_LIST),
+            _parameter("include_implicit", "Accepted; roles here have no implicit privileges."),
+        ],
+        responses={200: ROLES_RESPONSE, 404: NOT_FOUND},
+    )
+    def get(self, request, name):
+        principal = principal_of(request)
+        require(selectors.can_read_security(principal), principal, GET_ROLES)
+        found = RolesByNameSerializer(selectors.roles(name_list(name))).data
+        return Response(found, status=200 if found else 404)
+
+    @extend_schema(
+        operation_id="security_put_role",
+        summary="Create or replace a role",
+        description=(
+            "Unknown privileges are refused and named. Application privileges, remote indices and a "
+            "description cannot be stored and are refused. Built-in roles cannot be changed. "
+            "Needs `manage_security`."
+        ),
+        tags=["Roles"],
+        parameters=[ROLE_NAME_PATH, REFRESH_PARAMETER],
+        request=RoleDescriptorSerializer,
+        responses={200: PutRoleResponseSerializer},
+    )
+    def put(self, request, name):
+        principal = principal_of(request)
+        require(selectors.can_manage_security(principal), principal, PUT_ROLE)
+        _, created = services.put_role_descriptor(name, json_object(request), acting_user=principal.user)
+        return Response({"role": {"created": created}})
+
+    @extend_schema(
+        operation_id="security_post_role",
+        summary="Create or replace a role",
+        description="The same as PUT.",
+        tags=["Roles"],
+        parameters=[ROLE_NAME_PATH, REFRESH_PARAMETER],
+        request=RoleDescriptorSerializer,
+        responses={200: PutRoleResponseSerializer},
+    )
+    def post(self, request, name):
+        return self.put(request, name)
+
+    @extend_schema(
+        operation_id="security_delete_role",
+        summary="Delete a role",
+        description="Built-in roles cannot be deleted. 404 with `found: false` when there is no such role.",
+        tags=["Roles"],
+        parameters=[ROLE_NAME_PATH, REFRESH_PARAMETER],
+        responses={200: FoundSerializer, 404: FoundSerializer},
+    )
+    def delete(self, request, name):
+        principal = principal_of(request)
+        require(selectors.can_manage_security(principal), principal, DELETE_ROLE)
+        found = services.delete_role(name, acting_user=principal.user)
+        return Response({"found": found}, status=200 if found else 404)

@@ -1,0 +1,103 @@
+"""Who may read and change users and roles (SPEC §2, §4), and the reads that go with them.
+
+The one place these rules live: the REST API, the Kibana role API, the UI and the commands all
+ask these functions. Reading users and roles takes ``read_security``; changing them takes
+``manage_security`` (which implies ``read_security``). Checks go through
+``Principal.has_cluster_privilege``, so a request made with an API key gets the key's descriptors
+intersected with its ``limited_by`` snapshot: a read-only key of a superuser can read, not write.
+"""
+
+from django.db.models import QuerySet
+
+from accounts.exceptions import ValidationError
+from accounts.models import Role, User
+from accounts.principals import Principal
+from accounts.privileges import validate_role_descriptor
+from accounts.services import NATIVE_REALM
+
+HAS_PRIVILEGES_INDEX_FIELDS = frozenset({"names", "privileges", "allow_restricted_indices"})
+
+
+def can_read_security(principal: Principal) -> bool:
+    return principal.has_cluster_privilege("read_security")
+
+
+def can_manage_security(principal: Principal) -> bool:
+    return principal.has_cluster_privilege("manage_security")
+
+
+def can_change_password(principal: Principal, username: str) -> bool:
+    """A native user may change their own password, though not through an API key (as in
+    Elasticsearch); anyone else's takes ``manage_security``."""
+    own = (
+        principal.api_key is None
+        and principal.realm_name == NATIVE_REALM
+        and principal.user.username == username
+    )
+    return own or can_manage_security(principal)
+
+
+def native_users(usernames: list[str] | None = None) -> QuerySet[User]:
+    """Users of the native realm, all or those named: the users API manages no other realm."""
+    users = User.objects.filter(realm__name=NATIVE_REALM).prefetch_related("roles").order_by("username")
+    return users if usernames is None else users.filter(username__in=usernames)
+
+
+def roles(names: list[str] | None = None) -> QuerySet[Role]:
+    """Every role, the built-in ones included, or those named."""
+    rows = Role.objects.order_by("name")
+    return rows if names is None else rows.filter(name__in=names)
+
+
+def has_privileges(principal: Principal, cluster=None, index=None, application=None) -> dict:
+    """Elasticsearch's has-privileges answer about the principal's effective privileges (for an API
+    key: its descriptors ∩ ``limited_by``). Unknown privilege names are refused. Roles here hold no
+    application privileges, so every application privilege asked about is reported as not held."""
+    username = principal.user.username
+    for entry in index if isinstance(index, list) else []:
+        if isinstance(entry, dict):
+            unexpected = sorted(set(entry) - HAS_PRIVILEGES_INDEX_FIELDS)
+            if unexpected:
+                raise ValidationError(
+                    f"failed to parse privileges check [{username}]. "
+                    f"unexpected field [{','.join(unexpected)}]"
+                )
+    requested = validate_role_descriptor(
+        username,
+        {
+            "cluster": [] if cluster is None else cluster,
+            "indices": [] if index is None else index,
+            "applications": [] if application is None else application,
+        },
+    )
+    if not (requested["cluster"] or requested["indices"] or requested["applications"]):
+        raise ValidationError("must specify at least one privilege")
+    held = principal.privileges
+    cluster_answer = {name: held.has_cluster(name) for name in requested["cluster"]}
+    index_answer: dict[str, dict[str, bool]] = {}
+    for entry in requested["indices"]:
+        for name in entry["names"]:
+            answer = index_answer.setdefault(name, {})
+            answer.update({privilege: held.has_index(name, privilege) for privilege in entry["privileges"]})
+    application_answer: dict[str, dict[str, dict[str, bool]]] = {}
+    for entry in requested["applications"]:
+        resources = application_answer.setdefault(entry["application"], {})
+        for resource in entry["resources"]:
+            resources.setdefault(resource, {}).update(dict.fromkeys(entry["privileges"], False))
+    answers = [
+        *cluster_answer.values(),
+        *(granted for privileges in index_answer.values() for granted in privileges.values()),
+        *(
+            granted
+            for resources in application_answer.values()
+            for privileges in resources.values()
+            for granted in privileges.values()
+        ),
+    ]
+    return {
+        "username": username,
+        "has_all_requested": all(answers),
+        "cluster": cluster_answer,
+        "index": index_answer,
+        "application": application_answer,
+    }

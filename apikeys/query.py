@@ -1,0 +1,941 @@
+"""Elasticsearch's query DSL for API keys (SPEC §4), translated into Django ``Q`` objects.
+
+The query API key API accepts a subset of the DSL (``match_all``, ``bool``, ``term``, ``terms``,
+``prefix``, ``wildcard``, ``range``, ``exists``, ``ids``, ``match``) over the fields Elasticsearch
+exposes (``name``, ``type``, ``creation``, ``expiration``, ``invalidated``, ``invalidation``,
+``username``, ``realm_name``, ``metadata.*``), plus ``from``/``size``, ``sort`` and
+``search_after``. Field values keep Elasticsearch's semantics: names and metadata values are
+keywords (exact, case-sensitive; ``match`` on a keyword is a term match), times are compared at
+millisecond precision, ``metadata.<path>`` values compare as text.
+
+Bad input of any shape raises ``ValidationError`` (or a subclass carrying Elasticsearch's error
+type) and nothing else. Wildcards become LIKE/GLOB patterns, never regular expressions, so no
+pattern can make the database backtrack.
+"""
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from functools import reduce
+from operator import and_, or_
+
+from django.db.models import BooleanField, Case, ExpressionWrapper, F, Func, Q, TextField, Value, When
+from django.db.models.fields.json import KeyTextTransform, KeyTransform, KeyTransformIsNull
+from django.db.models.functions import Cast
+from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, In, LessThan, LessThanOrEqual
+
+from accounts.exceptions import ValidationError
+
+DEFAULT_SIZE = 10
+# Elasticsearch's index.max_result_window: from + size may not exceed it.
+MAX_RESULT_WINDOW = 10_000
+# Elasticsearch's indices.query.bool.max_nested_depth.
+MAX_BOOL_DEPTH = 30
+# Bounds on one query's size, so that it always fits in one SQL statement.
+MAX_CLAUSES = 1024
+MAX_TERMS = 4096
+MAX_SORT_FIELDS = 16
+MAX_METADATA_DEPTH = 16
+# SQLite refuses LIKE and GLOB patterns over 50,000 bytes.
+MAX_PATTERN_LENGTH = 4096
+METADATA_KEY = re.compile(r"[A-Za-z0-9_@:+\- ]{1,128}")
+
+MATCH_ALL = Q(pk__isnull=False)
+MATCH_NONE = Q(pk__in=[])
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
+# A day inside datetime's range at each end, so that time zones and rounding cannot overflow.
+EARLIEST, LATEST = datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC)
+
+
+class ParsingError(ValidationError):
+    """A malformed query, as Elasticsearch's query parser reports it."""
+
+    type = "parsing_exception"
+
+
+class ContentParseError(ValidationError):
+    """A malformed request body field, as Elasticsearch's object parser reports it."""
+
+    type = "x_content_parse_exception"
+
+
+class TooManyClauses(ValidationError):
+    type = "too_many_clauses"
+
+
+class RequestValidationFailed(ValidationError):
+    """Elasticsearch's request validation: every problem found, numbered."""
+
+    type = "action_request_validation_exception"
+
+    def __init__(self, *problems: str):
+        numbered = "".join(f"{number}: {problem};" for number, problem in enumerate(problems, 1))
+        super().__init__(f"Validation Failed: {numbered}")
+
+
+def storable_text(label: str, value: str) -> str:
+    """Text the database can store and compare: no NUL character and no lone surrogate, either of
+    which would make the query itself fail."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"[{label}] must not contain unpaired surrogates") from None
+    if "\x00" in value:
+        raise ValidationError(f"[{label}] must not contain NUL characters")
+    return value
+
+
+def _type_name(value) -> str:
+    return {dict: "START_OBJECT", list: "START_ARRAY", type(None): "VALUE_NULL", bool: "VALUE_BOOLEAN"}.get(
+        type(value), "VALUE_NUMBER" if isinstance(value, int | float) else "VALUE_STRING"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Wildcard patterns
+
+STAR, ANY_CHAR = object(), object()
+
+
+def wildcard_pattern(pattern: str) -> tuple:
+    """Elasticsearch's wildcard syntax: ``*`` any run, ``?`` one character, ``\\`` escapes."""
+    tokens, escaped = [], False
+    for char in pattern:
+        if escaped:
+            tokens.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "*":
+            if not tokens or tokens[-1] is not STAR:
+                tokens.append(STAR)
+        else:
+            tokens.append(ANY_CHAR if char == "?" else char)
+    if escaped:
+        tokens.append("\\")
+    return tuple(tokens)
+
+
+def _like(tokens: tuple) -> str:
+    wildcards = {STAR: "%", ANY_CHAR: "_"}
+    return "".join(wildcards.get(token) or re.sub(r"([\\%_])", r"\\\1", token) for token in tokens)
+
+
+def _glob(tokens: tuple) -> str:
+    wildcards = {STAR: "*", ANY_CHAR: "?"}
+    return "".join(wildcards.get(token) or re.sub(r"([*?\[])", r"[\1]", token) for token in tokens)
+
+
+class WildcardMatch(Func):
+    """The expression matches a wildcard pattern. LIKE, or GLOB on SQLite, whose LIKE ignores case;
+    both run in linear time, and a pattern with only a trailing ``*`` can use an index."""
+
+    output_field = BooleanField()
+
+    def __init__(self, expression, tokens: tuple, case_insensitive: bool = False):
+        if len(tokens) > MAX_PATTERN_LENGTH:
+            raise ValidationError(f"a pattern may not be longer than [{MAX_PATTERN_LENGTH}] characters")
+        super().__init__(expression)
+        self.tokens = tokens
+        self.case_insensitive = case_insensitive
+
+    def _compile(self, compiler, template: str, fold: str, pattern: str):
+        sql, params = compiler.compile(self.source_expressions[0])
+        if self.case_insensitive:
+            sql = f"{fold}({sql})"
+        return template.format(sql, f"{fold}(%s)" if self.case_insensitive else "%s"), (*params, pattern)
+
+    def as_sql(self, compiler, connection, **extra):
+        return self._compile(compiler, "{} LIKE {} ESCAPE '\\'", "UPPER", _like(self.tokens))
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self._compile(compiler, "{} GLOB {}", "LOWER", _glob(self.tokens))
+
+
+def name_matches(name: str) -> Q:
+    """The get and invalidate APIs' ``name``: exact, or with ``*`` wildcards (a trailing one uses
+    the index)."""
+    if "*" not in name:
+        return Q(name=name)
+    first, *rest = name.split("*")
+    tokens = [*first]
+    for part in rest:
+        tokens += [STAR, *part]
+    return Q(WildcardMatch(F("name"), tuple(tokens)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Dates
+
+DATE_MATH = re.compile(r"([+-])(\d{1,9})([yMwdhHms])|/([yMwdhHms])")
+PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{2}))?")
+DATE_FORMATS = frozenset({"epoch_millis", "strict_date_optional_time", "date_optional_time"})
+TIME_ZONE = re.compile(r"([+-])(\d{2}):?(\d{2})")
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    year, month = divmod(moment.month - 1 + months, 12)
+    year += moment.year
+    last_day = calendar.monthrange(year, month + 1)[1]
+    return moment.replace(year=year, month=month + 1, day=min(moment.day, last_day))
+
+
+def _floor(moment: datetime, unit: str) -> datetime:
+    moment = moment.replace(microsecond=0)
+    if unit == "s":
+        return moment
+    moment = moment.replace(second=0)
+    if unit == "m":
+        return moment
+    moment = moment.replace(minute=0)
+    if unit in "hH":
+        return moment
+    moment = moment.replace(hour=0)
+    if unit == "w":
+        return moment - timedelta(days=moment.weekday())
+    if unit == "d":
+        return moment
+    return moment.replace(day=1, month=1 if unit == "y" else moment.month)
+
+
+def _step(moment: datetime, unit: str, count: int) -> datetime:
+    if unit in "yM":
+        return _add_months(moment, count * (12 if unit == "y" else 1))
+    seconds = {"w": 604800, "d": 86400, "h": 3600, "H": 3600, "m": 60, "s": 1}[unit]
+    return moment + timedelta(seconds=seconds * count)
+
+
+def _round(moment: datetime, unit: str, up: bool) -> datetime:
+    """Rounding down gives the unit's first millisecond; rounding up its last, as Elasticsearch does
+    for ``gt`` and ``lte``."""
+    start = _floor(moment, unit)
+    return _step(start, unit, 1) - MILLISECOND if up else start
+
+
+def _iso_date(text: str, zone, round_up: bool) -> datetime:
+    partial = PARTIAL_DATE.fullmatch(text)
+    if partial:
+        year, month = int(partial[1]), int(partial[2] or 1)
+        moment = datetime(year, month, 1, tzinfo=zone)
+        return _round(moment, "M" if partial[2] else "y", round_up)
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    if round_up and "T" not in text and len(text) == 10:
+        return _round(moment, "d", up=True)
+    return moment
+
+
+def _date(value, zone, round_up: bool) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(value)
+    if isinstance(value, int | float):
+        return EPOCH + timedelta(milliseconds=value)
+    if re.fullmatch(r"-?\d+", value) and len(value) != 4:
+        return EPOCH + timedelta(milliseconds=int(value))
+    if value.startswith("now"):
+        moment, math = datetime.now(UTC), value[3:]
+    else:
+        anchor, _, math = value.partition("||")
+        moment = _iso_date(anchor, zone, round_up and not math)
+    position = 0
+    for operation in DATE_MATH.finditer(math):
+        if operation.start() != position:
+            raise ValueError(value)
+        position = operation.end()
+        sign, count, unit, rounding = operation.groups()
+        if rounding:
+            moment = _round(moment.astimezone(zone), rounding, round_up)
+        else:
+            moment = _step(moment, unit, int(count) * (-1 if sign == "-" else 1))
+    if position != len(math):
+        raise ValueError(value)
+    return moment
+
+
+def parse_date(value, *, round_up: bool = False, zone=UTC) -> datetime:
+    """A date as Elasticsearch reads one: epoch milliseconds, ISO 8601, or date math (``now-1d/d``)."""
+    try:
+        moment = _date(value, zone, round_up)
+        if not EARLIEST <= moment <= LATEST:
+            raise ValueError(value)
+        # Millisecond precision, as Elasticsearch stores times.
+        return moment - timedelta(microseconds=moment.microsecond % 1000)
+    except (ValueError, OverflowError):
+        raise ValidationError(
+            f"failed to parse date field [{value}] with format [strict_date_optional_time||epoch_millis]"
+        ) from None
+
+
+def epoch_millis(moment: datetime) -> int:
+    return (moment - EPOCH) // MILLISECOND
+
+
+def _time_zone(value):
+    if value in ("Z", "UTC", "utc", "+00:00"):
+        return UTC
+    offset = TIME_ZONE.fullmatch(value) if isinstance(value, str) else None
+    if offset is None or int(offset[2]) > 18 or int(offset[3]) > 59:
+        raise ValidationError(f"[range] [time_zone] [{value}] is not supported: use an offset like [+01:00]")
+    minutes = (int(offset[2]) * 60 + int(offset[3])) * (-1 if offset[1] == "-" else 1)
+    return timezone(timedelta(minutes=minutes))
+
+
+# ---------------------------------------------------------------------------------------------
+# Fields
+
+
+def _keyword(query: str, value) -> str:
+    """Keyword values: strings, or numbers and booleans in their JSON spelling, as Elasticsearch coerces."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return storable_text(query, value)
+    if isinstance(value, int | float):
+        return str(value)
+    raise ParsingError(f"[{query}] query does not support values of type [{_type_name(value)}]")
+
+
+def _boolean(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise ValidationError(f"Can't parse boolean value [{value}], expected [true] or [false]")
+
+
+class Field:
+    """A queryable field: how each query type, sort and ``search_after`` apply to it."""
+
+    es_type = "keyword"
+    nullable = False
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def not_supported(self, query: str):
+        return ValidationError(
+            f"Can only use {query} queries on keyword and text fields - "
+            f"not on [{self.name}] which is of type [{self.es_type}]"
+        )
+
+    def value(self, query: str, value):
+        """A query or ``search_after`` value, converted for comparison with ``expression``."""
+        return _keyword(query, value)
+
+    def equals(self, value) -> Q:
+        return Q(Exact(self.expression(), value))
+
+    def after(self, value, descending: bool) -> Q:
+        comparison = LessThan if descending else GreaterThan
+        return Q(comparison(self.expression(), value))
+
+    def term(self, value, case_insensitive: bool = False) -> Q:
+        value = self.value("term", value)
+        if case_insensitive:
+            return self.guard(Q(WildcardMatch(self.expression(), tuple(value), case_insensitive=True)))
+        return self.guard(self.equals(value))
+
+    def terms(self, values: list) -> Q:
+        return self.guard(Q(In(self.expression(), [self.value("terms", value) for value in values])))
+
+    def like(self, query: str, tokens: tuple, case_insensitive: bool) -> Q:
+        return self.guard(Q(WildcardMatch(self.expression(), tokens, case_insensitive)))
+
+    def range(self, bounds: dict, zone) -> Q:
+        lookups = {"gt": GreaterThan, "gte": GreaterThanOrEqual, "lt": LessThan, "lte": LessThanOrEqual}
+        clauses = [
+            Q(lookups[op](self.expression(), self.value("range", value))) for op, value in bounds.items()
+        ]
+        return reduce(and_, clauses, self.exists())
+
+    def exists(self) -> Q:
+        return MATCH_ALL
+
+    def guard(self, clause: Q) -> Q:
+        """A clause that is false, never unknown, where the field is missing, so that ``must_not`` holds."""
+        return clause
+
+    def expression(self):
+        raise NotImplementedError
+
+    def sort_value(self, value):
+        return value
+
+
+class ColumnField(Field):
+    """A keyword stored in a column of the key or of its owner."""
+
+    def __init__(self, name: str, column: str):
+        super().__init__(name)
+        self.column = column
+
+    def expression(self):
+        return F(self.column)
+
+    def terms(self, values: list) -> Q:
+        return Q(**{f"{self.column}__in": [self.value("terms", value) for value in values]})
+
+
+class DateField(ColumnField):
+    """A time, compared at millisecond precision as Elasticsearch stores it."""
+
+    es_type = "date"
+
+    def __init__(self, name: str, column: str, nullable: bool):
+        super().__init__(name, column)
+        self.nullable = nullable
+
+    def value(self, query: str, value):
+        return parse_date(value)
+
+    def equals(self, value) -> Q:
+        return Q(**{f"{self.column}__gte": value, f"{self.column}__lt": value + MILLISECOND})
+
+    def after(self, value, descending: bool) -> Q:
+        if descending:
+            return Q(**{f"{self.column}__lt": value})
+        return Q(**{f"{self.column}__gte": value + MILLISECOND})
+
+    def term(self, value, case_insensitive: bool = False) -> Q:
+        return self.equals(self.value("term", value))
+
+    def terms(self, values: list) -> Q:
+        return reduce(or_, [self.equals(self.value("terms", value)) for value in values], MATCH_NONE)
+
+    def like(self, query: str, tokens: tuple, case_insensitive: bool) -> Q:
+        raise self.not_supported(query)
+
+    def range(self, bounds: dict, zone) -> Q:
+        clauses = []
+        for op, value in bounds.items():
+            moment = parse_date(value, round_up=op in ("gt", "lte"), zone=zone)
+            # Compared in whole milliseconds: "gt X" means the stored millisecond is above X.
+            if op in ("gt", "lte"):
+                moment += MILLISECOND
+            lookup = {"gt": "gte", "lte": "lt"}.get(op, op)
+            clauses.append(Q(**{f"{self.column}__{lookup}": moment}))
+        return reduce(and_, clauses, self.exists())
+
+    def exists(self) -> Q:
+        return Q(**{f"{self.column}__isnull": False}) if self.nullable else MATCH_ALL
+
+    def sort_value(self, value):
+        return None if value is None else epoch_millis(value)
+
+
+class InvalidatedField(Field):
+    """Whether the key is invalidated: a boolean derived from the invalidation time."""
+
+    es_type = "boolean"
+
+    def value(self, query: str, value):
+        return _boolean(value)
+
+    def expression(self):
+        return ExpressionWrapper(Q(invalidated__isnull=False), output_field=BooleanField())
+
+    def term(self, value, case_insensitive: bool = False) -> Q:
+        return self._any_of({self.value("term", value)})
+
+    def terms(self, values: list) -> Q:
+        return self._any_of({self.value("terms", value) for value in values})
+
+    def like(self, query: str, tokens: tuple, case_insensitive: bool) -> Q:
+        raise self.not_supported(query)
+
+    def range(self, bounds: dict, zone) -> Q:
+        tests = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__}
+        return self._any_of({
+            candidate for candidate in (False, True)
+            if all(tests[op](int(candidate), int(self.value("range", value))) for op, value in bounds.items())
+        })
+
+    def sort_value(self, value):
+        return bool(value)
+
+    def _any_of(self, values: set) -> Q:
+        if len(values) == 2:
+            return MATCH_ALL
+        if not values:
+            return MATCH_NONE
+        return Q(invalidated__isnull=not values.pop())
+
+
+class MetadataField(Field):
+    """``metadata.<path>``: a value inside the metadata object, compared as text like Elasticsearch's
+    flattened keywords. A key that is absent matches nothing (and so does match ``must_not``)."""
+
+    nullable = True
+
+    def __init__(self, name: str, path: tuple[str, ...]):
+        super().__init__(name)
+        self.path = path
+
+    def _transform(self):
+        return reduce(lambda parent, key: KeyTransform(key, parent), self.path[:-1], "metadata")
+
+    def expression(self):
+        return Cast(KeyTextTransform(self.path[-1], self._transform()), TextField())
+
+    def exists(self) -> Q:
+        return Q(KeyTransformIsNull(KeyTransform(self.path[-1], self._transform()), False))
+
+    def guard(self, clause: Q) -> Q:
+        return self.exists() & clause
+
+
+FIELDS = {
+    "name": ColumnField("name", "name"),
+    "type": ColumnField("type", "type"),
+    "username": ColumnField("username", "owner__username"),
+    "realm_name": ColumnField("realm_name", "realm_name"),
+    "creation": DateField("creation", "created", nullable=False),
+    "expiration": DateField("expiration", "expiration", nullable=True),
+    "invalidation": DateField("invalidation", "invalidated", nullable=True),
+    "invalidated": InvalidatedField("invalidated"),
+}
+# Elasticsearch's index order; here the key's id, which never changes.
+DOC = ColumnField("_doc", "id")
+
+
+def resolve_field(name) -> Field:
+    """The field a query names, or Elasticsearch's refusal for any other name."""
+    if isinstance(name, str):
+        if name in FIELDS:
+            return FIELDS[name]
+        path = tuple(name.split("."))[1:]
+        if (
+            name.startswith("metadata.")
+            and len(path) <= MAX_METADATA_DEPTH
+            and all(METADATA_KEY.fullmatch(key) and not key.isdigit() for key in path)
+        ):
+            return MetadataField(name, path)
+    raise ValidationError(f"Field [{name}] is not allowed for API Key query")
+
+
+# ---------------------------------------------------------------------------------------------
+# Query clauses
+
+
+def _check_options(query: str, options: dict, allowed: set) -> None:
+    for key, value in options.items():
+        if key not in allowed | {"boost", "_name"}:
+            raise ParsingError(f"[{query}] query does not support [{key}]")
+        if key == "boost" and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ParsingError(f"[{query}] query does not support [boost] of type [{_type_name(value)}]")
+        if key in ("_name", "rewrite") and not isinstance(value, str):
+            raise ParsingError(f"[{query}] query does not support [{key}] of type [{_type_name(value)}]")
+        if key in ("case_insensitive", "include_lower", "include_upper") and not isinstance(value, bool):
+            raise ParsingError(f"[{query}] query does not support [{key}] of type [{_type_name(value)}]")
+
+
+def _object(query: str, body) -> dict:
+    if not isinstance(body, dict):
+        raise ParsingError(f"[{query}] query malformed, no start_object after query name")
+    return body
+
+
+def _single_field(query: str, body) -> tuple[str, object]:
+    """``{"field": value}``: the one field a term-level query names."""
+    fields = [key for key in _object(query, body) if key not in ("boost", "_name")]
+    if len(fields) != 1:
+        raise ParsingError(
+            f"[{query}] query doesn't support multiple fields, found [{fields[0]}] and [{fields[1]}]"
+            if fields else f"[{query}] query malformed, no field specified"
+        )
+    _check_options(query, {key: value for key, value in body.items() if key != fields[0]}, set())
+    return fields[0], body[fields[0]]
+
+
+def _value_and_options(query: str, value, value_keys: tuple[str, ...], allowed: set) -> tuple[object, dict]:
+    """A field's value: either given directly or as ``{"value": ..., options}``."""
+    if not isinstance(value, dict):
+        return value, {}
+    _check_options(query, value, allowed | set(value_keys))
+    present = [key for key in value_keys if key in value]
+    if not present:
+        raise ParsingError(f"[{query}] query requires [{value_keys[0]}]")
+    return value[present[-1]], value
+
+
+class _Translator:
+    """One query's translation; counts clauses and terms so that every query stays bounded."""
+
+    def __init__(self):
+        self.clauses = 0
+        self.terms = 0
+
+    def count(self, clauses: int = 0, terms: int = 0) -> None:
+        self.clauses += clauses
+        self.terms += terms
+        if self.clauses > MAX_CLAUSES or self.terms > MAX_TERMS:
+            raise TooManyClauses(
+                f"query is too large: at most [{MAX_CLAUSES}] clauses and [{MAX_TERMS}] terms are allowed"
+            )
+
+    def query(self, value, depth: int = 0) -> Q:
+        if not isinstance(value, dict) or not value:
+            raise ParsingError("query malformed, must start with start_object")
+        if len(value) > 1:
+            first = next(iter(value))
+            raise ParsingError(f"[{first}] malformed query, expected [END_OBJECT] but found [FIELD_NAME]")
+        kind, body = next(iter(value.items()))
+        handler = QUERY_TYPES.get(kind)
+        if handler is None:
+            if kind in UNSUPPORTED_QUERY_TYPES:
+                raise ValidationError(f"Query type [{kind}] is not supported for API Key query")
+            raise ParsingError(f"unknown query [{kind}]")
+        self.count(clauses=1)
+        return handler(self, body, depth)
+
+    def match_all_query(self, body, depth) -> Q:
+        _check_options("match_all", _object("match_all", body), set())
+        return MATCH_ALL
+
+    def bool_query(self, body, depth) -> Q:
+        if depth >= MAX_BOOL_DEPTH:
+            raise ValidationError(
+                "The nested depth of the query exceeds the maximum nested depth for bool queries "
+                f"set in [indices.query.bool.max_nested_depth] ({MAX_BOOL_DEPTH})"
+            )
+        options = _object("bool", body)
+        _check_options("bool", options, {"must", "filter", "should", "must_not", "minimum_should_match",
+                                         "adjust_pure_negative"})
+        occurs = {}
+        for occur in ("must", "filter", "should", "must_not"):
+            clauses = options.get(occur, [])
+            if isinstance(clauses, dict):
+                clauses = [clauses]
+            if not isinstance(clauses, list):
+                raise ParsingError(f"[bool] query does not support [{occur}] of type [{_type_name(clauses)}]")
+            occurs[occur] = [self.query(clause, depth + 1) for clause in clauses]
+        if "adjust_pure_negative" in options and not isinstance(options["adjust_pure_negative"], bool):
+            raise ParsingError("[bool] query does not support [adjust_pure_negative] of non-boolean value")
+        required = occurs["must"] + occurs["filter"]
+        should = occurs["should"]
+        clauses = required + [~clause for clause in occurs["must_not"]]
+        if should:
+            default = 0 if required else 1
+            minimum = _minimum_should_match(options.get("minimum_should_match"), len(should), default)
+            if minimum:
+                clauses.append(_at_least(minimum, should))
+        return reduce(and_, clauses) if clauses else MATCH_ALL
+
+    def term_query(self, body, depth) -> Q:
+        name, value = _single_field("term", body)
+        value, options = _value_and_options("term", value, ("value",), {"case_insensitive"})
+        return resolve_field(name).term(value, options.get("case_insensitive", False))
+
+    def match_query(self, body, depth) -> Q:
+        name, value = _single_field("match", body)
+        value, options = _value_and_options("match", value, ("query",), {"operator"})
+        if options.get("operator", "or") not in ("or", "and", "OR", "AND"):
+            raise ParsingError(f"[match] query does not support [operator] value [{options['operator']}]")
+        # Every queryable field is a keyword or a date: match analyses nothing and is a term query.
+        return resolve_field(name).term(value)
+
+    def terms_query(self, body, depth) -> Q:
+        name, values = _single_field("terms", body)
+        if isinstance(values, dict):
+            raise ValidationError("terms query with terms lookup is not supported for API Key query")
+        if not isinstance(values, list):
+            raise ParsingError(f"[terms] query does not support [{name}] of type [{_type_name(values)}]")
+        self.count(terms=len(values))
+        return resolve_field(name).terms(values) if values else MATCH_NONE
+
+    def prefix_query(self, body, depth) -> Q:
+        name, value = _single_field("prefix", body)
+        value, options = _value_and_options("prefix", value, ("value",), {"case_insensitive", "rewrite"})
+        tokens = (*_keyword("prefix", value), STAR)
+        return resolve_field(name).like("prefix", tokens, options.get("case_insensitive", False))
+
+    def wildcard_query(self, body, depth) -> Q:
+        name, value = _single_field("wildcard", body)
+        value, options = _value_and_options(
+            "wildcard", value, ("value", "wildcard"), {"case_insensitive", "rewrite"}
+        )
+        field = resolve_field(name)
+        tokens = wildcard_pattern(_keyword("wildcard", value))
+        if not tokens:
+            return field.term("", options.get("case_insensitive", False))
+        return field.like("wildcard", tokens, options.get("case_insensitive", False))
+
+    def range_query(self, body, depth) -> Q:
+        name, options = _single_field("range", body)
+        if not isinstance(options, dict):
+            raise ParsingError(f"[range] query does not support [{name}] of type [{_type_name(options)}]")
+        _check_options("range", options, {"gt", "gte", "lt", "lte", "from", "to", "include_lower",
+                                          "include_upper", "format", "time_zone", "relation"})
+        if "relation" in options:
+            raise ValidationError("range query with relation is not supported for API Key query")
+        for date_format in str(options.get("format", "epoch_millis")).split("||"):
+            if date_format not in DATE_FORMATS:
+                raise ValidationError(f"[range] [format] [{date_format}] is not supported for API Key query")
+        zone = _time_zone(options["time_zone"]) if "time_zone" in options else UTC
+        bounds = {}
+        for key, value in options.items():
+            if value is None or key not in ("gt", "gte", "lt", "lte", "from", "to"):
+                continue
+            if key == "from":
+                key = "gte" if options.get("include_lower", True) else "gt"
+            elif key == "to":
+                key = "lte" if options.get("include_upper", True) else "lt"
+            # As in Elasticsearch, a later bound on the same side replaces an earlier one.
+            side = key.rstrip("e")
+            bounds = {op: bound for op, bound in bounds.items() if op.rstrip("e") != side} | {key: value}
+        return resolve_field(name).range(bounds, zone)
+
+    def exists_query(self, body, depth) -> Q:
+        options = _object("exists", body)
+        _check_options("exists", options, {"field"})
+        if "field" not in options:
+            raise ParsingError("[exists] must be provided with a [field]")
+        return resolve_field(options["field"]).exists()
+
+    def ids_query(self, body, depth) -> Q:
+        options = _object("ids", body)
+        _check_options("ids", options, {"values"})
+        values = options.get("values", [])
+        if not isinstance(values, list):
+            raise ParsingError(f"[ids] query does not support [values] of type [{_type_name(values)}]")
+        self.count(terms=len(values))
+        return Q(id__in=[_keyword("ids", value) for value in values]) if values else MATCH_NONE
+
+
+QUERY_TYPES = {
+    "match_all": _Translator.match_all_query,
+    "bool": _Translator.bool_query,
+    "term": _Translator.term_query,
+    "terms": _Translator.terms_query,
+    "match": _Translator.match_query,
+    "prefix": _Translator.prefix_query,
+    "wildcard": _Translator.wildcard_query,
+    "range": _Translator.range_query,
+    "exists": _Translator.exists_query,
+    "ids": _Translator.ids_query,
+}
+# Real Elasticsearch queries that the API key query refuses by name rather than as unknown.
+UNSUPPORTED_QUERY_TYPES = frozenset("""
+    boosting combined_fields constant_score dis_max function_score fuzzy geo_bounding_box
+    geo_distance geo_shape has_child has_parent intervals match_bool_prefix match_none match_phrase
+    match_phrase_prefix more_like_this multi_match nested parent_id percolate pinned query_string
+    regexp script script_score shape simple_query_string span_first span_near span_not span_or
+    span_term terms_set wrapper
+""".split())
+
+
+def _minimum_should_match(value, optional: int, default: int) -> int:
+    """Elasticsearch's ``minimum_should_match``: an integer or a percentage, either possibly negative."""
+    if value is None:
+        return default
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    match = re.fullmatch(r"(-?)(\d{1,9})(%?)", text) if isinstance(text, str) else None
+    if match is None:
+        raise ValidationError(f"[bool] query does not support [minimum_should_match] value [{value}]")
+    negative, number, percent = match[1], int(match[2]), match[3]
+    count = optional * number // 100 if percent else number
+    return max(0, optional - count if negative else count)
+
+
+def _at_least(minimum: int, clauses: list[Q]) -> Q:
+    if minimum > len(clauses):
+        return MATCH_NONE
+    if minimum == 1:
+        return reduce(or_, clauses)
+    if minimum == len(clauses):
+        return reduce(and_, clauses)
+    matched = reduce(
+        lambda total, clause: total + clause,
+        [Case(When(clause, then=Value(1)), default=Value(0)) for clause in clauses],
+    )
+    return Q(GreaterThanOrEqual(matched, minimum))
+
+
+def translate_query(query) -> Q:
+    """The ``query`` of a query API key request as a ``Q``; ``ValidationError`` for any bad input."""
+    return _Translator().query(query)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sort, paging and search_after
+
+
+@dataclass(frozen=True)
+class SortKey:
+    field: Field
+    descending: bool = False
+    nulls_first: bool = False
+
+    def order_by(self, alias: str):
+        # Columns that are never null keep a plain order, so that their indexes serve it.
+        nulls = {}
+        if self.field.nullable:
+            nulls = {"nulls_first": True} if self.nulls_first else {"nulls_last": True}
+        return F(alias).desc(**nulls) if self.descending else F(alias).asc(**nulls)
+
+
+def _sort_key(name, options) -> SortKey:
+    field = DOC if name == "_doc" else resolve_field(name)
+    if isinstance(options, str):
+        options = {"order": options}
+    if not isinstance(options, dict):
+        raise ValidationError("mal-formatted sort object")
+    unknown = sorted(set(options) - {"order", "missing"})
+    if unknown:
+        raise ParsingError(f"[field_sort] unknown field [{unknown[0]}]")
+    order = options.get("order", "asc")
+    if not isinstance(order, str) or order.lower() not in ("asc", "desc"):
+        raise ValidationError(f"Unknown SortOrder [{order}]")
+    missing = options.get("missing", "_last")
+    if missing not in ("_first", "_last"):
+        raise ValidationError(f"[field_sort] [missing] must be [_first] or [_last], not [{missing}]")
+    return SortKey(field, descending=order.lower() == "desc", nulls_first=missing == "_first")
+
+
+def parse_sort(sort) -> tuple[SortKey, ...]:
+    """``sort``: a field name, ``{field: order}``, ``{field: {"order": ...}}``, or a list of those."""
+    items = sort if isinstance(sort, list) else [sort]
+    if len(items) > MAX_SORT_FIELDS:
+        raise ValidationError(f"[sort] may name at most [{MAX_SORT_FIELDS}] fields")
+    keys = []
+    for item in items:
+        if isinstance(item, str):
+            keys.append(_sort_key(item, "asc"))
+        elif isinstance(item, dict) and len(item) == 1:
+            keys.append(_sort_key(*next(iter(item.items()))))
+        else:
+            raise ValidationError("mal-formatted sort object")
+    return tuple(keys)
+
+
+def parse_url_sort(value: str) -> list:
+    """The URL form ``field:order,field``, as the official client sends a sort written that way."""
+    return [{name: order or "asc"} for name, _, order in (item.partition(":") for item in value.split(","))]
+
+
+def _search_after_value(key: SortKey, value):
+    if value is None:
+        return None
+    try:
+        return key.field.value("search_after", value)
+    except ValidationError:
+        raise ValidationError(f"Failed to parse search_after value for field [{key.field.name}].") from None
+
+
+def _after(keys: tuple[SortKey, ...], values: list) -> Q:
+    """Rows strictly after ``values`` in the sort order; ties on every sort value are skipped, as in
+    Elasticsearch, so a sort that ends with a unique field pages without gaps or repeats."""
+    alternatives, equal_so_far = [], []
+    for index, (key, value) in enumerate(zip(keys, values, strict=True)):
+        alias = f"sort_value_{index}"
+        if value is None:
+            beyond = Q(**{f"{alias}__isnull": False}) if key.nulls_first else MATCH_NONE
+            equal = Q(**{f"{alias}__isnull": True})
+        else:
+            beyond = key.field.after(value, key.descending)
+            if key.field.nullable and not key.nulls_first:
+                beyond |= Q(**{f"{alias}__isnull": True})
+            equal = key.field.equals(value)
+        alternatives.append(reduce(and_, [*equal_so_far, beyond]))
+        equal_so_far.append(equal)
+    return reduce(or_, alternatives)
+
+
+@dataclass(frozen=True)
+class ApiKeyQuery:
+    """A parsed query API key request."""
+
+    where: Q
+    sort: tuple[SortKey, ...]
+    start: int
+    size: int
+    search_after: tuple | None
+
+
+QUERY_REQUEST_FIELDS = frozenset({"query", "from", "size", "sort", "search_after", "aggs", "aggregations"})
+PAYLOAD = "query_api_key_request_payload"
+
+
+def _integer(body: dict, name: str, default: int) -> int:
+    value = body.get(name, default)
+    if isinstance(value, str) and re.fullmatch(r"-?\d{1,18}", value.strip()):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ContentParseError(f"[{PAYLOAD}] failed to parse field [{name}]")
+    if value < 0:
+        raise RequestValidationFailed(f"[{name}] parameter cannot be negative but was [{value}]")
+    return value
+
+
+def parse_query_request(body, url_sort: str | None = None) -> ApiKeyQuery:
+    """The body of ``POST|GET /_security/_query/api_key`` (and its URL ``sort``), validated."""
+    if not isinstance(body, dict):
+        raise ContentParseError(f"[{PAYLOAD}] expected an object, but found [{_type_name(body)}]")
+    for key, value in body.items():
+        if key not in QUERY_REQUEST_FIELDS:
+            raise ContentParseError(f"[{PAYLOAD}] unknown field [{key}]")
+        if value is None:
+            raise ContentParseError(f"[{PAYLOAD}] {key} doesn't support values of type: VALUE_NULL")
+    if "aggs" in body or "aggregations" in body:
+        raise ValidationError("aggregations are not supported for API Key query")
+    start, size = _integer(body, "from", 0), _integer(body, "size", DEFAULT_SIZE)
+    if start + size > MAX_RESULT_WINDOW:
+        raise ValidationError(
+            f"Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] "
+            f"but was [{start + size}]. See the scroll api for a more efficient way to request large data "
+            "sets. This limit can be set by changing the [index.max_result_window] index level setting."
+        )
+    if url_sort is not None and "sort" in body:
+        raise ValidationError("[sort] may be given in the body or in the URL, not in both")
+    if "sort" in body:
+        sort = parse_sort(body["sort"])
+    else:
+        sort = parse_sort(parse_url_sort(url_sort)) if url_sort is not None else ()
+    search_after = body.get("search_after")
+    if search_after is not None:
+        if not isinstance(search_after, list):
+            raise ContentParseError(f"[{PAYLOAD}] search_after doesn't support values of type: "
+                                    f"{_type_name(search_after)}")
+        if not sort:
+            raise ValidationError("[search_after] requires a [sort]")
+        if len(search_after) != len(sort):
+            raise ValidationError(
+                f"search_after has {len(search_after)} value(s) but sort has {len(sort)}."
+            )
+        if start:
+            raise ValidationError("`from` parameter must be set to 0 when `search_after` is used.")
+        search_after = tuple(
+            _search_after_value(key, value) for key, value in zip(sort, search_after, strict=True)
+        )
+    where = translate_query(body["query"]) if "query" in body else MATCH_ALL
+    return ApiKeyQuery(where, sort, start, size, search_after)
+
+
+def search_api_keys(keys, query: ApiKeyQuery) -> tuple[int, list[tuple[object, list | None]]]:
+    """``(total, [(key, sort values or None)])``: the page of ``keys`` the query asks for.
+
+    Every order ends with the id, so pages are stable; its direction follows the (created DESC,
+    id) index. Without a sort the order is creation, oldest first, like Elasticsearch's index order.
+    """
+    matching = keys.filter(query.where)
+    total = matching.count()
+    sort = query.sort or (SortKey(FIELDS["creation"]),)
+    aliases = {f"sort_value_{index}": key.field.expression() for index, key in enumerate(sort)}
+    ordering = [key.order_by(alias) for key, alias in zip(sort, aliases, strict=True)]
+    if DOC not in [key.field for key in sort]:
+        ordering.append(F("id").asc() if sort[0].descending else F("id").desc())
+    page = matching.annotate(**aliases).order_by(*ordering)
+    if query.search_after is not None:
+        page = page.filter(_after(query.sort, list(query.search_after)))
+    page = page[query.start : query.start + query.size]
+    return total, [(key, _sort_values(key, query.sort)) for key in page]
+
+
+def _sort_values(key, sort: tuple[SortKey, ...]) -> list | None:
+    """``_sort`` of one key, only when the request asked for a sort, as in Elasticsearch."""
+    if not sort:
+        return None
+    return [item.field.sort_value(getattr(key, f"sort_value_{index}")) for index, item in enumerate(sort)]

@@ -1,0 +1,245 @@
+"""The official `elasticsearch` Python client, unmodified, against the real HTTPS server (SPEC §4).
+
+The client checks the product header on its first successful answer and sends Elasticsearch's
+compatible-with media types on every request; no compatibility flag is set here, so each call
+that succeeds shows the server speaks the wire format the client expects.
+"""
+
+import time
+
+import pytest
+from elasticsearch import AuthenticationException, Elasticsearch, NotFoundError
+
+pytestmark = pytest.mark.server
+
+DAY_MS = 24 * 3600 * 1000
+READ_ONLY_LOGS = {
+    "logs-reader": {"cluster": ["monitor"], "indices": [{"names": ["logs-*"], "privileges": ["read"]}]}
+}
+
+
+def connect(server, **credentials) -> Elasticsearch:
+    return Elasticsearch(server.base_url, ca_certs=str(server.certfile), **credentials)
+
+
+@pytest.fixture(scope="module")
+def elastic(keyward_server):
+    """The `elastic` superuser, over HTTP Basic, as the client's own docs show."""
+    client = connect(keyward_server, basic_auth=("elastic", keyward_server.password))
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def admin(keyward_server, elastic):
+    """The `elastic` superuser through one of its API keys: a cheap hash per request, not a password's."""
+    created = elastic.security.create_api_key(name="client-admin")
+    client = connect(keyward_server, api_key=created["encoded"])
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def own_keys_user(keyward_server, admin):
+    """A native user whose only privilege is manage_own_api_key, and a client using one of its keys."""
+    admin.security.put_role(name="own-keys", cluster=["manage_own_api_key"])
+    password = "own-keys-password-1"
+    admin.security.put_user(username="kim", password=password, roles=["own-keys"], full_name="Kim")
+    with connect(keyward_server, basic_auth=("kim", password)) as kim:
+        created = kim.security.create_api_key(name="kim-session")
+    client = connect(keyward_server, api_key=created["encoded"])
+    yield client
+    client.close()
+
+
+def test_responses_carry_the_product_header_and_the_compatible_media_type(elastic):
+    response = elastic.security.authenticate()
+
+    assert response.meta.status == 200
+    assert response.meta.headers["X-Elastic-Product"] == "Elasticsearch"
+    # The client asked for application/vnd.elasticsearch+json; compatible-with=9 and got it.
+    assert response.meta.headers["Content-Type"].startswith("application/vnd.elasticsearch+json")
+
+
+def test_basic_auth_authenticates_the_elastic_superuser(elastic):
+    me = elastic.security.authenticate()
+
+    assert me["username"] == "elastic"
+    assert "superuser" in me["roles"]
+    assert me["authentication_type"] == "realm"
+    assert me["authentication_realm"]["name"] == "default_native"
+    assert "api_key" not in me
+
+
+def test_created_key_authenticates_in_both_of_the_clients_api_key_forms(keyward_server, elastic):
+    before = time.time() * 1000
+    created = elastic.security.create_api_key(
+        name="client-ingest",
+        expiration="1d",
+        role_descriptors=READ_ONLY_LOGS,
+        metadata={"application": "ingest", "environment": {"tier": "production"}},
+    )
+
+    assert set(created) >= {"id", "name", "api_key", "encoded", "expiration"}
+    assert created["name"] == "client-ingest"
+    assert before + DAY_MS - 60_000 <= created["expiration"] <= time.time() * 1000 + DAY_MS + 60_000
+    for credentials in (created["encoded"], (created["id"], created["api_key"])):
+        with connect(keyward_server, api_key=credentials) as client:
+            me = client.security.authenticate()
+        assert me["username"] == "elastic"
+        assert me["authentication_type"] == "api_key"
+        assert me["api_key"] == {"id": created["id"], "name": "client-ingest"}
+
+
+def test_get_api_key_filters_by_id_name_owner_realm_and_state(elastic, admin):
+    first = admin.security.create_api_key(name="client-get-one", metadata={"n": 1})
+    second = elastic.security.create_api_key(name="client-get-two", role_descriptors=READ_ONLY_LOGS)
+    gone = admin.security.create_api_key(name="client-get-gone")
+    admin.security.invalidate_api_key(ids=[gone["id"]])
+
+    by_id = admin.security.get_api_key(id=first["id"])["api_keys"]
+    by_wildcard = admin.security.get_api_key(name="client-get-*")["api_keys"]
+    active = admin.security.get_api_key(name="client-get-*", active_only=True)["api_keys"]
+    by_owner = admin.security.get_api_key(username="elastic", realm_name="default_native")["api_keys"]
+    mine = admin.security.get_api_key(owner=True, name="client-get-*")["api_keys"]
+    with_limited_by = admin.security.get_api_key(id=second["id"], with_limited_by=True)["api_keys"]
+
+    assert [key["id"] for key in by_id] == [first["id"]]
+    key = by_id[0]
+    assert key["name"] == "client-get-one" and key["type"] == "rest"
+    assert key["username"] == "elastic" and key["realm"] == "default_native" and key["realm_type"] == "native"
+    assert key["invalidated"] is False and key["metadata"] == {"n": 1}
+    assert isinstance(key["creation"], int) and "api_key" not in key
+    assert {key["name"] for key in by_wildcard} == {"client-get-one", "client-get-two", "client-get-gone"}
+    assert {key["name"] for key in active} == {"client-get-one", "client-get-two"}
+    assert {first["id"], second["id"], gone["id"]} <= {key["id"] for key in by_owner}
+    assert {key["name"] for key in mine} == {"client-get-one", "client-get-two", "client-get-gone"}
+    descriptor = with_limited_by[0]["role_descriptors"]["logs-reader"]
+    assert descriptor["cluster"] == ["monitor"]
+    index = descriptor["indices"][0]
+    assert (index["names"], index["privileges"]) == (["logs-*"], ["read"])
+    assert "superuser" in with_limited_by[0]["limited_by"][0]
+
+
+def test_query_api_keys_sorts_and_pages_with_search_after(admin):
+    names = [f"client-query-{n}" for n in range(5)]
+    for name in names:
+        admin.security.create_api_key(name=name, metadata={"batch": "query"})
+    query = {
+        "bool": {"filter": [{"prefix": {"name": "client-query-"}}, {"term": {"metadata.batch": "query"}}]}
+    }
+
+    first = admin.security.query_api_keys(query=query, sort=[{"name": {"order": "desc"}}], size=2)
+    second = admin.security.query_api_keys(
+        query=query, sort=[{"name": {"order": "desc"}}], size=2, search_after=first["api_keys"][-1]["_sort"]
+    )
+    everything = admin.security.query_api_keys(query={"wildcard": {"name": "client-query-*"}}, size=100)
+
+    assert (first["total"], first["count"]) == (5, 2)
+    assert [key["name"] for key in first["api_keys"]] == ["client-query-4", "client-query-3"]
+    assert [key["name"] for key in second["api_keys"]] == ["client-query-2", "client-query-1"]
+    assert second["count"] == 2
+    assert first["api_keys"][0]["_sort"] == ["client-query-4"]
+    assert {key["name"] for key in everything["api_keys"]} == set(names)
+
+
+def test_invalidated_key_is_refused_on_its_very_next_request(keyward_server, admin):
+    created = admin.security.create_api_key(name="client-invalidate")
+    with connect(keyward_server, api_key=created["encoded"]) as client:
+        assert client.security.authenticate()["api_key"]["id"] == created["id"]
+
+        result = admin.security.invalidate_api_key(ids=[created["id"]])
+
+        with pytest.raises(AuthenticationException) as refused:
+            client.security.authenticate()
+    assert result["invalidated_api_keys"] == [created["id"]]
+    assert result["previously_invalidated_api_keys"] == []
+    assert result["error_count"] == 0
+    assert refused.value.meta.status == 401
+    assert refused.value.body["error"]["type"] == "security_exception"
+    again = admin.security.invalidate_api_key(ids=[created["id"]])
+    assert again["previously_invalidated_api_keys"] == [created["id"]]
+
+
+def test_has_privileges_evaluates_the_key_intersected_with_its_owner(keyward_server, elastic, admin):
+    created = elastic.security.create_api_key(name="client-privileges", role_descriptors=READ_ONLY_LOGS)
+
+    with connect(keyward_server, api_key=created["encoded"]) as client:
+        answer = client.security.has_privileges(
+            cluster=["monitor", "manage_security"],
+            index=[{"names": ["logs-2026"], "privileges": ["read", "write"]}],
+        )
+    as_elastic = admin.security.has_privileges(cluster=["manage_security"])
+
+    assert answer["has_all_requested"] is False
+    assert answer["cluster"] == {"monitor": True, "manage_security": False}
+    assert answer["index"] == {"logs-2026": {"read": True, "write": False}}
+    assert answer["username"] == "elastic"
+    assert as_elastic["has_all_requested"] is True
+
+
+def test_roles_are_created_read_and_deleted(admin):
+    created = admin.security.put_role(
+        name="client-role",
+        cluster=["monitor", "manage_own_api_key"],
+        indices=[{"names": ["metrics-*"], "privileges": ["read", "view_index_metadata"]}],
+        metadata={"owner": "ops"},
+    )
+    updated = admin.security.put_role(name="client-role", cluster=["monitor"])
+    fetched = admin.security.get_role(name="client-role")
+    every_role = admin.security.get_role()
+    deleted = admin.security.delete_role(name="client-role")
+
+    assert created["role"] == {"created": True}
+    assert updated["role"] == {"created": False}
+    assert fetched["client-role"]["cluster"] == ["monitor"]
+    assert {"superuser", "client-role"} <= set(every_role)
+    assert deleted == {"found": True}
+    with pytest.raises(NotFoundError):
+        admin.security.get_role(name="client-role")
+
+
+def test_users_are_created_read_and_deleted(admin):
+    created = admin.security.put_user(
+        username="client-user",
+        password="client-user-password",
+        roles=["superuser"],
+        full_name="Client User",
+        email="client@example.com",
+        metadata={"team": "ops"},
+    )
+    fetched = admin.security.get_user(username="client-user")
+    every_user = admin.security.get_user()
+    deleted = admin.security.delete_user(username="client-user")
+
+    assert created == {"created": True}
+    user = fetched["client-user"]
+    assert (user["full_name"], user["email"]) == ("Client User", "client@example.com")
+    assert user["roles"] == ["superuser"] and user["metadata"] == {"team": "ops"} and user["enabled"] is True
+    assert "password" not in user
+    assert {"elastic", "client-user"} <= set(every_user)
+    assert deleted == {"found": True}
+    with pytest.raises(NotFoundError):
+        admin.security.get_user(username="client-user")
+
+
+def test_manage_own_api_key_user_neither_sees_nor_invalidates_someone_elses_key(
+    keyward_server, admin, own_keys_user
+):
+    others = admin.security.create_api_key(name="client-not-kims")
+    kims = own_keys_user.security.create_api_key(name="client-kims")
+
+    listed = own_keys_user.security.get_api_key()["api_keys"]
+    by_id = own_keys_user.security.get_api_key(id=others["id"])["api_keys"]
+    queried = own_keys_user.security.query_api_keys(size=100)["api_keys"]
+    result = own_keys_user.security.invalidate_api_key(ids=[others["id"], kims["id"]])
+
+    assert {key["username"] for key in listed} == {"kim"}
+    assert {"client-kims", "kim-session"} <= {key["name"] for key in listed}
+    assert by_id == []
+    assert {key["username"] for key in queried} == {"kim"}
+    assert result["invalidated_api_keys"] == [kims["id"]]
+    assert result["error_count"] == 1
+    assert others["id"] in str(result["error_details"])
+    with connect(keyward_server, api_key=others["encoded"]) as client:
+        assert client.security.authenticate()["api_key"]["id"] == others["id"]
