@@ -1,8 +1,39 @@
-"""Login and logout through the realm chain (SPEC §6)."""
+"""Login and logout through the realm chain, and the Roles and Users pages (SPEC §6).
 
+Who may read or change users and roles is decided by ``accounts.selectors``; every change goes
+through ``accounts.services``, the same functions the REST API and the commands call.
+"""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.mixins import AccessMixin
+from django.db.models import Prefetch
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views import View
+from django_tables2 import RequestConfig
 
+from accounts import selectors, services
+from accounts.exceptions import Conflict, SecurityError
+from accounts.filtersets import RoleFilterSet, UserFilterSet
+from accounts.forms import (
+    COMMON_INDEX_PRIVILEGES,
+    PasswordForm,
+    RoleForm,
+    UserCreateForm,
+    UserEditForm,
+    index_privilege_formset,
+)
+from accounts.models import Realm, Role, User
+from accounts.principals import principal_of_session
+from accounts.privileges import INDEX_PRIVILEGES
+from accounts.tables import RoleTable, UserTable
 from apikeys.tls import api_key_service_enabled
+
+PER_PAGE = 25
 
 
 class LoginView(auth_views.LoginView):
@@ -12,8 +43,363 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def get_context_data(self, **kwargs):
-        return {**super().get_context_data(**kwargs), "api_key_service_enabled": api_key_service_enabled(self.request)}
+        context = super().get_context_data(**kwargs)
+        return {**context, "api_key_service_enabled": api_key_service_enabled(self.request)}
 
 
 class LogoutView(auth_views.LogoutView):
     next_page = "login"
+
+
+def refused(request, title: str, reason: str, status: int = 403):
+    """The permission-denied page: what was refused and why, with no controls."""
+    return render(
+        request, "accounts/permission_denied.html",
+        {"title": title, "reason": reason, "section": "management"}, status=status,
+    )
+
+
+class SecurityPage(AccessMixin, View):
+    """A page of Stack Management > Security: reading takes ``read_security``, views that change
+    users or roles (``manages``) take ``manage_security``; anyone else gets the permission-denied page."""
+
+    manages = False
+    kind = "roles"  # what the page is about, for the permission-denied message
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()
+        self.principal = principal_of_session(request)
+        self.can_manage = selectors.can_manage_security(self.principal)
+        if not self.allowed(**kwargs):
+            verb = "manage" if self.manages else "view"
+            return refused(request, f"You need permission to {verb} {self.kind}",
+                           "Contact your system administrator.")
+        return self.load(**kwargs) or super().dispatch(request, *args, **kwargs)
+
+    def allowed(self, **kwargs) -> bool:
+        return self.can_manage if self.manages else selectors.can_read_security(self.principal)
+
+    def load(self, **kwargs):
+        """Fetch the object the page is about once access is granted; a response here ends the request."""
+        return None
+
+    def render(self, template: str, context: dict, status: int = 200):
+        context = {
+            "section": "management",
+            "can_manage": self.can_manage,
+            "can_read": selectors.can_read_security(self.principal),
+            **context,
+        }
+        return render(self.request, template, context, status=status)
+
+
+class ListPage(SecurityPage):
+    """A list: a queryset, a FilterSet and a Table, joined (NetBox's ObjectListView, thin)."""
+
+    filterset_class = None
+    table_class = None
+    template_name = ""
+    manage_only_columns = ()
+
+    def get_queryset(self):
+        raise NotImplementedError
+
+    def get(self, request):
+        filterset = self.filterset_class(request.GET or None, queryset=self.get_queryset())
+        exclude = () if self.can_manage else self.manage_only_columns
+        table = self.table_class(filterset.qs, exclude=exclude)
+        RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+        return self.render(self.template_name, {"filterset": filterset, "table": table})
+
+
+# --- Roles -----------------------------------------------------------------------------------
+
+
+def get_role(name: str) -> Role:
+    role = selectors.roles([name]).first()
+    if role is None:
+        raise Http404(f"role [{name}] does not exist")
+    return role
+
+
+class RoleListView(ListPage):
+    filterset_class = RoleFilterSet
+    table_class = RoleTable
+    template_name = "accounts/role_list.html"
+    manage_only_columns = ("actions",)
+
+    def get_queryset(self):
+        return selectors.roles()
+
+
+class RoleDetailView(SecurityPage):
+    def get(self, request, name):
+        role = get_role(name)
+        return self.render("accounts/role_detail.html", {
+            "role": role,
+            "user_count": role.users.count(),
+            "metadata_json": json.dumps(role.metadata, indent=2),
+        })
+
+
+class RoleFormPage(SecurityPage):
+    """Create or edit a role: the role form plus one formset row per ``indices`` entry."""
+
+    manages = True
+    role = None
+
+    def get(self, request, name=None):
+        return self.show(RoleForm(role=self.role), index_privilege_formset(role=self.role))
+
+    def post(self, request, name=None):
+        role = self.role
+        form = RoleForm(request.POST, role=role)
+        formset = index_privilege_formset(request.POST, role=role, role_name=request.POST.get("name", ""))
+        if not (form.is_valid() and formset.is_valid()):
+            return self.show(form, formset, status=400)
+        role_name = role.name if role else form.cleaned_data["name"]
+        try:
+            services.put_role_descriptor(
+                role_name, form.descriptor(formset.entries()),
+                create_only=role is None, acting_user=request.user,
+            )
+        except SecurityError as error:
+            form.add_error("name" if isinstance(error, Conflict) else None, error.reason)
+            return self.show(form, formset, status=error.status)
+        messages.success(request, f"Role '{role_name}' {'created' if role is None else 'updated'}.")
+        return redirect("role-list")
+
+    def show(self, form, formset, status=200):
+        return self.render("accounts/role_form.html", {
+            "form": form, "formset": formset, "role": self.role,
+            "common_index_privileges": COMMON_INDEX_PRIVILEGES,
+            "index_privileges": sorted(INDEX_PRIVILEGES),
+        }, status=status)
+
+
+class RoleCreateView(RoleFormPage):
+    pass
+
+
+class ChangeableRolePage(SecurityPage):
+    """A page that changes an existing role; reserved roles refuse every change."""
+
+    manages = True
+
+    def load(self, name):
+        self.role = get_role(name)
+        if self.role.built_in:
+            return refused(self.request, f"The {self.role.name} role is reserved",
+                           "Reserved roles are built in and cannot be changed or deleted.")
+        return None
+
+
+class RoleEditView(ChangeableRolePage, RoleFormPage):
+    pass
+
+
+class RoleDeleteView(ChangeableRolePage):
+    def get(self, request, name):
+        return self.show()
+
+    def post(self, request, name):
+        try:
+            services.delete_role(self.role.name, acting_user=request.user)
+        except SecurityError as error:
+            return self.show(error=error.reason, status=error.status)
+        messages.success(request, f"Role '{self.role.name}' deleted.")
+        return redirect("role-list")
+
+    def show(self, error="", status=200):
+        return self.render("accounts/role_delete.html", {
+            "role": self.role, "user_count": self.role.users.count(), "error": error,
+        }, status=status)
+
+
+# --- Users -----------------------------------------------------------------------------------
+
+
+def get_user(realm: str, username: str) -> User:
+    user = User.objects.select_related("realm").filter(realm__name=realm, username=username).first()
+    if user is None:
+        raise Http404(f"user [{username}] does not exist in realm [{realm}]")
+    return user
+
+
+class UserListView(ListPage):
+    kind = "users"
+    filterset_class = UserFilterSet
+    table_class = UserTable
+    template_name = "accounts/user_list.html"
+
+    def get_queryset(self):
+        return User.objects.select_related("realm").prefetch_related(
+            Prefetch("roles", queryset=Role.objects.order_by("name"))
+        )
+
+
+class UserPage(SecurityPage):
+    kind = "users"
+
+    def load(self, realm, username):
+        self.shown_user = get_user(realm, username)
+        return None
+
+    def is_self(self) -> bool:
+        return self.shown_user.pk == self.request.user.pk
+
+    def show_user(self, error="", status=200):
+        """The user's page, read-only but for the buttons the viewer may use."""
+        user = self.shown_user
+        return self.render("accounts/user_detail.html", {
+            "shown_user": user,
+            "is_native": user.realm.type == Realm.NATIVE,
+            "is_self": self.is_self(),
+            "roles": user.roles.order_by("name"),
+            "api_key_count": user.api_keys.count(),
+            "can_change_password": selectors.can_change_password(self.principal, user.username),
+            "error": error,
+        }, status=status)
+
+
+class UserDetailView(UserPage):
+    def get(self, request, realm, username):
+        return self.show_user()
+
+
+class NativeUserPage(UserPage):
+    """A page that changes a native user; file realm users are managed in the users file."""
+
+    manages = True
+
+    def load(self, realm, username):
+        super().load(realm, username)
+        if self.shown_user.realm.type != Realm.NATIVE:
+            return refused(self.request, f"{self.shown_user.username} is managed in the users file",
+                           f"Users of the {self.shown_user.realm.name} realm come from its users and "
+                           "users_roles files; change them there.")
+        return None
+
+    def done(self, message: str):
+        messages.success(self.request, message)
+        return redirect("user-detail", realm=self.shown_user.realm.name, username=self.shown_user.username)
+
+
+class UserCreateView(SecurityPage):
+    kind = "users"
+    manages = True
+
+    def get(self, request):
+        return self.show(UserCreateForm())
+
+    def post(self, request):
+        form = UserCreateForm(request.POST)
+        if not form.is_valid():
+            return self.show(form, status=400)
+        data = form.cleaned_data
+        try:
+            user = services.create_user(
+                data["username"], data["password"], roles=data["roles"], full_name=data["full_name"],
+                email=data["email"],
+            )
+        except SecurityError as error:
+            form.add_error("username" if isinstance(error, Conflict) else None, error.reason)
+            return self.show(form, status=error.status)
+        messages.success(request, f"User '{user.username}' created.")
+        return redirect("user-list")
+
+    def show(self, form, status=200):
+        return self.render("accounts/user_form.html", {"form": form, "creating": True}, status=status)
+
+
+class UserEditView(NativeUserPage):
+    def get(self, request, realm, username):
+        return self.show(UserEditForm(user=self.shown_user, is_self=self.is_self()))
+
+    def post(self, request, realm, username):
+        user = self.shown_user
+        form = UserEditForm(request.POST, user=user, is_self=self.is_self())
+        if not form.is_valid():
+            return self.show(form, status=400)
+        data = form.cleaned_data
+        try:
+            services.put_user(
+                user.username, roles=data["roles"], full_name=data["full_name"], email=data["email"],
+                metadata=user.metadata, enabled=data["enabled"], acting_user=request.user,
+            )
+        except SecurityError as error:
+            form.add_error(None, error.reason)
+            return self.show(form, status=error.status)
+        return self.done(f"User '{user.username}' updated.")
+
+    def show(self, form, status=200):
+        context = {"form": form, "shown_user": self.shown_user}
+        return self.render("accounts/user_form.html", context, status=status)
+
+
+class UserPasswordView(NativeUserPage):
+    """Reset a native user's password: ``manage_security``, or a user changing their own."""
+
+    def allowed(self, username, **kwargs) -> bool:
+        return selectors.can_change_password(self.principal, username)
+
+    def get(self, request, realm, username):
+        return self.show(PasswordForm())
+
+    def post(self, request, realm, username):
+        user = self.shown_user
+        form = PasswordForm(request.POST)
+        if not form.is_valid():
+            return self.show(form, status=400)
+        try:
+            services.change_password(user.username, form.cleaned_data["password"], acting_user=request.user)
+        except SecurityError as error:
+            form.add_error("password", error.reason)
+            return self.show(form, status=error.status)
+        if user.pk == request.user.pk:
+            request.user.refresh_from_db()
+            update_session_auth_hash(request, request.user)
+        return self.done(f"Password of '{user.username}' changed.")
+
+    def show(self, form, status=200):
+        context = {"form": form, "shown_user": self.shown_user}
+        return self.render("accounts/user_password.html", context, status=status)
+
+
+class UserEnabledView(NativeUserPage):
+    """Enable or disable a native user (a form button on the user's page); never one's own account."""
+
+    def post(self, request, realm, username):
+        enabled = request.POST.get("enabled") == "true"
+        try:
+            services.set_user_enabled(self.shown_user.username, enabled, acting_user=request.user)
+        except SecurityError as error:
+            return self.show_user(error=error.reason, status=error.status)
+        return self.done(f"User '{self.shown_user.username}' {'enabled' if enabled else 'disabled'}.")
+
+
+class UserDeleteView(NativeUserPage):
+    """Delete a native user after a confirmation that says how many API keys go with them."""
+
+    def get(self, request, realm, username):
+        return self.show()
+
+    def post(self, request, realm, username):
+        user = self.shown_user
+        try:
+            services.delete_user(user.username, acting_user=request.user)
+        except SecurityError as error:
+            return self.show(error=error.reason, status=error.status)
+        messages.success(request, f"User '{user.username}' deleted.")
+        return redirect("user-list")
+
+    def show(self, error="", status=200):
+        user = self.shown_user
+        return self.render("accounts/user_delete.html", {
+            "shown_user": user,
+            "is_self": self.is_self(),
+            "api_key_count": user.api_keys.count(),
+            "active_api_key_count": user.api_keys.active().count(),
+            "error": error,
+        }, status=status)

@@ -2,6 +2,14 @@ from django.urls import path
 
 from apikeys import views
 
+# Kibana's paths (SPEC §6). "create" and "invalidate" are shorter than any key id, so they never
+# hide a key's details page.
+API_KEYS = "app/management/security/api_keys"
+
 urlpatterns = [
     path("", views.home, name="home"),
+    path(API_KEYS, views.api_key_list, name="api_keys"),
+    path(f"{API_KEYS}/create", views.api_key_create, name="api_key_create"),
+    path(f"{API_KEYS}/invalidate", views.api_keys_invalidate, name="api_keys_invalidate"),
+    path(f"{API_KEYS}/<str:key_id>", views.api_key_details, name="api_key_details"),
 ]

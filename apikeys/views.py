@@ -1,7 +1,241 @@
-from django.shortcuts import render
+"""The API Keys pages (SPEC §6): list, create, details and invalidate, at Kibana's paths.
 
-from apikeys.tls import api_key_service_enabled
+Each view joins a queryset from ``apikeys.selectors`` with a FilterSet, a Table or a Form, and
+writes only through ``apikeys.services``; who may see or do what is asked of the selectors.
+"""
+
+import json
+import re
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+from django_tables2 import RequestConfig
+
+from accounts.exceptions import Conflict, PermissionDenied, ValidationError
+from accounts.principals import principal_of_session
+from apikeys import selectors, services
+from apikeys.filtersets import ApiKeyFilterSet
+from apikeys.forms import ROLE_DESCRIPTOR_BOILERPLATES, CreateApiKeyForm, InvalidateApiKeysForm
+from apikeys.tables import ApiKeyPaginator, ApiKeyTable, api_key_status
+from apikeys.tls import api_key_service_enabled, https_required
+
+PER_PAGE_CHOICES = (10, 20, 50, 100)
+DEFAULT_PER_PAGE = 20
+# What generate_api_key_id makes: anything else is no key's id, and is not looked up.
+API_KEY_ID = re.compile(r"[A-Za-z0-9_-]{20}")
 
 
 def home(request):
     return render(request, "home.html", {"api_key_service_enabled": api_key_service_enabled(request)})
+
+
+def api_key_page(action):
+    """HTTPS first (plain HTTP never shows a control), then login, then the privilege rules: a
+    domain PermissionDenied becomes the permission-denied page naming what grants ``action``."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            try:
+                return view(request, principal_of_session(request), *args, **kwargs)
+            except PermissionDenied:
+                context = {"granted_by": selectors.GRANTED_BY[action], "section": "management"}
+                return render(request, "apikeys/permission_denied.html", context, status=403)
+
+        return https_required(login_required(wrapper))
+
+    return decorate
+
+
+def _per_page(request) -> int:
+    value = request.GET.get("per_page", "")
+    return int(value) if value in {str(choice) for choice in PER_PAGE_CHOICES} else DEFAULT_PER_PAGE
+
+
+@require_http_methods(["GET", "HEAD"])
+@api_key_page(selectors.GET_ACTION)
+def api_key_list(request, principal):
+    keys = selectors.visible_api_keys(principal)
+    view_all = selectors.can_view_all_api_keys(principal)
+    filterset = ApiKeyFilterSet(request.GET, queryset=keys, view_all=view_all)
+    # Owners come in one more query for the whole page rather than by a join: without the join
+    # the page query walks the ordering's index and stops after one page, where a join let
+    # SQLite's planner scan every owner's keys and sort them all.
+    table = ApiKeyTable(filterset.qs.select_related(None).prefetch_related("owner"), principal=principal)
+    RequestConfig(request, paginate=False).configure(table)
+    table.paginate(paginator_class=ApiKeyPaginator, per_page=_per_page(request), page=request.GET.get("page"))
+    shown = len(table.page.object_list)
+    # Only an empty page pays for this check, to tell "no keys yet" from "no match".
+    no_keys_at_all = not shown and not keys.exists()
+    first_row = (table.page.number - 1) * table.paginator.per_page + 1
+    return render(
+        request,
+        "apikeys/api_keys.html",
+        {
+            "section": "management",
+            "table": table,
+            "filterset": filterset,
+            "view_all": view_all,
+            "is_admin": selectors.is_api_key_admin(principal),
+            "read_only": selectors.is_read_only_api_key_viewer(principal),
+            "can_invalidate": selectors.can_manage_own_api_keys(principal),
+            "can_create": selectors.can_create_api_key(principal),
+            "no_keys_at_all": no_keys_at_all,
+            "per_page_choices": PER_PAGE_CHOICES,
+            "per_page": table.paginator.per_page,
+            "rows_from": first_row,
+            "rows_to": first_row + shown - 1,
+            "back": request.GET.urlencode(),
+        },
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@never_cache
+@api_key_page(selectors.CREATE_ACTION)
+def api_key_create(request, principal):
+    """The key is revealed in the POST response itself, never stored, so no later request shows it."""
+    if not selectors.can_create_api_key(principal):
+        raise selectors.unauthorized(principal, selectors.CREATE_ACTION)
+    form = CreateApiKeyForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        try:
+            created = services.create_api_key(principal, **form.cleaned_data)
+        except Conflict as error:
+            form.add_error("name", error.reason)
+        except ValidationError as error:
+            form.add_error(None, error.reason)
+        else:
+            return render(
+                request,
+                "apikeys/api_key_created.html",
+                {"section": "management", "key": created.api_key, "formats": _credential_formats(created)},
+            )
+    boilerplates = {name: json.dumps(value, indent=2) for name, value in ROLE_DESCRIPTOR_BOILERPLATES.items()}
+    return render(
+        request,
+        "apikeys/api_key_create.html",
+        {"section": "management", "form": form, "boilerplates": boilerplates},
+        status=400 if form.is_bound else 200,
+    )
+
+
+@require_http_methods(["GET", "HEAD"])
+@api_key_page(selectors.GET_ACTION)
+def api_key_details(request, principal, key_id):
+    keys = selectors.visible_api_keys(principal)
+    key = keys.filter(pk=key_id).first() if API_KEY_ID.fullmatch(key_id) else None
+    if key is None:
+        # Someone else's key and no key at all look the same.
+        context = {"section": "management", "key_id": key_id}
+        return render(request, "apikeys/not_found.html", context, status=404)
+    return render(
+        request,
+        "apikeys/api_key_details.html",
+        {
+            "section": "management",
+            "key": key,
+            "status": api_key_status(key),
+            "may_invalidate": key.invalidated is None and selectors.can_invalidate(principal, key),
+            "metadata": json.dumps(key.metadata, indent=2),
+            "role_descriptors": json.dumps(key.role_descriptors, indent=2),
+            "limited_by": json.dumps(key.limited_by, indent=2),
+        },
+    )
+
+
+def _credential_formats(created: services.CreatedApiKey) -> list[dict]:
+    """The new key as Kibana offers it: for an Authorization header, for Beats and Logstash, as JSON."""
+    key = created.api_key
+    id_and_key = f"{key.id}:{created.secret}"
+    credential = {"id": key.id, "name": key.name, "api_key": created.secret, "encoded": created.encoded}
+    return [
+        {
+            "id": "encoded",
+            "label": "Encoded",
+            "value": created.encoded,
+            "help": "For the header Authorization: ApiKey <encoded>, as the REST API and clients expect it.",
+        },
+        {
+            "id": "beats",
+            "label": "Beats",
+            "value": id_and_key,
+            "help": "For the api_key setting of the Elasticsearch output of Filebeat, Metricbeat and others.",
+        },
+        {
+            "id": "logstash",
+            "label": "Logstash",
+            "value": id_and_key,
+            "help": "For the api_key option of the Logstash elasticsearch output plugin.",
+        },
+        {
+            "id": "json",
+            "label": "JSON",
+            "value": json.dumps(credential, indent=2),
+            "help": "The whole response of the create API key API.",
+        },
+    ]
+
+
+def _list_url(back: str) -> str:
+    return reverse("api_keys") + (f"?{back}" if back else "")
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@api_key_page(selectors.INVALIDATE_ACTION)
+def api_keys_invalidate(request, principal):
+    """GET asks for confirmation, listing the selected keys by name; POST invalidates them."""
+    form = InvalidateApiKeysForm(request.POST if request.method == "POST" else request.GET)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("id", [])) or "Select the API keys to invalidate.")
+        return redirect(_list_url(form.cleaned_data.get("back", "")))
+    ids, back = form.cleaned_data["id"], form.cleaned_data["back"]
+    if request.method == "POST":
+        try:
+            result = services.invalidate_api_keys(principal, ids=ids)
+        except ValidationError as error:
+            messages.error(request, error.reason)
+        else:
+            _report_invalidation(request, result)
+        return redirect(_list_url(back))
+    found = {key.pk: key for key in selectors.invalidatable_api_keys(principal).filter(pk__in=ids)}
+    chosen = [found[key_id] for key_id in ids if key_id in found]
+    return render(
+        request,
+        "apikeys/invalidate_confirm.html",
+        {
+            "section": "management",
+            "selected": [key for key in chosen if key.invalidated is None],
+            "already_invalidated": [key for key in chosen if key.invalidated is not None],
+            "not_found": [key_id for key_id in ids if key_id not in found],
+            "back": back,
+            "list_url": _list_url(back),
+        },
+    )
+
+
+def _count(number: int, singular: str, plural: str) -> str:
+    return f"{number} {singular if number == 1 else plural}"
+
+
+def _report_invalidation(request, result: services.InvalidationResult) -> None:
+    if result.invalidated or result.previously_invalidated:
+        text = f"Invalidated {_count(len(result.invalidated), 'API key', 'API keys')}"
+        if result.previously_invalidated:
+            already = len(result.previously_invalidated)
+            text += f"; {already} {'was' if already == 1 else 'were'} already invalidated"
+        messages.success(request, text + ".")
+    if result.errors:
+        shown = ", ".join(error["id"][:40] for error in result.errors[:10])
+        more = f" and {len(result.errors) - 10} more" if len(result.errors) > 10 else ""
+        it = "it" if len(result.errors) == 1 else "them"
+        messages.error(
+            request,
+            f"Could not invalidate {_count(len(result.errors), 'API key', 'API keys')} ({shown}{more}): "
+            f"not found, or you do not have permission to invalidate {it}. Nothing was changed for {it}.",
+        )

@@ -2,12 +2,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from apikeys.api.schema import api_docs
+from apikeys.console import console
 
 urlpatterns = [
     path("", include("apikeys.api.urls")),
     path("", include("accounts.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", api_docs, name="api-docs"),
+    path("app/dev_tools", console, name="console"),
+    path("", include("accounts.urls")),
     path("", include("apikeys.urls")),
 ]
 

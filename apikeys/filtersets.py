@@ -1,0 +1,79 @@
+"""Filters of the API Keys page (SPEC §6): name search, status, and owner and realm for those who
+see every key."""
+
+import django_filters
+from django import forms
+
+from accounts.models import Realm
+from apikeys.models import ApiKey
+
+ACTIVE, EXPIRED, INVALIDATED, ALL = "active", "expired", "invalidated", "all"
+STATUS_CHOICES = [
+    (ACTIVE, "Active"),
+    (EXPIRED, "Expired"),
+    (INVALIDATED, "Invalidated"),
+    (ALL, "All statuses"),
+]
+# Like Kibana, the page leaves invalidated keys out until asked for them.
+DEFAULT_STATUS_LABEL = "Active and expired"
+
+
+def realm_choices():
+    return [(realm.name, realm.name) for realm in Realm.objects.all()]
+
+
+class ApiKeyFilterSet(django_filters.FilterSet):
+    name = django_filters.CharFilter(
+        field_name="name",
+        lookup_expr="icontains",
+        label="Search",
+        widget=forms.TextInput(
+            attrs={"class": "form-control", "placeholder": "Search by name", "type": "search"}
+        ),
+    )
+    status = django_filters.ChoiceFilter(
+        choices=STATUS_CHOICES,
+        method="filter_status",
+        empty_label=DEFAULT_STATUS_LABEL,
+        label="Status",
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    owner = django_filters.CharFilter(
+        field_name="owner__username",
+        label="Owner",
+        widget=forms.TextInput(attrs={"class": "form-control", "placeholder": "Username"}),
+    )
+    realm = django_filters.ChoiceFilter(
+        field_name="realm_name",
+        choices=realm_choices,
+        empty_label="All realms",
+        label="Realm",
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "status", "owner", "realm"]
+
+    def __init__(self, *args, view_all: bool = False, **kwargs):
+        """``view_all``: the owner and realm filters exist only for those who see every key."""
+        super().__init__(*args, **kwargs)
+        if not view_all:
+            del self.filters["owner"]
+            del self.filters["realm"]
+
+    def filter_status(self, queryset, name, value):
+        if value == ACTIVE:
+            return queryset.active()
+        if value == EXPIRED:
+            return queryset.expired()
+        if value == INVALIDATED:
+            return queryset.invalidated()
+        return queryset
+
+    def filter_queryset(self, queryset):
+        """No status chosen (or an unknown one) means active and expired keys."""
+        queryset = super().filter_queryset(queryset)
+        if not self.form.cleaned_data.get("status"):
+            queryset = queryset.filter(invalidated__isnull=True)
+        return queryset

@@ -1,0 +1,147 @@
+"""Forms of the API key pages: create a key, and choose the keys to invalidate (SPEC §6, §7).
+
+Fields are checked with the very functions the create service uses, so a form error says what
+the REST API would say, next to the field it is about.
+"""
+
+from django import forms
+from django.http import QueryDict
+from django.utils import timezone
+from rest_framework.exceptions import ParseError
+
+from accounts.exceptions import ValidationError
+from accounts.privileges import validate_role_descriptors
+from apikeys.api.wire import parse_json
+from apikeys.services import validate_api_key_name, validate_metadata
+from apikeys.timeunits import expiration_from
+
+# Kibana's boilerplates for the role descriptors editor.
+ROLE_DESCRIPTOR_BOILERPLATES = {
+    "read_only": {
+        "read-only-role": {"cluster": [], "indices": [{"names": ["*"], "privileges": ["read"]}]},
+    },
+    "write_only": {
+        "write-only-role": {"cluster": [], "indices": [{"names": ["*"], "privileges": ["write"]}]},
+    },
+}
+# A page of the table holds at most 100 keys: a larger selection was not made on the page.
+MAX_SELECTED_API_KEYS = 500
+# The list page's query parameters kept when coming back to it after an invalidation.
+LIST_PARAMETERS = ("name", "status", "owner", "realm", "sort", "page", "per_page")
+
+
+def _domain_rule(check):
+    """Run a domain validation, turning its error into a form error with the same words."""
+    try:
+        return check()
+    except ValidationError as error:
+        raise forms.ValidationError(error.reason) from None
+
+
+def _contains_null_character(value) -> bool:
+    """Any string in parsed JSON (bounded in depth by parse_json) holding U+0000."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(map(_contains_null_character, [*value, *value.values()]))
+    if isinstance(value, list):
+        return any(map(_contains_null_character, value))
+    return False
+
+
+class JSONObjectField(forms.CharField):
+    """A JSON object typed into a textarea, or None when empty; read as strictly as the API reads JSON."""
+
+    widget = forms.Textarea
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        if not text:
+            return None
+        try:
+            parsed = parse_json(text.encode())
+        except ParseError as error:
+            raise forms.ValidationError(str(error.detail).replace("request body", "the value", 1)) from None
+        if not isinstance(parsed, dict):
+            raise forms.ValidationError("the value must be a JSON object, such as {}")
+        if _contains_null_character(parsed):
+            # PostgreSQL's jsonb cannot hold it; refused here on every database alike.
+            raise forms.ValidationError("the value must not contain null characters (\\u0000)")
+        return parsed
+
+
+class CreateApiKeyForm(forms.Form):
+    # Not stripped and not "required" here: the name rule itself says what is wrong with it.
+    name = forms.CharField(strip=False, required=False)
+    expiration = forms.CharField(
+        required=False,
+        label="Expiration",
+        help_text="Elasticsearch time units: a positive number followed by d, h, m, s, ms, micros or nanos, "
+        "such as 30d. Leave empty for a key that does not expire.",
+    )
+    role_descriptors = JSONObjectField(
+        required=False,
+        label="Role descriptors",
+        help_text="Restrict what the key may do. Leave empty for the same access rights as yours.",
+    )
+    metadata = JSONObjectField(
+        required=False, label="Metadata", help_text="A JSON object stored with the key."
+    )
+
+    def clean_name(self):
+        return _domain_rule(lambda: validate_api_key_name(self.cleaned_data["name"]))
+
+    def clean_expiration(self):
+        text = self.cleaned_data["expiration"] or None
+        if text is not None:
+            _domain_rule(lambda: expiration_from(text, timezone.now()))
+        return text
+
+    def clean_role_descriptors(self):
+        descriptors = self.cleaned_data["role_descriptors"]
+        if descriptors is not None:
+            _domain_rule(lambda: validate_role_descriptors(descriptors))
+        return descriptors
+
+    def clean_metadata(self):
+        return _domain_rule(lambda: validate_metadata(self.cleaned_data["metadata"]))
+
+
+class ApiKeyIdsField(forms.Field):
+    """The ids of the selected keys: any strings, de-duplicated; the service decides what each one is."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        if not value:
+            return []
+        if not isinstance(value, list | tuple):
+            value = [value]
+        return list(dict.fromkeys(item.strip() for item in value if isinstance(item, str) and item.strip()))
+
+    def validate(self, value):
+        if not value:
+            raise forms.ValidationError("Select the API keys to invalidate.")
+        if any("\x00" in item for item in value):
+            raise forms.ValidationError("API key ids must not contain null characters.")
+        if len(value) > MAX_SELECTED_API_KEYS:
+            raise forms.ValidationError(
+                f"Select at most {MAX_SELECTED_API_KEYS} API keys to invalidate at a time."
+            )
+
+
+class InvalidateApiKeysForm(forms.Form):
+    """The keys to invalidate, and the list page's filters to come back to."""
+
+    id = ApiKeyIdsField()
+    back = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean_back(self):
+        """Only the list's own parameters survive, so the way back cannot lead anywhere else."""
+        given = QueryDict(self.cleaned_data["back"])
+        kept = QueryDict(mutable=True)
+        for name in LIST_PARAMETERS:
+            values = [value for value in given.getlist(name) if value]
+            if values:
+                kept.setlist(name, values)
+        return kept.urlencode()

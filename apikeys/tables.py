@@ -1,0 +1,198 @@
+"""The API Keys table (SPEC §6) and the paginator that keeps it fast at a million keys."""
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+import django_tables2 as tables
+from django.core.paginator import EmptyPage, PageNotAnInteger
+from django.db.models import Case, F, IntegerField, Value, When
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django_tables2.paginators import LazyPaginator
+
+from apikeys import selectors
+from apikeys.models import ApiKey
+
+EXPIRES_SOON = timedelta(days=7)
+# Beyond this offset a page number is refused before it reaches the database as a huge OFFSET.
+MAX_OFFSET = 2**40
+
+
+@dataclass(frozen=True)
+class Status:
+    label: str
+    badge: str  # Bootstrap's text-bg-* colour
+
+
+def api_key_status(key: ApiKey, now=None) -> Status:
+    """Active, "Expires in N days" (within a week), Expired or Invalidated, as Kibana shows it."""
+    now = now or timezone.now()
+    if key.invalidated is not None:
+        return Status("Invalidated", "secondary")
+    if key.is_expired(now):
+        return Status("Expired", "danger")
+    if key.expiration is not None and key.expiration - now <= EXPIRES_SOON:
+        days = max(1, math.ceil((key.expiration - now) / timedelta(days=1)))
+        return Status(f"Expires in {days} day{'' if days == 1 else 's'}", "warning")
+    return Status("Active", "success")
+
+
+class ApiKeyPaginator(LazyPaginator):
+    """Pages without a COUNT: django-tables2's ``LazyPaginator`` reads one row past the page to
+    know whether another page follows, so a page view costs one LIMIT/OFFSET query whatever the
+    number of keys. The default order (-created, id) and the Name, Created, Realm, Owner and
+    Expires orders match an index, so that query stops after one page; only a deep OFFSET or the
+    Status order (computed from the time) reads further.
+
+    The total is counted only when a page past the end is asked for (an old link after keys
+    went away), to land on the last page instead of an empty one. A page number that is not a
+    number, or below 1, is page 1.
+    """
+
+    def validate_number(self, number):
+        try:
+            number = super().validate_number(number)
+        except (PageNotAnInteger, EmptyPage):
+            return 1
+        if (number - 1) * self.per_page > MAX_OFFSET:
+            raise EmptyPage("That page contains no results")
+        return number
+
+    def page(self, number):
+        try:
+            return super().page(number)
+        except EmptyPage:
+            last = max(1, math.ceil(len(self.object_list) / self.per_page))
+            return super().page(last)
+
+
+class DateTimeColumn(tables.TemplateColumn):
+    """A date as a ``<time>`` element: short text, the full UTC time on hover."""
+
+    empty_values = (None,)
+
+    def __init__(self, **kwargs):
+        super().__init__(template_name="apikeys/datetime.html", **kwargs)
+
+
+def _by_expiration(is_descending: bool):
+    """Keys that never expire come after every date, on every database (PostgreSQL's own order)."""
+    if is_descending:
+        return F("expiration").desc(nulls_first=True)
+    return F("expiration").asc(nulls_last=True)
+
+
+class ExpirationColumn(DateTimeColumn):
+    def order(self, queryset, is_descending):
+        return queryset.order_by(_by_expiration(is_descending), "-id" if is_descending else "id"), True
+
+
+class OwnerColumn(tables.Column):
+    """Owners by username, case-insensitively: the order of the users' lower(username) index, so
+    the page is read owner by owner instead of sorting every key."""
+
+    def order(self, queryset, is_descending):
+        username = Lower("owner__username")
+        if is_descending:
+            return queryset.order_by(username.desc(), "-owner_id", "created", "-id"), True
+        return queryset.order_by(username.asc(), "owner_id", "-created", "id"), True
+
+
+class StatusColumn(tables.TemplateColumn):
+    """Sorted Active, Expired, Invalidated; soonest expiry first among active keys."""
+
+    def __init__(self, **kwargs):
+        super().__init__(template_name="apikeys/status_badge.html", **kwargs)
+
+    def render(self, record, table, value, bound_column, **kwargs):
+        return super().render(record, table, api_key_status(record), bound_column, **kwargs)
+
+    def order(self, queryset, is_descending):
+        now = timezone.now()
+        rank = Case(
+            When(invalidated__isnull=False, then=Value(2)),
+            When(expiration__lte=now, then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        )
+        direction = "-" if is_descending else ""
+        ordering = (f"{direction}status_rank", _by_expiration(is_descending), f"{direction}id")
+        return queryset.annotate(status_rank=rank).order_by(*ordering), True
+
+
+class SelectionColumn(tables.CheckBoxColumn):
+    """A checkbox only on rows the viewer may invalidate."""
+
+    def render(self, value, bound_column, record, table, **kwargs):
+        if not table.may_invalidate(record):
+            return ""
+        return super().render(value, bound_column, record)
+
+
+class InvalidateColumn(tables.TemplateColumn):
+    """The row's own "Invalidate" action, on the same rows as the checkbox."""
+
+    def __init__(self, **kwargs):
+        super().__init__(template_name="apikeys/row_actions.html", **kwargs)
+
+    def render(self, record, table, value, bound_column, **kwargs):
+        return super().render(record, table, table.may_invalidate(record), bound_column, **kwargs)
+
+
+class ApiKeyTable(tables.Table):
+    selection = SelectionColumn(
+        accessor="pk",
+        attrs={
+            "th__input": {"id": "select-all", "class": "form-check-input", "aria-label": "Select all"},
+            "td__input": {
+                "name": "id",
+                "class": "form-check-input api-key-select",
+                "aria-label": lambda record: f"Select {record.name}",
+            },
+            "th": {"class": "selection-column"},
+            "td": {"class": "selection-column"},
+        },
+    )
+    name = tables.Column(
+        linkify=("api_key_details", [tables.A("pk")]),
+        order_by=("name", "id"),
+        attrs={"a": {"class": "fw-semibold api-key-name"}},
+    )
+    owner = OwnerColumn(accessor="owner__username", verbose_name="Owner")
+    # Newest first within a realm, as the (realm_name, -created) index reads.
+    realm = tables.Column(
+        accessor="realm_name", order_by=("realm_name", "-created", "id"), verbose_name="Realm"
+    )
+    created = DateTimeColumn(order_by=("created", "-id"))
+    expiration = ExpirationColumn(verbose_name="Expires", default="Never")
+    status = StatusColumn(accessor="pk", verbose_name="Status")
+    actions = InvalidateColumn(
+        accessor="pk",
+        verbose_name="Actions",
+        orderable=False,
+        attrs={"th": {"class": "text-end"}, "td": {"class": "text-end"}},
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["selection", "name", "owner", "realm", "created", "expiration", "status", "actions"]
+        sequence = fields
+        order_by = "-created"
+        template_name = "apikeys/api_keys_table.html"
+        empty_text = "No API keys match your search."
+        attrs = {"class": "table table-hover align-middle mb-0", "id": "api-keys-table"}
+        row_attrs = {"data-id": lambda record: record.pk}
+
+    def __init__(self, *args, principal, **kwargs):
+        """Owner and Realm only for those who see every key; no selection for read-only viewers."""
+        self.principal = principal
+        hidden = []
+        if not selectors.can_view_all_api_keys(principal):
+            hidden += ["owner", "realm"]
+        if not selectors.can_manage_own_api_keys(principal):
+            hidden += ["selection", "actions"]
+        super().__init__(*args, exclude=hidden, **kwargs)
+
+    def may_invalidate(self, key: ApiKey) -> bool:
+        return key.invalidated is None and selectors.can_invalidate(self.principal, key)

@@ -1,0 +1,44 @@
+// API Keys page: select-all and the "Invalidate N API keys" button of the bulk form.
+(function () {
+  "use strict";
+  const form = document.getElementById("bulk-invalidate");
+  const button = document.getElementById("invalidate-selected");
+  if (!form || !button) {
+    return;
+  }
+  const selectAll = document.getElementById("select-all");
+  const boxes = Array.from(form.querySelectorAll("input.api-key-select"));
+
+  function label(count) {
+    if (count === 0) {
+      return button.dataset.labelNone;
+    }
+    if (count === 1) {
+      return button.dataset.labelOne;
+    }
+    return button.dataset.labelMany.replace("{count}", String(count));
+  }
+
+  function update() {
+    const count = boxes.filter((box) => box.checked).length;
+    button.disabled = count === 0;
+    button.textContent = label(count);
+    boxes.forEach((box) => box.closest("tr").classList.toggle("table-active", box.checked));
+    if (selectAll) {
+      selectAll.checked = count > 0 && count === boxes.length;
+      selectAll.indeterminate = count > 0 && count < boxes.length;
+    }
+  }
+
+  if (selectAll) {
+    selectAll.disabled = boxes.length === 0;
+    selectAll.addEventListener("change", () => {
+      boxes.forEach((box) => {
+        box.checked = selectAll.checked;
+      });
+      update();
+    });
+  }
+  boxes.forEach((box) => box.addEventListener("change", update));
+  update();
+})();
