@@ -91,6 +91,12 @@ def test_gate_can_be_switched_off_for_development(client, owner, settings):
     ("body", "status", "error_type"),
     [
         ("{not json", 400, "parse_exception"),
+        ('{"name": "x", "metadata": {"a": "nul\\u0000"}}', 400, "parse_exception"),
+        ('{"name": "x", "metadata": {"\\u0000": 1}}', 400, "parse_exception"),
+        ('{"name": "x", "metadata": {"a": "\\ud800"}}', 400, "parse_exception"),
+        ('{"name": "x", "name": "y"}', 400, "parse_exception"),
+        ('{"name": "x", "metadata": {"a": NaN}}', 400, "parse_exception"),
+        ('{"name": "x", "metadata": ' + "[" * 70 + "]" * 70 + "}", 400, "parse_exception"),
         ([1, 2], 400, "illegal_argument_exception"),
         ({"name": "x", "colour": "red"}, 400, "illegal_argument_exception"),
         ({"name": "_x"}, 400, "illegal_argument_exception"),
@@ -140,4 +146,12 @@ def test_user_without_privilege_gets_403(client, make_user):
     make_user("watcher", "monitor", password=PASSWORD)
     response = post(client, {"name": "x"}, authorization=basic("watcher"))
     assert response.status_code == 403
+    assert not ApiKey.objects.exists()
+
+
+def test_body_larger_than_the_limit_is_refused_with_413_and_creates_nothing(client, owner, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = post(client, {"name": "big", "metadata": {"padding": "x" * 2000}})
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "content_too_long_exception"
     assert not ApiKey.objects.exists()

@@ -166,10 +166,10 @@ def test_a_flag_without_a_value_means_true(client, users, keys):
     assert names(call(client, users["api_key_admin"], "GET", "/_security/api_key?owner")) == {"admin-ci"}
 
 
-def test_an_unknown_id_gives_an_empty_list(client, users, keys):
+def test_an_unknown_id_gives_404_with_an_empty_list_as_elasticsearch_does(client, users, keys):
     response = get(client, users["api_key_admin"], id="x" * 20)
 
-    assert response.status_code == 200
+    assert response.status_code == 404
     assert response.json() == {"api_keys": []}
 
 
@@ -179,7 +179,8 @@ def test_manage_own_api_key_user_sees_only_its_own_keys_whatever_it_asks(client,
 
     assert names(get(client, own)) == mine
     assert names(get(client, own, name="*")) == mine
-    assert names(get(client, own, id=keys["admin-ci"].id)) == set()
+    hidden = get(client, own, id=keys["admin-ci"].id)
+    assert (hidden.status_code, hidden.json()) == (404, {"api_keys": []})
     assert names(get(client, own, username="api_key_admin")) == set()
     assert names(get(client, own, realm_name="default_file")) == set()
     assert names(get(client, own, owner="true", active_only="true")) == {"own-ci"}

@@ -146,13 +146,13 @@ class Keys(Outcome):
 
 
 class KeyById(Outcome):
-    """200 with the other user's key, or with an empty list when it is not the caller's to see."""
+    """200 with the other user's key, or 404 with an empty list when it is not the caller's to see."""
 
     def __init__(self, visible: bool):
         self.visible = visible
 
     def check(self, action, response, world):
-        assert response.status_code == 200, response.content
+        assert response.status_code == (200 if self.visible else 404), response.content
         ids = [key["id"] for key in response.json()["api_keys"]]
         assert ids == ([world.others_key] if self.visible else [])
 

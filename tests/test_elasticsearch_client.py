@@ -230,13 +230,14 @@ def test_manage_own_api_key_user_neither_sees_nor_invalidates_someone_elses_key(
     kims = own_keys_user.security.create_api_key(name="client-kims")
 
     listed = own_keys_user.security.get_api_key()["api_keys"]
-    by_id = own_keys_user.security.get_api_key(id=others["id"])["api_keys"]
+    with pytest.raises(NotFoundError) as hidden:
+        own_keys_user.security.get_api_key(id=others["id"])
     queried = own_keys_user.security.query_api_keys(size=100)["api_keys"]
     result = own_keys_user.security.invalidate_api_key(ids=[others["id"], kims["id"]])
 
     assert {key["username"] for key in listed} == {"kim"}
     assert {"client-kims", "kim-session"} <= {key["name"] for key in listed}
-    assert by_id == []
+    assert hidden.value.body == {"api_keys": []}
     assert {key["username"] for key in queried} == {"kim"}
     assert result["invalidated_api_keys"] == [kims["id"]]
     assert result["error_count"] == 1

@@ -204,7 +204,7 @@ class ApiKeyView(ApiKeyServiceView):
         summary="Get API keys",
         description="Keys the caller may see: every key with read_security or manage_api_key, only "
         "its own with manage_own_api_key. An id that is not found, or not the caller's to see, gives "
-        "an empty list.",
+        "404 with an empty list, as Elasticsearch does.",
         parameters=[
             _string_parameter("id", "A key id. Not with name, username or realm_name."),
             _string_parameter("name", "A key name; `*` is a wildcard. Not with id, username or realm_name."),
@@ -253,9 +253,9 @@ class ApiKeyView(ApiKeyServiceView):
             owner=principal.user if owner else None,
             active_only=active_only,
         )
-        return Response(
-            {"api_keys": [api_key_info(key, with_limited_by=with_limited_by) for key in keys.iterator()]}
-        )
+        found = [api_key_info(key, with_limited_by=with_limited_by) for key in keys.iterator()]
+        # As Elasticsearch: asking for an id that is not there (or not the caller's to see) is a 404.
+        return Response({"api_keys": found}, status=404 if api_key_id and not found else 200)
 
     @extend_schema(
         operation_id="security_invalidate_api_key",

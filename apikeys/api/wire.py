@@ -55,19 +55,32 @@ def _object_without_duplicate_keys(pairs):
     return result
 
 
-def _depth(value) -> int:
-    """Nesting depth of parsed JSON, without recursion."""
-    deepest, stack = 0, [(value, 1)]
+def _storable(text: str) -> bool:
+    """No NUL and no lone surrogate: neither can be stored in PostgreSQL or shown in a page."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_structure(value) -> None:
+    """Bounded depth and storable strings throughout parsed JSON, without recursion."""
+    stack = [(value, 1)]
     while stack:
         item, level = stack.pop()
-        deepest = max(deepest, level)
         if level > MAX_JSON_DEPTH:
-            break
+            raise drf.ParseError(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(item, str) and not _storable(item):
+            raise drf.ParseError("request body contains a NUL character or an unpaired surrogate")
         if isinstance(item, dict):
+            if not all(_storable(key) for key in item):
+                raise drf.ParseError("request body contains a NUL character or an unpaired surrogate")
             stack.extend((child, level + 1) for child in item.values())
         elif isinstance(item, list):
             stack.extend((child, level + 1) for child in item)
-    return deepest
 
 
 def parse_json(raw: bytes):
@@ -83,8 +96,7 @@ def parse_json(raw: bytes):
         raise drf.ParseError(f"request body is nested deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as error:
         raise drf.ParseError(f"request body is not valid JSON: {error}") from None
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise drf.ParseError(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
+    _check_structure(value)
     return value
 
 
