@@ -15,7 +15,6 @@ from django.db import IntegrityError, transaction
 from accounts.exceptions import Conflict, NotFound, ValidationError
 from accounts.models import Realm, Role, User
 from accounts.privileges import validate_role_descriptor
-from apikeys.services import validate_metadata
 
 audit = logging.getLogger("keyward.audit")
 
@@ -44,6 +43,18 @@ def _validate_name(kind: str, name) -> str:
     if name.startswith("_"):
         raise ValidationError(f"{kind} [{name}] must not start with [_]")
     return name
+
+
+def validate_metadata(metadata) -> dict:
+    """Metadata is a JSON object whose keys do not start with ``_`` (reserved, SPEC §7)."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise ValidationError("metadata must be an object")
+    reserved = sorted(key for key in metadata if key.startswith("_"))
+    if reserved:
+        raise ValidationError(f"metadata keys may not start with [_]: {reserved}")
+    return metadata
 
 
 def validate_username(username) -> str:

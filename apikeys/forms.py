@@ -11,8 +11,9 @@ from rest_framework.exceptions import ParseError
 
 from accounts.exceptions import ValidationError
 from accounts.privileges import validate_role_descriptors
+from accounts.services import validate_metadata
 from apikeys.api.wire import parse_json
-from apikeys.services import validate_api_key_name, validate_metadata
+from apikeys.services import validate_api_key_name
 from apikeys.timeunits import expiration_from
 
 # Kibana's boilerplates for the role descriptors editor.

@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.exceptions import AuthenticationFailed, Conflict, ValidationError
 from accounts.principals import Principal
 from accounts.privileges import validate_role_descriptors
+from accounts.services import validate_metadata
 from apikeys import selectors
 from apikeys.credentials import (
     encode_credential,
@@ -70,18 +71,6 @@ def validate_api_key_name(name) -> str:
     if any(unicodedata.category(char) in ("Cc", "Cs") for char in name):
         raise ValidationError("api key name must not contain control characters")
     return name
-
-
-def validate_metadata(metadata) -> dict:
-    """Metadata is a JSON object whose keys do not start with ``_`` (reserved, SPEC §7)."""
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise ValidationError("metadata must be an object")
-    reserved = sorted(key for key in metadata if key.startswith("_"))
-    if reserved:
-        raise ValidationError(f"metadata keys may not start with [_]: {reserved}")
-    return metadata
 
 
 def _milliseconds(moment):
