@@ -3,6 +3,7 @@
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 
 class Realm(models.Model):
@@ -93,3 +94,35 @@ class User(AbstractBaseUser):
     def role_descriptors(self) -> dict:
         """The user's roles as ``{role name: descriptor}``, the shape of an API key's limited_by."""
         return {role.name: role.descriptor() for role in self.roles.all()}
+
+
+class AuditEvent(models.Model):
+    """One security-relevant event: who did what to which keys, users or roles, and the outcome.
+
+    Written by ``accounts.audit.record`` only. It never holds a secret: key ids and names, never
+    the ``api_key`` part of a credential.
+    """
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+    time = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=64, db_index=True)
+    outcome = models.CharField(max_length=16, default=SUCCESS)
+    # Who acted: a user row when there is one, and its name and realm as they were at the time.
+    actor = models.ForeignKey("User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_username = models.CharField(max_length=1024, blank=True)
+    actor_realm = models.CharField(max_length=64, blank=True)
+    via_api_key = models.CharField(max_length=20, blank=True)
+    # What it was done to: a user, role or key name, and the ids of the keys concerned.
+    target = models.CharField(max_length=1024, blank=True)
+    api_key_ids = models.JSONField(default=list, blank=True)
+    count = models.PositiveIntegerField(default=0)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        indexes = [models.Index(fields=["action", "-time"], name="auditevent_action_time")]
+
+    def __str__(self):
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.action} {self.outcome}"

@@ -158,6 +158,8 @@ API_KEY_PBKDF2_ITERATIONS = int(env("KEYWARD_API_KEY_PBKDF2_ITERATIONS", 100_000
 API_KEY_MAX_EXPIRATION = env("KEYWARD_API_KEY_MAX_EXPIRATION")
 API_KEY_RETENTION_PERIOD = env("KEYWARD_API_KEY_RETENTION_PERIOD", "7d")
 API_KEY_PURGE_INTERVAL = env("KEYWARD_API_KEY_PURGE_INTERVAL", "24h")
+# Keys expiring within this window show "Expires in N days" and their owners are told by email.
+API_KEY_EXPIRY_WARNING = env("KEYWARD_API_KEY_EXPIRY_WARNING", "7d")
 # The API key service needs HTTPS (SPEC §3 TLS gate); switch off for local development only.
 API_KEY_REQUIRE_HTTPS = env_bool("KEYWARD_API_KEY_REQUIRE_HTTPS", True)
 
@@ -250,3 +252,14 @@ SPECTACULAR_SETTINGS = {
         {"name": "Kibana roles", "description": "Roles in Kibana's shape; writes need a kbn-xsrf header."},
     ],
 }
+
+# Mail (expiry warnings): printed to the console unless an SMTP server is named.
+if EMAIL_HOST := env("KEYWARD_EMAIL_HOST"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = int(env("KEYWARD_EMAIL_PORT", 587))
+    EMAIL_HOST_USER = env("KEYWARD_EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = env("KEYWARD_EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("KEYWARD_EMAIL_USE_TLS", True)
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env("KEYWARD_EMAIL_FROM", "keyward@localhost")

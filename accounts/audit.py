@@ -1,0 +1,70 @@
+"""The audit trail: every security event goes to the ``AuditEvent`` table and to a structured log line.
+
+``record`` is the one way to write it, called by the services (never by views), so the web UI,
+the REST API and the commands are audited alike. Secrets are never passed in.
+"""
+
+import json
+import logging
+
+from accounts.models import AuditEvent
+
+log = logging.getLogger("keyward.audit")
+
+# Actions, in Elasticsearch's audit vocabulary where it has one.
+API_KEY_CREATED = "api_key_created"
+API_KEYS_INVALIDATED = "api_keys_invalidated"
+API_KEY_ROTATED = "api_key_rotated"
+API_KEYS_PURGED = "api_keys_purged"
+AUTHENTICATION_FAILED = "authentication_failed"
+USER_CHANGED = "user_changed"
+USER_DELETED = "user_deleted"
+ROLE_CHANGED = "role_changed"
+ROLE_DELETED = "role_deleted"
+
+
+def record(
+    action,
+    *,
+    principal=None,
+    user=None,
+    outcome=AuditEvent.SUCCESS,
+    target="",
+    api_key_ids=(),
+    count=None,
+    **detail,
+) -> AuditEvent:
+    """Write one event; ``principal`` (or a bare ``user``) is who acted, None for the system."""
+    actor = principal.user if principal is not None else user
+    via_api_key = principal.api_key.id if principal is not None and principal.api_key is not None else ""
+    api_key_ids = list(api_key_ids)
+    event = AuditEvent.objects.create(
+        action=action,
+        outcome=outcome,
+        actor=actor,
+        actor_username=actor.username if actor else "",
+        actor_realm=actor.realm.name if actor else "",
+        via_api_key=via_api_key,
+        target=target,
+        api_key_ids=api_key_ids,
+        count=len(api_key_ids) if count is None else count,
+        detail=detail,
+    )
+    log.info(
+        json.dumps(
+            {
+                "event": action,
+                "outcome": outcome,
+                "user": event.actor_username or None,
+                "realm": event.actor_realm or None,
+                "api_key": via_api_key or None,
+                "target": target or None,
+                "api_key_ids": api_key_ids[:100],
+                "count": event.count,
+                **detail,
+            },
+            default=str,
+            sort_keys=True,
+        )
+    )
+    return event
