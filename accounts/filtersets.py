@@ -1,10 +1,33 @@
-"""Search and filters of the Roles and Users lists (SPEC §6)."""
+"""Search and filters of the Roles, Users and Audit log lists (SPEC §6)."""
+
+from datetime import timedelta
 
 import django_filters
 from django import forms
 from django.db.models import Q
+from django.utils import timezone
 
-from accounts.models import Realm, Role, User
+from accounts import audit
+from accounts.models import AuditEvent, Realm, Role, User
+
+# The audit actions, as the filter offers them and the table labels them.
+AUDIT_ACTIONS = {
+    audit.API_KEY_CREATED: "API key created",
+    audit.API_KEYS_INVALIDATED: "API keys invalidated",
+    audit.API_KEY_ROTATED: "API key rotated",
+    audit.API_KEYS_PURGED: "API keys purged",
+    audit.AUTHENTICATION_FAILED: "Authentication failed",
+    audit.USER_CHANGED: "User changed",
+    audit.USER_DELETED: "User deleted",
+    audit.ROLE_CHANGED: "Role changed",
+    audit.ROLE_DELETED: "Role deleted",
+}
+AUDIT_OUTCOMES = {AuditEvent.SUCCESS: "Success", AuditEvent.FAILURE: "Failure"}
+AUDIT_PERIODS = {
+    "hour": ("Last hour", timedelta(hours=1)),
+    "day": ("Last 24 hours", timedelta(days=1)),
+    "week": ("Last 7 days", timedelta(weeks=1)),
+}
 
 
 class RoleFilterSet(django_filters.FilterSet):
@@ -45,3 +68,42 @@ class UserFilterSet(django_filters.FilterSet):
 
     def filter_status(self, queryset, name, value):
         return queryset.filter(enabled=value == "enabled")
+
+
+class AuditEventFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        field_name="target", lookup_expr="icontains", label="Target",
+        widget=forms.SearchInput(attrs={"placeholder": "Target: user, role or key name",
+                                        "class": "form-control"}),
+    )
+    action = django_filters.ChoiceFilter(
+        choices=list(AUDIT_ACTIONS.items()), empty_label="All actions",
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    outcome = django_filters.ChoiceFilter(
+        choices=list(AUDIT_OUTCOMES.items()), empty_label="Any outcome",
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    actor = django_filters.CharFilter(
+        method="filter_actor", label="User",
+        widget=forms.TextInput(attrs={"placeholder": "User name", "class": "form-control"}),
+    )
+    since = django_filters.ChoiceFilter(
+        label="Time", method="filter_since", empty_label="All time",
+        choices=[(period, label) for period, (label, _) in AUDIT_PERIODS.items()],
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+
+    class Meta:
+        model = AuditEvent
+        fields = ["q", "action", "outcome", "actor", "since"]
+
+    def filter_actor(self, queryset, name, value):
+        """Who acted, or, for a failed authentication, whom the credentials claimed to be."""
+        return queryset.filter(
+            Q(actor_username=value) | Q(action=audit.AUTHENTICATION_FAILED, detail__username=value)
+        )
+
+    def filter_since(self, queryset, name, value):
+        _, length = AUDIT_PERIODS[value]
+        return queryset.filter(time__gte=timezone.now() - length)

@@ -19,7 +19,8 @@ from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
-from accounts.models import Realm, Role, User
+from accounts import audit
+from accounts.models import AuditEvent, Realm, Role, User
 
 logger = logging.getLogger(__name__)
 
@@ -268,8 +269,20 @@ def realm_chain() -> list[NativeRealm | FileRealm]:
     return chain
 
 
+def _authentication_failed(realm_name: str | None, username: str, reason: str) -> None:
+    """One audit row per refusal, with the realm's reason; the password is never passed on."""
+    audit.record(
+        audit.AUTHENTICATION_FAILED, outcome=AuditEvent.FAILURE, target=username,
+        realm=realm_name, username=username, reason=reason,
+    )
+
+
 def authenticate_realm_chain(username: str, password: str) -> User | None:
-    """The user these credentials prove, or None: the first realm that knows the username decides."""
+    """The user these credentials prove, or None: the first realm that knows the username decides.
+
+    Every refusal is audited (login and HTTP Basic alike); a success is not, as in Elasticsearch's
+    default audit events, so an API request authenticated with Basic writes nothing.
+    """
     if not username or password is None:
         return None
     for realm in realm_chain():
@@ -278,7 +291,9 @@ def authenticate_realm_chain(username: str, password: str) -> User | None:
             continue
         if result.user is None:
             logger.info("realm [%s] refused [%s]: %s", realm.realm.name, username, result.reason)
+            _authentication_failed(realm.realm.name, username, result.reason)
         return result.user
     # Hash anyway, so that an unknown username costs about as much as a wrong password.
     make_password(password)
+    _authentication_failed(None, username, "unknown user")
     return None

@@ -2,9 +2,10 @@
 
 The one place these rules live: the REST API, the Kibana role API, the UI and the commands all
 ask these functions. Reading users and roles takes ``read_security``; changing them takes
-``manage_security`` (which implies ``read_security``). Checks go through
-``Principal.has_cluster_privilege``, so a request made with an API key gets the key's descriptors
-intersected with its ``limited_by`` snapshot: a read-only key of a superuser can read, not write.
+``manage_security`` (which implies ``read_security``), and so does reading the audit log. Checks
+go through ``Principal.has_cluster_privilege``, so a request made with an API key gets the key's
+descriptors intersected with its ``limited_by`` snapshot: a read-only key of a superuser can read,
+not write.
 """
 
 from django.db.models import QuerySet
@@ -24,6 +25,12 @@ def can_read_security(principal: Principal) -> bool:
 
 def can_manage_security(principal: Principal) -> bool:
     return principal.has_cluster_privilege("manage_security")
+
+
+def can_view_audit_log(principal: Principal) -> bool:
+    """The audit log is for security administrators only, as in Elasticsearch: ``read_security``
+    alone does not open it, since it tells who tried which username and when."""
+    return can_manage_security(principal)
 
 
 def can_change_password(principal: Principal, username: str) -> bool:

@@ -2,21 +2,19 @@
 
 Who may call them is decided by ``accounts.selectors``; these functions hold the rules about the
 data itself (names, passwords, reserved roles, no one disabling or deleting themselves). Every
-value is checked before anything is written, so a refused request changes nothing.
+value is checked before anything is written, so a refused request changes nothing. Each change
+writes its audit event in the same transaction; ``acting_user`` is who asked, None for a command.
 """
-
-import logging
 
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
+from accounts import audit
 from accounts.exceptions import Conflict, NotFound, ValidationError
 from accounts.models import Realm, Role, User
 from accounts.privileges import validate_role_descriptor
-
-audit = logging.getLogger("keyward.audit")
 
 NATIVE_REALM = "default_native"
 NAME_MAX_LENGTH = 507  # Elasticsearch's limit for usernames and role names
@@ -113,8 +111,8 @@ def _native_realm(realm_name: str) -> Realm:
     return realm
 
 
-def _actor(acting_user) -> str:
-    return f"{acting_user.realm.name}/{acting_user.username}" if acting_user is not None else "a command"
+def _audit_user_changed(username: str, realm_name: str, change: str, acting_user) -> None:
+    audit.record(audit.USER_CHANGED, user=acting_user, target=username, change=change, realm=realm_name)
 
 
 def _is_self(user: User, acting_user) -> bool:
@@ -155,21 +153,27 @@ def _save_user(
                 user.password = password_hash
             user.save()
             user.roles.set(role_rows)
+            _audit_user_changed(username, realm.name, "created" if created else "updated", acting_user)
     except IntegrityError:
         raise Conflict(f"user [{username}] was created by another request at the same time") from None
-    change = "created" if created else "updated"
-    audit.info("user %s realm=%s %s by %s", username, realm.name, change, _actor(acting_user))
     return user, created
 
 
 def create_user(
-    username, password, roles=(), full_name="", email="", metadata=None, realm_name=NATIVE_REALM
+    username,
+    password,
+    roles=(),
+    full_name="",
+    email="",
+    metadata=None,
+    realm_name=NATIVE_REALM,
+    acting_user=None,
 ) -> User:
     """Create a user in a native realm; file realm users come from the users file instead."""
     realm = _native_realm(realm_name)
     user, _ = _save_user(
         realm, username, password=password, roles=list(roles), full_name=full_name, email=email,
-        metadata=metadata, enabled=True, create_only=True, acting_user=None,
+        metadata=metadata, enabled=True, create_only=True, acting_user=acting_user,
     )
     return user
 
@@ -207,14 +211,18 @@ def _native_user(username) -> User:
 
 def delete_user(username, acting_user=None) -> bool:
     """Delete a native user; False when there is none. The user's API keys are deleted with it
-    (the owner foreign key cascades), so no key outlives its owner."""
+    (the owner foreign key cascades), so no key outlives its owner; the audit event counts them."""
     user = User.objects.filter(realm__name=NATIVE_REALM, username=username).first()
     if user is None:
         return False
     if _is_self(user, acting_user):
         raise ValidationError("users may not delete their own account")
-    user.delete()
-    audit.info("user %s realm=%s deleted by %s", username, NATIVE_REALM, _actor(acting_user))
+    with transaction.atomic():
+        api_key_count = user.api_keys.count()
+        user.delete()
+        audit.record(
+            audit.USER_DELETED, user=acting_user, target=username, count=api_key_count, realm=NATIVE_REALM
+        )
     return True
 
 
@@ -225,11 +233,9 @@ def set_user_enabled(username, enabled: bool, acting_user=None) -> User:
         raise ValidationError("users may not update the enabled status of their own account")
     if user.enabled != enabled:
         user.enabled = enabled
-        user.save(update_fields=["enabled"])
-        audit.info(
-            "user %s realm=%s %s by %s",
-            username, NATIVE_REALM, "enabled" if enabled else "disabled", _actor(acting_user),
-        )
+        with transaction.atomic():
+            user.save(update_fields=["enabled"])
+            _audit_user_changed(username, NATIVE_REALM, "enabled" if enabled else "disabled", acting_user)
     return user
 
 
@@ -240,8 +246,9 @@ def change_password(username, password, password_hash=None, acting_user=None) ->
         raise ValidationError("password must be specified")
     user = _native_user(username)
     user.password = make_password(check_password(password, user))
-    user.save(update_fields=["password"])
-    audit.info("user %s realm=%s password changed by %s", username, NATIVE_REALM, _actor(acting_user))
+    with transaction.atomic():
+        user.save(update_fields=["password"])
+        _audit_user_changed(username, NATIVE_REALM, "password_changed", acting_user)
     return user
 
 
@@ -273,7 +280,8 @@ def put_role_descriptor(name, descriptor, create_only=False, acting_user=None) -
         if existing is not None and create_only:
             raise Conflict(f"role [{name}] already exists")
         role, created = Role.objects.update_or_create(name=name, defaults=fields)
-    audit.info("role %s %s by %s", name, "created" if created else "updated", _actor(acting_user))
+        change = "created" if created else "updated"
+        audit.record(audit.ROLE_CHANGED, user=acting_user, target=name, change=change)
     return role, created
 
 
@@ -284,6 +292,7 @@ def delete_role(name, acting_user=None) -> bool:
         return False
     if role.built_in:
         raise ValidationError(f"role [{name}] is reserved and cannot be deleted")
-    role.delete()
-    audit.info("role %s deleted by %s", name, _actor(acting_user))
+    with transaction.atomic():
+        role.delete()
+        audit.record(audit.ROLE_DELETED, user=acting_user, target=name)
     return True

@@ -1,8 +1,12 @@
-"""The Roles and Users lists (SPEC §6)."""
+"""The Roles, Users and Audit log lists (SPEC §6)."""
 
 import django_tables2 as tables
+from django.utils.html import format_html
 
-from accounts.models import Role, User
+from accounts import audit
+from accounts.filtersets import AUDIT_ACTIONS, AUDIT_OUTCOMES
+from accounts.models import AuditEvent, Role, User
+from apikeys.tables import DateTimeColumn
 
 TABLE_ATTRS = {"class": "table table-hover align-middle mb-0", "thead": {"class": "table-light"}}
 
@@ -46,3 +50,55 @@ class UserTable(tables.Table):
         template_name = "accounts/table.html"
         empty_text = "No users match your search."
         row_attrs = {"data-user": lambda record: f"{record.realm.name}/{record.username}"}
+
+
+# Bootstrap's text-bg-* colour of each audit action and outcome.
+AUDIT_ACTION_COLOURS = {
+    audit.API_KEY_CREATED: "primary",
+    audit.API_KEYS_INVALIDATED: "warning",
+    audit.API_KEY_ROTATED: "info",
+    audit.API_KEYS_PURGED: "secondary",
+    audit.AUTHENTICATION_FAILED: "danger",
+    audit.USER_CHANGED: "info",
+    audit.USER_DELETED: "dark",
+    audit.ROLE_CHANGED: "info",
+    audit.ROLE_DELETED: "dark",
+}
+AUDIT_OUTCOME_COLOURS = {AuditEvent.SUCCESS: "success", AuditEvent.FAILURE: "danger"}
+
+
+class BadgeColumn(tables.Column):
+    """A code shown as a labelled, coloured badge; an unknown code as itself, in grey."""
+
+    def __init__(self, labels: dict, colours: dict, **kwargs):
+        self.labels, self.colours = labels, colours
+        super().__init__(**kwargs)
+
+    def render(self, value):
+        return format_html(
+            '<span class="badge rounded-pill text-bg-{}" data-code="{}">{}</span>',
+            self.colours.get(value, "secondary"), value, self.labels.get(value, value),
+        )
+
+
+class AuditEventTable(tables.Table):
+    time = DateTimeColumn(order_by=("time", "id"), orderable=True, attrs={"td": {"class": "text-nowrap"}})
+    action = BadgeColumn(AUDIT_ACTIONS, AUDIT_ACTION_COLOURS)
+    outcome = BadgeColumn(AUDIT_OUTCOMES, AUDIT_OUTCOME_COLOURS)
+    # The name and realm as they were at the time, never the user row: no query per row.
+    actor = tables.TemplateColumn(
+        template_name="accounts/audit_actor.html", accessor="actor_username", verbose_name="User"
+    )
+    target = tables.TemplateColumn(template_name="accounts/audit_target.html")
+    count = tables.Column(empty_values=(0,), default="", attrs={"td": {"class": "text-end"}})
+    detail = tables.TemplateColumn(template_name="accounts/audit_detail.html", verbose_name="Details")
+
+    class Meta:
+        model = AuditEvent
+        fields = ("time", "action", "outcome", "actor", "target", "count", "detail")
+        orderable = False  # newest first, or oldest first: the only orders the time index serves
+        order_by = "-time"
+        attrs = {**TABLE_ATTRS, "id": "audit-table"}
+        template_name = "accounts/table.html"
+        empty_text = "No audit events match your search."
+        row_attrs = {"data-action": lambda record: record.action}

@@ -4,6 +4,7 @@ from accounts import views
 
 ROLES = "app/management/security/roles"
 USERS = "app/management/security/users"
+AUDIT = "app/management/security/audit"
 USER = USERS + "/<str:realm>/<path:username>"  # usernames are unique per realm only
 
 urlpatterns = [
@@ -22,4 +23,5 @@ urlpatterns = [
     path(f"{USER}/enabled", views.UserEnabledView.as_view(), name="user-enabled"),
     path(f"{USER}/delete", views.UserDeleteView.as_view(), name="user-delete"),
     path(USER, views.UserDetailView.as_view(), name="user-detail"),
+    path(AUDIT, views.AuditLogView.as_view(), name="audit-log"),
 ]

@@ -1,7 +1,8 @@
-"""Login and logout through the realm chain, and the Roles and Users pages (SPEC §6).
+"""Login and logout through the realm chain, and the Roles, Users and Audit log pages (SPEC §6).
 
-Who may read or change users and roles is decided by ``accounts.selectors``; every change goes
-through ``accounts.services``, the same functions the REST API and the commands call.
+Who may read or change users and roles, and who may read the audit log, is decided by
+``accounts.selectors``; every change goes through ``accounts.services``, the same functions the
+REST API and the commands call.
 """
 
 import json
@@ -18,7 +19,7 @@ from django_tables2 import RequestConfig
 
 from accounts import selectors, services
 from accounts.exceptions import Conflict, SecurityError
-from accounts.filtersets import RoleFilterSet, UserFilterSet
+from accounts.filtersets import AuditEventFilterSet, RoleFilterSet, UserFilterSet
 from accounts.forms import (
     COMMON_INDEX_PRIVILEGES,
     PasswordForm,
@@ -27,10 +28,11 @@ from accounts.forms import (
     UserEditForm,
     index_privilege_formset,
 )
-from accounts.models import Realm, Role, User
+from accounts.models import AuditEvent, Realm, Role, User
 from accounts.principals import principal_of_session
 from accounts.privileges import INDEX_PRIVILEGES
-from accounts.tables import RoleTable, UserTable
+from accounts.tables import AuditEventTable, RoleTable, UserTable
+from apikeys.tables import ApiKeyPaginator
 from apikeys.tls import api_key_service_enabled
 
 PER_PAGE = 25
@@ -109,8 +111,34 @@ class ListPage(SecurityPage):
         filterset = self.filterset_class(request.GET or None, queryset=self.get_queryset())
         exclude = () if self.can_manage else self.manage_only_columns
         table = self.table_class(filterset.qs, exclude=exclude)
-        RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+        self.paginate(table)
         return self.render(self.template_name, {"filterset": filterset, "table": table})
+
+    def paginate(self, table):
+        RequestConfig(self.request, paginate={"per_page": PER_PAGE}).configure(table)
+
+
+# --- Audit log -------------------------------------------------------------------------------
+
+
+class AuditLogView(ListPage):
+    """Security events, newest first; only for those the audit log rule lets in."""
+
+    kind = "the audit log"
+    filterset_class = AuditEventFilterSet
+    table_class = AuditEventTable
+    template_name = "accounts/audit_log.html"
+
+    def allowed(self, **kwargs) -> bool:
+        return selectors.can_view_audit_log(self.principal)
+
+    def get_queryset(self):
+        return AuditEvent.objects.all()
+
+    def paginate(self, table):
+        """Pages without a COUNT, as on the API Keys page: the log may hold millions of events."""
+        RequestConfig(self.request, paginate=False).configure(table)
+        table.paginate(paginator_class=ApiKeyPaginator, per_page=PER_PAGE, page=self.request.GET.get("page"))
 
 
 # --- Roles -----------------------------------------------------------------------------------
@@ -301,7 +329,7 @@ class UserCreateView(SecurityPage):
         try:
             user = services.create_user(
                 data["username"], data["password"], roles=data["roles"], full_name=data["full_name"],
-                email=data["email"],
+                email=data["email"], acting_user=request.user,
             )
         except SecurityError as error:
             form.add_error("username" if isinstance(error, Conflict) else None, error.reason)

@@ -1,8 +1,12 @@
-"""Filters of the API Keys page (SPEC §6): name search, status, and owner and realm for those who
-see every key."""
+"""Filters of the API Keys page (SPEC §6): name search, status, last use, and owner and realm for
+those who see every key."""
+
+from datetime import timedelta
 
 import django_filters
 from django import forms
+from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import Realm
 from apikeys.models import ApiKey
@@ -16,6 +20,7 @@ STATUS_CHOICES = [
 ]
 # Like Kibana, the page leaves invalidated keys out until asked for them.
 DEFAULT_STATUS_LABEL = "Active and expired"
+UNUSED_CHOICES = [(str(days), f"Unused for {days} days") for days in (7, 30, 90)]
 
 
 def realm_choices():
@@ -38,6 +43,13 @@ class ApiKeyFilterSet(django_filters.FilterSet):
         label="Status",
         widget=forms.Select(attrs={"class": "form-select"}),
     )
+    unused = django_filters.ChoiceFilter(
+        choices=UNUSED_CHOICES,
+        method="filter_unused",
+        empty_label="Any last use",
+        label="Last used",
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
     owner = django_filters.CharFilter(
         field_name="owner__username",
         label="Owner",
@@ -53,7 +65,7 @@ class ApiKeyFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = ApiKey
-        fields = ["name", "status", "owner", "realm"]
+        fields = ["name", "status", "unused", "owner", "realm"]
 
     def __init__(self, *args, view_all: bool = False, **kwargs):
         """``view_all``: the owner and realm filters exist only for those who see every key."""
@@ -70,6 +82,11 @@ class ApiKeyFilterSet(django_filters.FilterSet):
         if value == INVALIDATED:
             return queryset.invalidated()
         return queryset
+
+    def filter_unused(self, queryset, name, value):
+        """Not used since the cutoff: last used before it, or never used and created before it."""
+        cutoff = timezone.now() - timedelta(days=int(value))
+        return queryset.filter(Q(last_used__lt=cutoff) | Q(last_used__isnull=True, created__lt=cutoff))
 
     def filter_queryset(self, queryset):
         """No status chosen (or an unknown one) means active and expired keys."""

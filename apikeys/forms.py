@@ -4,6 +4,8 @@ Fields are checked with the very functions the create service uses, so a form er
 the REST API would say, next to the field it is about.
 """
 
+from datetime import timedelta
+
 from django import forms
 from django.http import QueryDict
 from django.utils import timezone
@@ -12,9 +14,10 @@ from rest_framework.exceptions import ParseError
 from accounts.exceptions import ValidationError
 from accounts.privileges import validate_role_descriptors
 from accounts.services import validate_metadata
+from apikeys import periods
 from apikeys.api.wire import parse_json
 from apikeys.services import validate_api_key_name
-from apikeys.timeunits import expiration_from
+from apikeys.timeunits import expiration_from, max_lifetime
 
 # Kibana's boilerplates for the role descriptors editor.
 ROLE_DESCRIPTOR_BOILERPLATES = {
@@ -25,10 +28,13 @@ ROLE_DESCRIPTOR_BOILERPLATES = {
         "write-only-role": {"cluster": [], "indices": [{"names": ["*"], "privileges": ["write"]}]},
     },
 }
+TIME_UNITS_HELP = (
+    "Elasticsearch time units: a positive number followed by d, h, m, s, ms, micros or nanos, such as 30d"
+)
 # A page of the table holds at most 100 keys: a larger selection was not made on the page.
 MAX_SELECTED_API_KEYS = 500
 # The list page's query parameters kept when coming back to it after an invalidation.
-LIST_PARAMETERS = ("name", "status", "owner", "realm", "sort", "page", "per_page")
+LIST_PARAMETERS = ("name", "status", "unused", "owner", "realm", "sort", "page", "per_page")
 
 
 def _domain_rule(check):
@@ -37,17 +43,6 @@ def _domain_rule(check):
         return check()
     except ValidationError as error:
         raise forms.ValidationError(error.reason) from None
-
-
-def _contains_null_character(value) -> bool:
-    """Any string in parsed JSON (bounded in depth by parse_json) holding U+0000."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(map(_contains_null_character, [*value, *value.values()]))
-    if isinstance(value, list):
-        return any(map(_contains_null_character, value))
-    return False
 
 
 class JSONObjectField(forms.CharField):
@@ -65,20 +60,19 @@ class JSONObjectField(forms.CharField):
             raise forms.ValidationError(str(error.detail).replace("request body", "the value", 1)) from None
         if not isinstance(parsed, dict):
             raise forms.ValidationError("the value must be a JSON object, such as {}")
-        if _contains_null_character(parsed):
-            # PostgreSQL's jsonb cannot hold it; refused here on every database alike.
-            raise forms.ValidationError("the value must not contain null characters (\\u0000)")
         return parsed
 
 
 class CreateApiKeyForm(forms.Form):
+    """The create page. With ``API_KEY_MAX_EXPIRATION`` set, a key must expire within it, and the
+    page states the limit (``max_lifetime_words``)."""
+
     # Not stripped and not "required" here: the name rule itself says what is wrong with it.
     name = forms.CharField(strip=False, required=False)
     expiration = forms.CharField(
         required=False,
         label="Expiration",
-        help_text="Elasticsearch time units: a positive number followed by d, h, m, s, ms, micros or nanos, "
-        "such as 30d. Leave empty for a key that does not expire.",
+        help_text=f"{TIME_UNITS_HELP}. Leave empty for a key that does not expire.",
     )
     role_descriptors = JSONObjectField(
         required=False,
@@ -89,23 +83,43 @@ class CreateApiKeyForm(forms.Form):
         required=False, label="Metadata", help_text="A JSON object stored with the key."
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_lifetime = max_lifetime()
+        self.max_lifetime_words = self.max_lifetime and periods.in_words(self.max_lifetime)
+        # For the live hint, which tells of a too long lifetime before the form is sent.
+        self.max_lifetime_ms = self.max_lifetime and self.max_lifetime // timedelta(milliseconds=1)
+        if self.max_lifetime is not None:
+            self.fields["expiration"].help_text = f"{TIME_UNITS_HELP}; at most {self.max_lifetime_words}."
+
     def clean_name(self):
         return _domain_rule(lambda: validate_api_key_name(self.cleaned_data["name"]))
 
     def clean_expiration(self):
+        """Checked by the very rule the service applies: with a maximum lifetime set, an empty
+        expiration is refused in the service's words, next to the field."""
         text = self.cleaned_data["expiration"] or None
-        if text is not None:
-            _domain_rule(lambda: expiration_from(text, timezone.now()))
+        _domain_rule(lambda: expiration_from(text, timezone.now()))
         return text
 
     def clean_role_descriptors(self):
+        """Validated and normalised, as the service stores them (``names`` always a list)."""
         descriptors = self.cleaned_data["role_descriptors"]
-        if descriptors is not None:
-            _domain_rule(lambda: validate_role_descriptors(descriptors))
-        return descriptors
+        if descriptors is None:
+            return None
+        return _domain_rule(lambda: validate_role_descriptors(descriptors))
 
     def clean_metadata(self):
         return _domain_rule(lambda: validate_metadata(self.cleaned_data["metadata"]))
+
+    def role_descriptors_for_preview(self) -> dict | None:
+        """For the Preview button: the role descriptors checked alone (their errors shown, those of
+        the other fields left out, as nothing is created); None when they are wrong."""
+        for name in [name for name in self.errors if name != "role_descriptors"]:
+            del self.errors[name]
+        if self.errors:
+            return None
+        return self.cleaned_data["role_descriptors"] or {}
 
 
 class ApiKeyIdsField(forms.Field):

@@ -17,6 +17,18 @@ class ApiKeyQuerySet(models.QuerySet):
     def invalidated(self):
         return self.filter(invalidated__isnull=False)
 
+    def expiring_within(self, window, now=None):
+        """Active keys that expire before ``now + window``: their owners are warned (SPEC §5)."""
+        now = now or timezone.now()
+        return self.active(now).filter(expiration__lte=now + window)
+
+    def past_retention(self, cutoff):
+        """Invalidated or expired at or before ``cutoff``: due for deletion (SPEC §5).
+
+        As in Elasticsearch, an invalidated key whose expiration is older still goes too.
+        """
+        return self.filter(Q(invalidated__lte=cutoff) | Q(expiration__lte=cutoff))
+
 
 class ApiKey(models.Model):
     REST = "rest"
@@ -36,6 +48,8 @@ class ApiKey(models.Model):
     limited_by = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     last_used = models.DateTimeField(null=True, blank=True)
+    # When the owner was told that the key expires soon; set once, so the warning is sent once.
+    expiry_notified = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ApiKeyQuerySet.as_manager()
 

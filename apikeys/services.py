@@ -1,19 +1,24 @@
-"""Every write to API keys, in one place: create, invalidate, authenticate (SPEC §1–§3, §5).
+"""Every write to API keys, in one place: create, invalidate, rotate, authenticate, purge, and the
+expiry warnings (SPEC §1–§3, §5).
 
 The web UI, the REST API and the management commands all call these functions, so they cannot
 disagree about who may do what. The privilege rules themselves live in ``apikeys.selectors``.
 """
 
-import logging
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.template.loader import render_to_string
 from django.utils import timezone
 
-from accounts.exceptions import AuthenticationFailed, Conflict, ValidationError
+from accounts import audit
+from accounts.exceptions import AuthenticationFailed, Conflict, NotFound, PermissionDenied, ValidationError
+from accounts.models import AuditEvent
 from accounts.principals import Principal
 from accounts.privileges import validate_role_descriptors
 from accounts.services import validate_metadata
@@ -27,12 +32,19 @@ from apikeys.credentials import (
 from apikeys.hashers import make_api_key_hash, verify_api_key_hash
 from apikeys.models import ApiKey
 from apikeys.query import storable_text
-from apikeys.timeunits import expiration_from
-
-audit = logging.getLogger("keyward.audit")
+from apikeys.timeunits import (
+    configured_time_value,
+    expiration_after,
+    expiration_from,
+    format_time_value,
+    max_lifetime,
+)
 
 NAME_MAX_LENGTH = 256
 INVALIDATE_BATCH_SIZE = 1000
+PURGE_BATCH_SIZE = 1000
+# The purge audits its count and this many ids: enough to trace a key, bounded at any volume.
+PURGE_AUDITED_IDS = 1000
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 AUTHENTICATION_FAILED = "unable to authenticate with provided credentials"
 
@@ -100,30 +112,38 @@ def create_api_key(
     if expiration is not None and not isinstance(expiration, str):
         raise ValidationError("expiration must be a string such as [30d]")
     expires = _milliseconds(expiration_from(expiration, now))
+    try:
+        with transaction.atomic():
+            created = _insert_api_key(
+                principal.user, name, now, expires, role_descriptors, principal.role_descriptors, metadata
+            )
+            audit.record(
+                audit.API_KEY_CREATED, principal=principal, target=name, api_key_ids=[created.api_key.id]
+            )
+    except IntegrityError:
+        if ApiKey.objects.filter(name=name, invalidated__isnull=True).exists():
+            raise Conflict(f"an active API key with name [{name}] already exists") from None
+        raise
+    return created
+
+
+def _insert_api_key(owner, name, now, expiration, role_descriptors, limited_by, metadata) -> CreatedApiKey:
+    """Store a new key with a fresh id and secret; the caller holds the transaction."""
     secret = generate_api_key_secret()
     key = ApiKey(
         id=generate_api_key_id(),
         name=name,
         hash=make_api_key_hash(secret),
-        owner=principal.user,
-        realm_name=principal.user.realm.name,
-        realm_type=principal.user.realm.type,
+        owner=owner,
+        realm_name=owner.realm.name,
+        realm_type=owner.realm.type,
         created=now,
-        expiration=expires,
+        expiration=expiration,
         role_descriptors=role_descriptors,
-        limited_by=principal.role_descriptors,
+        limited_by=limited_by,
         metadata=metadata,
     )
-    try:
-        with transaction.atomic():
-            key.save(force_insert=True)
-    except IntegrityError:
-        if ApiKey.objects.filter(name=name, invalidated__isnull=True).exists():
-            raise Conflict(f"an active API key with name [{name}] already exists") from None
-        raise
-    audit.info(
-        "api key created id=%s name=%r owner=%s realm=%s", key.id, name, key.owner.username, key.realm_name
-    )
+    key.save(force_insert=True)
     return CreatedApiKey(api_key=key, secret=secret)
 
 
@@ -203,19 +223,84 @@ def invalidate_api_keys(
             batch = to_invalidate[start : start + INVALIDATE_BATCH_SIZE]
             ApiKey.objects.filter(id__in=batch, invalidated__isnull=True).update(invalidated=now)
         result.invalidated = to_invalidate
-    if result.invalidated:
-        audit.info(
-            "api keys invalidated by %s/%s: %s",
-            principal.realm_name,
-            principal.user.username,
-            ",".join(result.invalidated),
-        )
+        if to_invalidate:
+            audit.record(
+                audit.API_KEYS_INVALIDATED,
+                principal=principal,
+                api_key_ids=to_invalidate,
+                previously_invalidated=len(result.previously_invalidated),
+            )
     return result
 
 
-def _refuse(detail: str):
-    audit.info("api key authentication failed: %s", detail)
-    raise AuthenticationFailed(AUTHENTICATION_FAILED, detail=detail)
+def rotate_api_key(principal: Principal, key_id) -> CreatedApiKey:
+    """Replace a key with a new one of the same name, owner, privileges, metadata and lifetime, and
+    invalidate the old one, in one transaction: either both happen or neither does.
+
+    Keyward's own operation; Elasticsearch has none. The replacement keeps the old ``limited_by``
+    snapshot, so a rotation never widens what a key may do.
+    """
+    if not isinstance(key_id, str) or not key_id:
+        raise ValidationError("api key id must be a non-empty string")
+    storable_text("id", key_id)
+    with transaction.atomic():
+        key = _rotatable_api_key(principal, key_id)
+        now = _milliseconds(timezone.now())
+        expires = _milliseconds(expiration_after(_rotated_lifetime(key), now))
+        ApiKey.objects.filter(pk=key.pk, invalidated__isnull=True).update(invalidated=now)
+        created = _insert_api_key(
+            key.owner, key.name, now, expires, key.role_descriptors, key.limited_by, key.metadata
+        )
+        audit.record(
+            audit.API_KEY_ROTATED,
+            principal=principal,
+            target=key.name,
+            api_key_ids=[key.id, created.api_key.id],
+            rotated_from=key.id,
+            replacement=created.api_key.id,
+        )
+    return created
+
+
+def _rotatable_api_key(principal: Principal, key_id: str) -> ApiKey:
+    """The key, row-locked, once the principal may rotate it and it is still active."""
+    key = selectors.visible_api_keys(principal).select_for_update(of=("self",)).filter(pk=key_id).first()
+    if key is None:
+        # Unknown and not-yours look the same, so ids of others' keys are not revealed.
+        raise NotFound(f"api key [{key_id}] not found")
+    if not (selectors.can_invalidate(principal, key) and selectors.can_create_api_key(principal)):
+        raise selectors.unauthorized(principal, selectors.INVALIDATE_ACTION)
+    if principal.api_key is not None and principal.api_key.id != key.id:
+        # A key may only make keys with its own privileges (SPEC §2); another key's may be wider.
+        raise PermissionDenied(
+            f"API key [{principal.api_key.id}] may rotate only itself, not API key [{key.id}]"
+        )
+    if key.invalidated is not None:
+        raise ValidationError(f"api key [{key.id}] has been invalidated and cannot be rotated")
+    if key.is_expired():
+        raise ValidationError(f"api key [{key.id}] has expired and cannot be rotated")
+    return key
+
+
+def _rotated_lifetime(key: ApiKey) -> timedelta | None:
+    """The old key's lifetime, which the replacement gets, if the lifetime policy still allows it."""
+    lifetime = key.expiration - key.created if key.expiration is not None else None
+    longest = max_lifetime()
+    if longest is not None and (lifetime is None or lifetime > longest):
+        shown = "no expiration" if lifetime is None else f"a lifetime of [{format_time_value(lifetime)}]"
+        raise ValidationError(
+            f"api key [{key.id}] cannot be rotated: it has {shown}, and the maximum lifetime of an "
+            f"API key is [{settings.API_KEY_MAX_EXPIRATION}]; create a new key with an expiration "
+            "instead"
+        )
+    return lifetime
+
+
+def _refuse(reason: str, key_id: str | None = None):
+    """Fail authentication: the client learns nothing, the audit log gets the reason, never the secret."""
+    detail = {"reason": reason} if key_id is None else {"reason": reason, "api_key_id": key_id[:20]}
+    audit.record(audit.AUTHENTICATION_FAILED, outcome=AuditEvent.FAILURE, **detail)
+    raise AuthenticationFailed(AUTHENTICATION_FAILED, detail=reason)
 
 
 def authenticate_api_key(header_value: str) -> Principal:
@@ -233,24 +318,118 @@ def authenticate_api_key(header_value: str) -> Principal:
         ApiKey.objects.select_related("owner__realm").filter(pk=key_id).first() if len(key_id) == 20 else None
     )
     if key is None:
-        _refuse(f"api key [{key_id[:20]}] does not exist")
+        _refuse(f"api key [{key_id[:20]}] does not exist", key_id)
     if not verify_api_key_hash(secret, key.hash):
-        _refuse(f"api key [{key_id}] secret does not match")
+        _refuse(f"api key [{key_id}] secret does not match", key_id)
     now = timezone.now()
     if key.invalidated is not None:
-        _refuse(f"api key [{key_id}] has been invalidated")
+        _refuse(f"api key [{key_id}] has been invalidated", key_id)
     if key.is_expired(now):
-        _refuse(f"api key [{key_id}] has expired")
+        _refuse(f"api key [{key_id}] has expired", key_id)
     if not key.owner.enabled:
-        _refuse(f"api key [{key_id}] belongs to disabled user [{key.owner.username}]")
+        _refuse(f"api key [{key_id}] belongs to disabled user [{key.owner.username}]", key_id)
     record_last_used(key, now)
     return Principal(key.owner, api_key=key)
 
 
-def record_last_used(key: ApiKey, now) -> None:
-    """At most one write per key per minute, whichever worker sees the key first (SPEC §5)."""
+def record_last_used(key: ApiKey, now) -> bool:
+    """At most one write per key per minute, whichever worker sees the key first (SPEC §5).
+
+    Returns whether this call wrote: of two workers holding the same stale row, one does.
+    """
     if key.last_used is not None and now - key.last_used < LAST_USED_RESOLUTION:
-        return
+        return False
     stale = Q(last_used__isnull=True) | Q(last_used__lt=now - LAST_USED_RESOLUTION)
-    ApiKey.objects.filter(stale, pk=key.pk).update(last_used=now)
+    written = ApiKey.objects.filter(stale, pk=key.pk).update(last_used=now)
     key.last_used = now
+    return bool(written)
+
+
+# ---------------------------------------------------------------------------------------------
+# Retention (SPEC §5)
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """What a purge deleted, or with ``dry_run`` would delete: keys gone before ``cutoff``."""
+
+    deleted: int
+    cutoff: datetime
+    dry_run: bool = False
+
+
+def purge_api_keys(now=None, batch_size=PURGE_BATCH_SIZE, dry_run=False, progress=None) -> PurgeResult:
+    """Delete invalidated and expired keys older than ``API_KEY_RETENTION_PERIOD``.
+
+    Each batch is its own short transaction (ids by primary key, then one DELETE), so that a large
+    purge never holds locks long enough to stall authentication. ``progress`` is called with the
+    running total after each batch.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError(f"batch size must be a positive integer, got [{batch_size}]")
+    cutoff = (now or timezone.now()) - configured_time_value("API_KEY_RETENTION_PERIOD")
+    due = ApiKey.objects.past_retention(cutoff)
+    if dry_run:
+        return PurgeResult(deleted=due.count(), cutoff=cutoff, dry_run=True)
+    deleted, audited_ids = 0, []
+    while True:
+        with transaction.atomic():
+            batch = list(due.order_by("pk").values_list("pk", flat=True)[:batch_size])
+            if batch:
+                deleted += due.filter(pk__in=batch).delete()[0]
+        audited_ids.extend(batch[: PURGE_AUDITED_IDS - len(audited_ids)])
+        if batch and progress is not None:
+            progress(deleted)
+        if len(batch) < batch_size:
+            break
+    if deleted:
+        audit.record(
+            audit.API_KEYS_PURGED,
+            api_key_ids=audited_ids,
+            count=deleted,
+            retention_period=settings.API_KEY_RETENTION_PERIOD,
+            cutoff=cutoff.isoformat(),
+        )
+    return PurgeResult(deleted=deleted, cutoff=cutoff)
+
+
+# ---------------------------------------------------------------------------------------------
+# Expiry warnings
+
+
+def notify_expiring_api_keys(now=None, dry_run=False) -> list[ApiKey]:
+    """Email the owner of every active key that expires within ``API_KEY_EXPIRY_WARNING``, once per key.
+
+    A key is claimed before its mail is sent, so two runs at once never send the same warning
+    twice, and released again if sending fails, so the next run retries it. Returns the keys
+    warned about (with ``dry_run``, those that would be).
+    """
+    now = now or timezone.now()
+    due = list(
+        ApiKey.objects.expiring_within(configured_time_value("API_KEY_EXPIRY_WARNING"), now)
+        .filter(expiry_notified__isnull=True, owner__enabled=True)
+        .exclude(owner__email="")
+        .select_related("owner")
+        .order_by("expiration", "pk")
+    )
+    if dry_run:
+        return due
+    notified = []
+    for key in due:
+        if not ApiKey.objects.filter(pk=key.pk, expiry_notified__isnull=True).update(expiry_notified=now):
+            continue
+        try:
+            _send_expiry_warning(key)
+        except Exception:
+            ApiKey.objects.filter(pk=key.pk).update(expiry_notified=None)
+            raise
+        key.expiry_notified = now
+        notified.append(key)
+    return notified
+
+
+def _send_expiry_warning(key: ApiKey) -> None:
+    context = {"key": key, "owner": key.owner}
+    subject = render_to_string("apikeys/email/expiry_warning_subject.txt", context)
+    body = render_to_string("apikeys/email/expiry_warning_body.txt", context)
+    send_mail(" ".join(subject.split()), body, None, [key.owner.email])

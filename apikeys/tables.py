@@ -13,8 +13,8 @@ from django_tables2.paginators import LazyPaginator
 
 from apikeys import selectors
 from apikeys.models import ApiKey
+from apikeys.timeunits import configured_time_value
 
-EXPIRES_SOON = timedelta(days=7)
 # Beyond this offset a page number is refused before it reaches the database as a huge OFFSET.
 MAX_OFFSET = 2**40
 
@@ -26,13 +26,14 @@ class Status:
 
 
 def api_key_status(key: ApiKey, now=None) -> Status:
-    """Active, "Expires in N days" (within a week), Expired or Invalidated, as Kibana shows it."""
+    """Active, "Expires in N days" (within ``API_KEY_EXPIRY_WARNING``), Expired or Invalidated, as
+    Kibana shows it."""
     now = now or timezone.now()
     if key.invalidated is not None:
         return Status("Invalidated", "secondary")
     if key.is_expired(now):
         return Status("Expired", "danger")
-    if key.expiration is not None and key.expiration - now <= EXPIRES_SOON:
+    if key.expiration is not None and key.expiration - now <= configured_time_value("API_KEY_EXPIRY_WARNING"):
         days = max(1, math.ceil((key.expiration - now) / timedelta(days=1)))
         return Status(f"Expires in {days} day{'' if days == 1 else 's'}", "warning")
     return Status("Active", "success")
@@ -86,6 +87,21 @@ def _by_expiration(is_descending: bool):
 class ExpirationColumn(DateTimeColumn):
     def order(self, queryset, is_descending):
         return queryset.order_by(_by_expiration(is_descending), "-id" if is_descending else "id"), True
+
+
+class LastUsedColumn(tables.TemplateColumn):
+    """How long ago the key last authenticated; "Never" for a key never used. Keys never used come
+    last in both directions, on every database."""
+
+    empty_values = (None,)
+
+    def __init__(self, **kwargs):
+        super().__init__(template_name="apikeys/time_ago.html", default="Never", **kwargs)
+
+    def order(self, queryset, is_descending):
+        if is_descending:
+            return queryset.order_by(F("last_used").desc(nulls_last=True), "-id"), True
+        return queryset.order_by(F("last_used").asc(nulls_last=True), "id"), True
 
 
 class OwnerColumn(tables.Column):
@@ -166,6 +182,7 @@ class ApiKeyTable(tables.Table):
     )
     created = DateTimeColumn(order_by=("created", "-id"))
     expiration = ExpirationColumn(verbose_name="Expires", default="Never")
+    last_used = LastUsedColumn(verbose_name="Last used", attrs={"td": {"class": "text-nowrap"}})
     status = StatusColumn(accessor="pk", verbose_name="Status")
     actions = InvalidateColumn(
         accessor="pk",
@@ -176,7 +193,9 @@ class ApiKeyTable(tables.Table):
 
     class Meta:
         model = ApiKey
-        fields = ["selection", "name", "owner", "realm", "created", "expiration", "status", "actions"]
+        fields = [
+            "selection", "name", "owner", "realm", "created", "expiration", "last_used", "status", "actions"
+        ]
         sequence = fields
         order_by = "-created"
         template_name = "apikeys/api_keys_table.html"

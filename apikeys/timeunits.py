@@ -49,27 +49,60 @@ def parse_time_value(text: str, name: str = "expiration") -> timedelta:
 
 
 def expiration_from(text: str | None, now: datetime) -> datetime | None:
-    """When a key created at ``now`` (timezone-aware) expires; None means never.
+    """When a key created at ``now`` (timezone-aware) expires; None means never."""
+    lifetime = None if text is None else parse_time_value(text)
+    return expiration_after(lifetime, now, shown=text)
 
-    An absent expiration gets the ``API_KEY_MAX_EXPIRATION`` lifetime when that setting is set.
+
+def expiration_after(lifetime: timedelta | None, now: datetime, shown: str | None = None) -> datetime | None:
+    """When a key with this lifetime (None: no expiration), created at ``now``, expires.
+
+    With ``API_KEY_MAX_EXPIRATION`` set, every key must expire, and no later than that: an absent
+    expiration is refused rather than quietly given the maximum, so nobody is surprised by a key
+    that stops working. ``shown`` is the expiration as the client wrote it, for the messages.
     """
-    maximum = getattr(settings, "API_KEY_MAX_EXPIRATION", None)
-    if text is None:
-        return None if maximum is None else _expiration_date(now, _max_lifetime(maximum), maximum)
-    lifetime = parse_time_value(text)
-    if maximum is not None and lifetime > _max_lifetime(maximum):
-        raise ValidationError(
-            f"expiration [{_shown(text)}] exceeds the maximum allowed lifetime of an API key [{maximum}]"
-        )
-    return _expiration_date(now, lifetime, text)
+    longest = max_lifetime()
+    if longest is not None:
+        maximum = settings.API_KEY_MAX_EXPIRATION
+        if lifetime is None:
+            raise ValidationError(
+                f"API keys must expire: the maximum lifetime is [{maximum}]; "
+                f"give an expiration of at most [{maximum}]"
+            )
+        if lifetime > longest:
+            raise ValidationError(
+                f"expiration [{_shown(shown or format_time_value(lifetime))}] exceeds the maximum "
+                f"allowed lifetime of an API key [{maximum}]"
+            )
+    if lifetime is None:
+        return None
+    return _expiration_date(now, lifetime, shown or format_time_value(lifetime))
 
 
-def _max_lifetime(maximum: str) -> timedelta:
-    """The configured maximum; a bad value is the operator's error, not the client's."""
+def max_lifetime() -> timedelta | None:
+    """The ``API_KEY_MAX_EXPIRATION`` policy: the longest lifetime of a key, or None for no limit."""
+    if getattr(settings, "API_KEY_MAX_EXPIRATION", None) is None:
+        return None
+    return configured_time_value("API_KEY_MAX_EXPIRATION")
+
+
+def configured_time_value(name: str) -> timedelta:
+    """A time value setting such as ``API_KEY_RETENTION_PERIOD``; a bad value is the operator's
+    error, not the client's."""
     try:
-        return parse_time_value(maximum, name="API_KEY_MAX_EXPIRATION")
+        return parse_time_value(getattr(settings, name), name=name)
     except ValidationError as error:
         raise ImproperlyConfigured(error.reason) from None
+
+
+def format_time_value(value: timedelta) -> str:
+    """``value`` in the largest unit that states it exactly: ``90d``, ``36h``, ``1500ms``."""
+    micros = value // timedelta(microseconds=1)
+    for unit in ("d", "h", "m", "s", "ms"):
+        per_unit = NANOS_PER_UNIT[unit] // 1000
+        if micros % per_unit == 0:
+            return f"{micros // per_unit}{unit}"
+    return f"{micros}micros"
 
 
 def _expiration_date(now: datetime, lifetime: timedelta, text: str) -> datetime:

@@ -1,4 +1,4 @@
-"""The API Keys pages (SPEC §6): list, create, details and invalidate, at Kibana's paths.
+"""The API Keys pages (SPEC §5, §6): list, create, details, rotate and invalidate, at Kibana's paths.
 
 Each view joins a queryset from ``apikeys.selectors`` with a FilterSet, a Table or a Form, and
 writes only through ``apikeys.services``; who may see or do what is asked of the selectors.
@@ -16,11 +16,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_tables2 import RequestConfig
 
-from accounts.exceptions import Conflict, PermissionDenied, ValidationError
+from accounts.exceptions import Conflict, NotFound, PermissionDenied, ValidationError
 from accounts.principals import principal_of_session
-from apikeys import selectors, services
+from apikeys import periods, selectors, services
+from apikeys.charts import api_key_overview
 from apikeys.filtersets import ApiKeyFilterSet
 from apikeys.forms import ROLE_DESCRIPTOR_BOILERPLATES, CreateApiKeyForm, InvalidateApiKeysForm
+from apikeys.preview import privileges_without_effect
 from apikeys.tables import ApiKeyPaginator, ApiKeyTable, api_key_status
 from apikeys.tls import api_key_service_enabled, https_required
 
@@ -72,6 +74,7 @@ def api_key_list(request, principal):
     shown = len(table.page.object_list)
     # Only an empty page pays for this check, to tell "no keys yet" from "no match".
     no_keys_at_all = not shown and not keys.exists()
+    overview = None if no_keys_at_all else api_key_overview(keys)
     first_row = (table.page.number - 1) * table.paginator.per_page + 1
     return render(
         request,
@@ -86,6 +89,8 @@ def api_key_list(request, principal):
             "can_invalidate": selectors.can_manage_own_api_keys(principal),
             "can_create": selectors.can_create_api_key(principal),
             "no_keys_at_all": no_keys_at_all,
+            "overview": overview,
+            "retention_period": periods.setting_in_words("API_KEY_RETENTION_PERIOD"),
             "per_page_choices": PER_PAGE_CHOICES,
             "per_page": table.paginator.per_page,
             "rows_from": first_row,
@@ -99,11 +104,21 @@ def api_key_list(request, principal):
 @never_cache
 @api_key_page(selectors.CREATE_ACTION)
 def api_key_create(request, principal):
-    """The key is revealed in the POST response itself, never stored, so no later request shows it."""
+    """The key is revealed in the POST response itself, never stored, so no later request shows it.
+    The Preview button posts the same form and creates nothing: it names the parts of the role
+    descriptors that go beyond the user's own privileges."""
     if not selectors.can_create_api_key(principal):
         raise selectors.unauthorized(principal, selectors.CREATE_ACTION)
     form = CreateApiKeyForm(request.POST if request.method == "POST" else None)
-    if form.is_bound and form.is_valid():
+    preview = None
+    if form.is_bound and "preview" in request.POST:
+        descriptors = form.role_descriptors_for_preview()
+        if descriptors is not None:
+            preview = {
+                "requested": bool(descriptors),
+                "no_effect": privileges_without_effect(descriptors, principal.privileges),
+            }
+    elif form.is_bound and form.is_valid():
         try:
             created = services.create_api_key(principal, **form.cleaned_data)
         except Conflict as error:
@@ -111,29 +126,47 @@ def api_key_create(request, principal):
         except ValidationError as error:
             form.add_error(None, error.reason)
         else:
-            return render(
-                request,
-                "apikeys/api_key_created.html",
-                {"section": "management", "key": created.api_key, "formats": _credential_formats(created)},
-            )
+            return _reveal(request, created)
     boilerplates = {name: json.dumps(value, indent=2) for name, value in ROLE_DESCRIPTOR_BOILERPLATES.items()}
     return render(
         request,
         "apikeys/api_key_create.html",
-        {"section": "management", "form": form, "boilerplates": boilerplates},
-        status=400 if form.is_bound else 200,
+        {"section": "management", "form": form, "boilerplates": boilerplates, "preview": preview},
+        status=400 if form.is_bound and form.errors else 200,
     )
+
+
+def _reveal(request, created: services.CreatedApiKey, replaced=None):
+    """The one response that shows a new key's secret (callers are ``never_cache``)."""
+    return render(
+        request,
+        "apikeys/api_key_created.html",
+        {
+            "section": "management",
+            "key": created.api_key,
+            "formats": _credential_formats(created),
+            "replaced": replaced,
+        },
+    )
+
+
+def _find(keys, key_id: str):
+    return keys.filter(pk=key_id).first() if API_KEY_ID.fullmatch(key_id) else None
+
+
+def _not_found(request, key_id: str):
+    # Someone else's key and no key at all look the same.
+    context = {"section": "management", "key_id": key_id}
+    return render(request, "apikeys/not_found.html", context, status=404)
 
 
 @require_http_methods(["GET", "HEAD"])
 @api_key_page(selectors.GET_ACTION)
 def api_key_details(request, principal, key_id):
-    keys = selectors.visible_api_keys(principal)
-    key = keys.filter(pk=key_id).first() if API_KEY_ID.fullmatch(key_id) else None
+    key = _find(selectors.visible_api_keys(principal), key_id)
     if key is None:
-        # Someone else's key and no key at all look the same.
-        context = {"section": "management", "key_id": key_id}
-        return render(request, "apikeys/not_found.html", context, status=404)
+        return _not_found(request, key_id)
+    may_invalidate = key.invalidated is None and selectors.can_invalidate(principal, key)
     return render(
         request,
         "apikeys/api_key_details.html",
@@ -141,12 +174,40 @@ def api_key_details(request, principal, key_id):
             "section": "management",
             "key": key,
             "status": api_key_status(key),
-            "may_invalidate": key.invalidated is None and selectors.can_invalidate(principal, key),
+            "may_invalidate": may_invalidate,
+            "may_rotate": may_invalidate and key.is_active(),
             "metadata": json.dumps(key.metadata, indent=2),
             "role_descriptors": json.dumps(key.role_descriptors, indent=2),
             "limited_by": json.dumps(key.limited_by, indent=2),
         },
     )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@never_cache
+@api_key_page(selectors.INVALIDATE_ACTION)
+def api_key_rotate(request, principal, key_id):
+    """GET asks for confirmation; POST replaces the key with a new one with the same name,
+    privileges and lifetime, revealed once like a new key. Only keys the user may invalidate can
+    be rotated: for anyone else the key does not exist."""
+    key = _find(selectors.invalidatable_api_keys(principal), key_id)
+    if key is None:
+        return _not_found(request, key_id)
+    details = reverse("api_key_details", args=[key.pk])
+    if request.method == "POST":
+        try:
+            created = services.rotate_api_key(principal, key.pk)
+        except (NotFound, ValidationError, PermissionDenied, Conflict) as error:
+            messages.error(request, f"Could not rotate API key '{key.name}': {error.reason}")
+            return redirect(details)
+        return _reveal(request, created, replaced=key)
+    if not key.is_active():
+        state = api_key_status(key).label.lower()
+        messages.error(request, f"API key '{key.name}' cannot be rotated: it is {state}.")
+        return redirect(details)
+    lifetime = key.expiration and periods.in_words(key.expiration - key.created)
+    context = {"section": "management", "key": key, "lifetime": lifetime, "details_url": details}
+    return render(request, "apikeys/rotate_confirm.html", context)
 
 
 def _credential_formats(created: services.CreatedApiKey) -> list[dict]:
@@ -215,6 +276,7 @@ def api_keys_invalidate(request, principal):
             "not_found": [key_id for key_id in ids if key_id not in found],
             "back": back,
             "list_url": _list_url(back),
+            "retention_period": periods.setting_in_words("API_KEY_RETENTION_PERIOD"),
         },
     )
 

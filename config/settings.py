@@ -79,6 +79,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "apikeys.middleware.ApiKeyPurgeMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -158,6 +159,8 @@ API_KEY_PBKDF2_ITERATIONS = int(env("KEYWARD_API_KEY_PBKDF2_ITERATIONS", 100_000
 API_KEY_MAX_EXPIRATION = env("KEYWARD_API_KEY_MAX_EXPIRATION")
 API_KEY_RETENTION_PERIOD = env("KEYWARD_API_KEY_RETENTION_PERIOD", "7d")
 API_KEY_PURGE_INTERVAL = env("KEYWARD_API_KEY_PURGE_INTERVAL", "24h")
+# The server's own purge, in the background once per interval; off when cron runs purge_api_keys.
+API_KEY_PURGE_ON_REQUEST = env_bool("KEYWARD_API_KEY_PURGE_ON_REQUEST", True)
 # Keys expiring within this window show "Expires in N days" and their owners are told by email.
 API_KEY_EXPIRY_WARNING = env("KEYWARD_API_KEY_EXPIRY_WARNING", "7d")
 # The API key service needs HTTPS (SPEC §3 TLS gate); switch off for local development only.

@@ -22,6 +22,13 @@ PRIVILEGED_ROLES = {
 }
 
 
+@pytest.fixture(autouse=True)
+def no_purge_on_request(settings):
+    """The server's background purge would delete keys at unpredictable moments; tests of it turn
+    it back on."""
+    settings.API_KEY_PURGE_ON_REQUEST = False
+
+
 @pytest.fixture
 def native_realm(db):
     return Realm.objects.get(name="default_native")

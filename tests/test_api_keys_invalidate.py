@@ -168,8 +168,8 @@ BAD_BODIES = {
     "owner not a boolean": ({"owner": "yes"}, "illegal_argument_exception", "[owner] must be true or false"),
     "empty name": ({"name": ""}, "illegal_argument_exception", "[name] must be a non-empty string"),
     "name not a string": ({"name": 5}, "illegal_argument_exception", "[name] must be a non-empty string"),
-    "NUL in an id": ({"ids": ["a\x00b"]}, "illegal_argument_exception", "NUL"),
-    "NUL in a name": ({"name": "*\x00"}, "illegal_argument_exception", "NUL"),
+    "NUL in an id": ({"ids": ["a\x00b"]}, "parse_exception", "NUL"),
+    "NUL in a name": ({"name": "*\x00"}, "parse_exception", "NUL"),
     "too long a pattern": ({"name": "a*" * 5000}, "illegal_argument_exception", "pattern"),
 }
 

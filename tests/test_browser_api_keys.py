@@ -16,11 +16,37 @@ pytestmark = pytest.mark.browser
 LIST = "/app/management/security/api_keys"
 
 
+# Some weeks of history for the demo keys: (name, created days ago, last used days ago or None).
+# Expirations stay as seeded, so every key keeps its state.
+HISTORY = [
+    ("backup-cron", 100, 2),
+    ("old-migration-script", 71, None),
+    ("legacy-ingest", 64, 40),
+    ("ops-dashboard", 50, 1),
+    ("filebeat-prod", 43, 0),
+    ("quarterly-report", 36, 33),
+    ("logstash-pipeline", 29, 3),
+    ("nightly-reindex", 22, 1),
+    ("ci-release", 15, 9),
+]
+HISTORY_SCRIPT = f"""
+from datetime import timedelta
+from django.utils import timezone
+from apikeys.models import ApiKey
+now = timezone.now()
+for name, created, used in {HISTORY!r}:
+    last_used = None if used is None else now - timedelta(days=used, hours=2)
+    ApiKey.objects.filter(name=name).update(created=now - timedelta(days=created), last_used=last_used)
+"""
+
+
 @pytest.fixture(scope="module")
 def demo_password(keyward_server):
     """Fills the module's server with seed_demo: alice (manage_api_key), bob and carol (their own
-    keys), sam (read_security), victor (no API key privilege); returns their shared password."""
+    keys), sam (read_security), victor (no API key privilege), with some weeks of history; returns
+    their shared password."""
     output = keyward_server.manage("seed_demo")
+    keyward_server.manage("shell", "-c", HISTORY_SCRIPT)
     return re.search(r"share the password: (\S+)", output).group(1)
 
 
@@ -55,11 +81,27 @@ def test_administrator_sees_every_owner_filters_and_invalidates_three_keys_after
     log_in(page, keyward_server, "alice", demo_password)
     page.goto(keyward_server.base_url + LIST)
     assert "You are an API key administrator" in page.inner_text("#callout-admin")
-    assert {"Owner", "Realm"} <= set(header_texts(page))
+    assert {"Owner", "Realm", "Last used"} <= set(header_texts(page))
     names = row_names(page)
     assert {"ops-dashboard", "filebeat-prod", "jupyter-notebook", "backup-cron"} <= set(names)
     assert "legacy-ingest" not in names  # invalidated keys are hidden until asked for
+    assert "Invalidated and expired keys are deleted after 7 days." in page.inner_text("#retention-note")
+    invalidated = page.locator("#chart-status rect[data-state='invalidated']").get_attribute("data-count")
+    assert int(invalidated) >= 2
+    created = page.locator("#chart-weeks rect").evaluate_all("bars => bars.map(bar => +bar.dataset.count)")
+    assert len(created) == 12 and sum(created) >= 10  # all of the demo but backup-cron, 100 days old
     screenshot(page, "api_keys_admin.png")
+    page.click("#overview > summary")
+    assert not page.is_visible("#chart-weeks") and page.is_visible("#overview-summary")
+
+    page.select_option("#id_unused", "30")
+    click_and_wait(page, "#apply-filters")
+    assert sorted(row_names(page)) == ["quarterly-report"]
+    # Both bobs, most recently used first and never used last.
+    page.goto(keyward_server.base_url + f"{LIST}?sort=-last_used&owner=bob")
+    assert row_names(page) == [
+        "filebeat-prod", "backup-cron", "logstash-pipeline", "ci-release", "filebeat-staging"
+    ]
 
     page.fill("#id_owner", "bob")
     page.select_option("#id_status", "expired")
@@ -214,3 +256,37 @@ def test_create_form_shows_server_validation_next_to_the_fields(new_page, keywar
     assert "failed to parse expiration [12 parsecs] as a time value" in page.inner_text("#expiration-errors")
     assert "not valid JSON" in page.inner_text("#metadata-errors")
     assert page.input_value("#id_metadata") == "{not json"
+
+
+def test_preview_names_the_requested_privileges_the_user_lacks_before_creating(
+    new_page, keyward_server, demo_password
+):
+    page = new_page()
+    log_in(page, keyward_server, "carol", demo_password)
+    page.goto(keyward_server.base_url + f"{LIST}/create")
+    page.fill("#id_name", "reporting")
+    page.fill("#id_expiration", "90d")
+    descriptors = {
+        "reporting": {
+            "cluster": ["monitor"],
+            "indices": [
+                {"names": ["logs-*"], "privileges": ["read"]},
+                {"names": ["metrics-*"], "privileges": ["read", "write"]},
+            ],
+        }
+    }
+    page.fill("#id_role_descriptors", json.dumps(descriptors, indent=2))
+    click_and_wait(page, "#preview-submit")
+
+    preview = page.locator("#privileges-preview")
+    assert preview.locator(".callout-title").inner_text() == "These parts will have no effect:"
+    assert page.inner_text("#no-effect-cluster") == "Cluster privileges monitor"
+    assert page.locator(".no-effect-index").all_inner_texts() == ["Index privileges read, write on metrics-*"]
+    assert page.input_value("#id_name") == "reporting" and page.input_value("#id_expiration") == "90d"
+    assert page.url.endswith("#privileges-preview")
+    page.locator("#privileges-preview").scroll_into_view_if_needed()
+    screenshot(page, "api_key_preview.png")
+
+    click_and_wait(page, "#create-submit")
+    page.wait_for_selector("#api-key-created")
+    assert "Created API key 'reporting'" in page.inner_text("#api-key-created")

@@ -10,7 +10,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from accounts.exceptions import ValidationError
-from apikeys.timeunits import LATEST_EXPIRATION, expiration_from, parse_time_value
+from apikeys.timeunits import LATEST_EXPIRATION, expiration_from, format_time_value, parse_time_value
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 UNITS = ["d", "h", "m", "s", "ms", "micros", "nanos"]
@@ -143,9 +143,13 @@ def test_expiration_is_validated_like_any_time_value(no_max_expiration):
         expiration_from("0d", NOW)
 
 
-def test_absent_expiration_gets_the_maximum_lifetime_when_one_is_set(settings):
+def test_absent_expiration_is_refused_when_a_maximum_lifetime_is_set(settings):
     settings.API_KEY_MAX_EXPIRATION = "365d"
-    assert expiration_from(None, NOW) == NOW + timedelta(days=365)
+    with pytest.raises(ValidationError) as caught:
+        expiration_from(None, NOW)
+    assert caught.value.reason == (
+        "API keys must expire: the maximum lifetime is [365d]; give an expiration of at most [365d]"
+    )
 
 
 def test_expiration_up_to_the_maximum_lifetime_is_accepted(settings):
@@ -193,3 +197,19 @@ def test_latest_accepted_expiration_still_converts_to_any_time_zone(no_max_expir
     assert expiration.astimezone(ZoneInfo(zone)).year == 9999
     with pytest.raises(ValidationError, match="after the year 9999"):
         expiration_from(f"{micros + 1}micros", NOW)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (timedelta(days=90), "90d"),
+        (timedelta(hours=36), "36h"),
+        (timedelta(minutes=90), "90m"),
+        (timedelta(seconds=61), "61s"),
+        (timedelta(milliseconds=1500), "1500ms"),
+        (timedelta(microseconds=2500), "2500micros"),
+    ],
+)
+def test_time_value_is_formatted_in_the_largest_exact_unit(value, expected):
+    assert format_time_value(value) == expected
+    assert parse_time_value(expected) == value

@@ -423,10 +423,12 @@ def test_only_the_offered_page_sizes_are_used(per_page, alice, twenty_five_keys,
 
 
 def test_a_page_view_runs_no_count_query(users, twenty_five_keys, client_for):
+    """The table is paged without counting its rows; the overview's per-state COUNTs are aggregates
+    of their own, never the paginator's COUNT(*)."""
     client = client_for(users["superuser"])
     with CaptureQueriesContext(connection) as queries:
         assert client.get(LIST, {"per_page": 10, "page": 2}, secure=True).status_code == 200
-    assert not [query["sql"] for query in queries if "COUNT(" in query["sql"].upper()]
+    assert not [query["sql"] for query in queries if "COUNT(*)" in query["sql"].upper()]
 
 
 @pytest.mark.parametrize("holder", ["superuser", "own_keys", "security_reader"])
@@ -447,7 +449,8 @@ def test_query_count_does_not_grow_with_the_number_of_rows(
     for number in range(40):
         make_api_key(owners[number % 2], f"many-{number}")
     assert count_queries() == few
-    assert few <= 8
+    # Session, user and roles; the page and its owners; realm choices; the overview's two aggregates.
+    assert few <= 10
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,8 +627,9 @@ def test_boilerplates_are_valid_role_descriptors():
         ({"name": "ok", "metadata": '{"_internal": 1}'}, "metadata", "metadata keys may not start with [_]"),
         ({"name": "ok", "metadata": '{"a": NaN}'}, "metadata", "the value is not valid JSON"),
         ({"name": "ok", "metadata": '{"a": 1, "a": 2}'}, "metadata", "Duplicate field"),
-        ({"name": "ok", "metadata": '{"a": "\\u0000"}'}, "metadata", "must not contain null characters"),
-        ({"name": "ok", "role_descriptors": '{"r\\u0000": {}}'}, "role_descriptors", "null characters"),
+        # PostgreSQL's jsonb cannot hold U+0000: refused on every database alike.
+        ({"name": "ok", "metadata": '{"a": "\\u0000"}'}, "metadata", "contains a NUL character"),
+        ({"name": "ok", "role_descriptors": '{"r\\u0000": {}}'}, "role_descriptors", "a NUL character"),
     ],
 )
 def test_create_form_shows_each_error_next_to_its_field_and_creates_nothing(

@@ -4,6 +4,10 @@ from apikeys.api import views
 
 urlpatterns = [
     path("_security/api_key", views.ApiKeyView.as_view(), name="api-key"),
+    # Keyward's own: Elasticsearch has no rotate API.
+    path(
+        "_security/api_key/<str:api_key_id>/_rotate", views.RotateApiKeyView.as_view(), name="rotate-api-key"
+    ),
     path("_security/_query/api_key", views.QueryApiKeyView.as_view(), name="query-api-key"),
     path("_security/_authenticate", views.AuthenticateView.as_view(), name="authenticate"),
 ]

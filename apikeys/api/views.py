@@ -1,5 +1,5 @@
 """Elasticsearch-compatible API key endpoints (SPEC §4): create, get, query, invalidate, and
-``_authenticate``.
+``_authenticate``; and Keyward's own rotate endpoint beside them.
 
 Views read requests with Elasticsearch's rules and messages, ask ``apikeys.selectors`` which keys
 the caller may see and ``apikeys.services`` to change them, and render keys with
@@ -7,7 +7,8 @@ the caller may see and ``apikeys.services`` to change them, and render keys with
 """
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -39,7 +40,7 @@ from apikeys.query import (
     search_api_keys,
     storable_text,
 )
-from apikeys.services import create_api_key, invalidate_api_keys
+from apikeys.services import CreatedApiKey, create_api_key, invalidate_api_keys, rotate_api_key
 from apikeys.tls import api_key_service_enabled
 
 CREATE_FIELDS = {"name", "expiration", "role_descriptors", "metadata"}
@@ -149,6 +150,15 @@ QUERY_SCHEMA = {
 }
 
 
+ROTATE_RESPONSE = inline_serializer(
+    "RotateApiKeyResponse",
+    {
+        **CreateApiKeyResponseSerializer().get_fields(),
+        "rotated_from": serializers.CharField(help_text="The id of the replaced key, now invalidated."),
+    },
+)
+
+
 # ---------------------------------------------------------------------------------------------
 # Views
 
@@ -173,6 +183,15 @@ def _json_object(body) -> dict:
     return body
 
 
+def _created_key(created: CreatedApiKey) -> dict:
+    """The create response: the only time the secret is ever shown."""
+    key = created.api_key
+    response = {"id": key.id, "name": key.name, "api_key": created.secret, "encoded": created.encoded}
+    if key.expiration:
+        response["expiration"] = epoch_millis(key.expiration)
+    return response
+
+
 class ApiKeyView(ApiKeyServiceView):
     """``/_security/api_key``: create (POST, PUT), get (GET) and invalidate (DELETE) keys."""
 
@@ -189,11 +208,7 @@ class ApiKeyView(ApiKeyServiceView):
             role_descriptors=body.get("role_descriptors"),
             metadata=body.get("metadata"),
         )
-        key = created.api_key
-        response = {"id": key.id, "name": key.name, "api_key": created.secret, "encoded": created.encoded}
-        if key.expiration:
-            response["expiration"] = epoch_millis(key.expiration)
-        return Response(response, headers={"Cache-Control": "no-store"})
+        return Response(_created_key(created), headers={"Cache-Control": "no-store"})
 
     @extend_schema(operation_id="security_create_api_key_put", **CREATE_SCHEMA)
     def put(self, request):
@@ -299,6 +314,43 @@ class ApiKeyView(ApiKeyServiceView):
                 {"type": error["type"], "reason": error["reason"]} for error in result.errors
             ]
         return Response(response)
+
+
+class RotateApiKeyView(ApiKeyServiceView):
+    """``POST /_security/api_key/{id}/_rotate``: Keyward's own endpoint, not an Elasticsearch one.
+
+    Replaces the key with a new one of the same name, owner, privileges, metadata and lifetime,
+    and invalidates it, in one transaction.
+    """
+
+    @extend_schema(
+        operation_id="keyward_rotate_api_key",
+        summary="Rotate an API key (Keyward's own endpoint)",
+        description="Keyward's own endpoint; Elasticsearch has no such API. Creates a key with the "
+        "same name, owner, role_descriptors, limited_by snapshot, metadata and lifetime as the given "
+        "active key, and invalidates that key, in one transaction: either both happen or neither. "
+        "The new secret is in this response only. Needs the privilege to invalidate the key "
+        "(manage_api_key for any key, manage_own_api_key for the caller's own); through an API key, "
+        "only that key itself can be rotated. An invalidated or expired key cannot be rotated (400); "
+        "a key the caller may not see is not found (404). No request body.",
+        parameters=[
+            OpenApiParameter("api_key_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The key id.")
+        ],
+        request=None,
+        responses={
+            200: ROTATE_RESPONSE,
+            **ERRORS,
+            404: OpenApiResponse(ElasticsearchErrorSerializer, description="No such key for the caller."),
+        },
+        tags=TAGS,
+    )
+    def post(self, request, api_key_id):
+        url_params(request, frozenset())
+        if request.data:
+            raise ValidationError("the rotate api key request takes no body")
+        created = rotate_api_key(request.auth, api_key_id)
+        response = {**_created_key(created), "rotated_from": api_key_id}
+        return Response(response, headers={"Cache-Control": "no-store"})
 
 
 class QueryApiKeyView(ApiKeyServiceView):

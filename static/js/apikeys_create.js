@@ -1,4 +1,5 @@
-// Create API key page: the live "expires on" hint and the role descriptor boilerplates.
+// Create API key page: the live "expires on" hint (within the maximum lifetime, when one is set)
+// and the role descriptor boilerplates.
 (function () {
   "use strict";
   // Elasticsearch time units, in milliseconds (micros and nanos are fractions of one).
@@ -11,12 +12,18 @@
 
   const expiration = document.getElementById("id_expiration");
   const hint = document.getElementById("expiration-hint");
+  const maxLifetime = expiration && expiration.dataset.maxLifetimeMs ? Number(expiration.dataset.maxLifetimeMs) : null;
+  const maxWords = expiration ? expiration.dataset.maxLifetimeWords : "";
 
   function showHint() {
     const text = expiration.value.trim();
     hint.classList.remove("text-danger");
     if (text === "") {
-      hint.textContent = "This API key will never expire.";
+      if (maxLifetime === null) {
+        hint.textContent = "This API key will never expire.";
+      } else {
+        hint.textContent = "Enter an expiration: API keys must expire within " + maxWords + ".";
+      }
       return;
     }
     const match = TIME_VALUE.exec(text);
@@ -27,6 +34,8 @@
       problem = "Enter a positive number followed by d, h, m, s, ms, micros or nanos, such as 30d.";
     } else if (lifetime < 1) {
       problem = "An API key must live at least 1ms.";
+    } else if (maxLifetime !== null && lifetime > maxLifetime) {
+      problem = "That is longer than the maximum of " + maxWords + ".";
     } else if (Number.isNaN(expires.getTime()) || expires.getUTCFullYear() > 9999) {
       problem = "That is too far in the future.";
     }

@@ -1,0 +1,123 @@
+"""SPEC §5 and §6 in a real browser against the real server, which enforces a maximum lifetime of
+90 days: rotating an API key from its details page gives a new credential that works while the old
+one is refused on the very next request, and the create page holds new keys to the maximum."""
+
+import base64
+import http.client
+import json
+
+import pytest
+
+from tests.browser import log_in, screenshot
+
+pytestmark = pytest.mark.browser
+
+LIST = "/app/management/security/api_keys"
+
+
+@pytest.fixture(scope="module")
+def server(max_lifetime_environment, keyward_server):
+    return keyward_server
+
+
+@pytest.fixture(scope="module")
+def max_lifetime_environment():
+    """The server of this module starts with ``KEYWARD_API_KEY_MAX_EXPIRATION=90d``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KEYWARD_API_KEY_MAX_EXPIRATION", "90d")
+        yield
+
+
+def authenticate(server, encoded: str) -> int:
+    """The status of ``GET /_security/_authenticate`` with this credential, over a fresh connection."""
+    connection = http.client.HTTPSConnection(
+        server.host, server.port, context=server.ssl_context(), timeout=30
+    )
+    try:
+        connection.request("GET", "/_security/_authenticate", headers={"Authorization": f"ApiKey {encoded}"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def click_and_wait(page, selector):
+    with page.expect_navigation():
+        page.click(selector)
+
+
+def test_rotating_from_the_details_page_replaces_the_credential(new_page, server):
+    created = json.loads(
+        server.manage(
+            "create_api_key",
+            "--user",
+            "elastic",
+            "--name",
+            "nightly-export",
+            "--expiration",
+            "30d",
+            "--metadata",
+            '{"schedule": "0 2 * * *"}',
+        )
+    )
+    old_encoded = created["encoded"]
+    assert authenticate(server, old_encoded) == 200
+
+    page = new_page()
+    log_in(page, server, "elastic", server.password)
+    page.goto(server.base_url + f"{LIST}/{created['id']}")
+    click_and_wait(page, "#rotate-api-key")
+
+    page.wait_for_selector("#rotate-confirm")
+    assert page.inner_text("h1") == "Rotate API key 'nightly-export'?"
+    assert (
+        "A new key with the same name, privileges and lifetime replaces this one; "
+        "the old key stops working immediately."
+    ) in page.inner_text("#rotate-explanation")
+    assert page.inner_text("#rotate-lifetime") == "30 days, from now"
+    screenshot(page, "api_key_rotate.png")
+    click_and_wait(page, "#confirm-rotate")
+
+    page.wait_for_selector("#api-key-created")
+    assert page.inner_text("h1") == "API key rotated"
+    assert created["id"] in page.inner_text("#replaced-key")
+    new_encoded = page.inner_text("#key-encoded").strip()
+    new_id = base64.b64decode(new_encoded).decode().split(":", 1)[0]
+    assert new_id != created["id"]
+
+    assert authenticate(server, old_encoded) == 401
+    assert authenticate(server, new_encoded) == 200
+
+    page.click("#view-details")
+    page.wait_for_selector("#api-key-name")
+    assert page.inner_text("#api-key-name") == "nightly-export"
+    assert "0 2 * * *" in page.inner_text("#metadata")
+    page.goto(server.base_url + f"{LIST}/{created['id']}")
+    assert page.locator("#rotate-api-key, #invalidate-api-key").count() == 0
+    assert "Invalidated" in page.inner_text(".status-badge")
+
+
+def test_create_page_holds_new_keys_to_the_maximum_lifetime(new_page, server):
+    page = new_page()
+    log_in(page, server, "elastic", server.password)
+    page.goto(server.base_url + f"{LIST}/create")
+    assert page.inner_text("#max-lifetime .callout-title") == "API keys must expire within 90 days"
+    hint = page.locator("#expiration-hint")
+    assert hint.inner_text() == "Enter an expiration: API keys must expire within 90 days."
+    page.fill("#id_expiration", "91d")
+    assert hint.inner_text() == "That is longer than the maximum of 90 days."
+    page.fill("#id_expiration", "2160h")
+    assert hint.inner_text().startswith("This API key will expire on ")
+
+    page.fill("#id_name", "unbounded")
+    page.fill("#id_expiration", "")
+    click_and_wait(page, "#create-submit")
+    assert "API keys must expire" in page.inner_text("#expiration-errors")
+    page.fill("#id_expiration", "100d")
+    click_and_wait(page, "#create-submit")
+    assert "exceeds the maximum allowed lifetime of an API key [90d]" in page.inner_text("#expiration-errors")
+    page.fill("#id_expiration", "90d")
+    click_and_wait(page, "#create-submit")
+    page.wait_for_selector("#api-key-created")
+    assert authenticate(server, page.inner_text("#key-encoded").strip()) == 200
