@@ -136,3 +136,11 @@ def can_view_api_key(principal: Principal, key: ApiKey) -> bool:
 def can_invalidate(principal: Principal, key: ApiKey) -> bool:
     """Row-level form of ``invalidatable_api_keys``."""
     return can_invalidate_any_api_key(principal) or _owns_and_manages(principal, key)
+
+
+def can_rotate(principal: Principal, key: ApiKey) -> bool:
+    """Only the owner rotates, and a key only itself: the new secret goes to whoever asks, so an
+    administrator rotating someone else's key would walk away with that person's privileges."""
+    if not (principal.owns(key) and can_manage_own_api_keys(principal)):
+        return False
+    return principal.api_key is None or principal.api_key.id == key.id

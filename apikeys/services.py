@@ -268,12 +268,13 @@ def _rotatable_api_key(principal: Principal, key_id: str) -> ApiKey:
     if key is None:
         # Unknown and not-yours look the same, so ids of others' keys are not revealed.
         raise NotFound(f"api key [{key_id}] not found")
-    if not (selectors.can_invalidate(principal, key) and selectors.can_create_api_key(principal)):
-        raise selectors.unauthorized(principal, selectors.INVALIDATE_ACTION)
-    if principal.api_key is not None and principal.api_key.id != key.id:
-        # A key may only make keys with its own privileges (SPEC §2); another key's may be wider.
+    if not selectors.can_rotate(principal, key):
+        if principal.api_key is not None and principal.owns(key):
+            raise PermissionDenied(
+                f"API key [{principal.api_key.id}] may rotate only itself, not API key [{key.id}]"
+            )
         raise PermissionDenied(
-            f"API key [{principal.api_key.id}] may rotate only itself, not API key [{key.id}]"
+            f"only the owner of API key [{key.id}] can rotate it; an administrator can invalidate it"
         )
     if key.invalidated is not None:
         raise ValidationError(f"api key [{key.id}] has been invalidated and cannot be rotated")

@@ -175,7 +175,7 @@ def api_key_details(request, principal, key_id):
             "key": key,
             "status": api_key_status(key),
             "may_invalidate": may_invalidate,
-            "may_rotate": may_invalidate and key.is_active(),
+            "may_rotate": key.is_active() and selectors.can_rotate(principal, key),
             "metadata": json.dumps(key.metadata, indent=2),
             "role_descriptors": json.dumps(key.role_descriptors, indent=2),
             "limited_by": json.dumps(key.limited_by, indent=2),

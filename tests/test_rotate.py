@@ -89,23 +89,26 @@ def test_replacement_keeps_the_old_limited_by_snapshot_even_if_the_owner_gained_
     assert "superuser" not in new.limited_by
 
 
-def test_admin_rotating_someone_elses_key_makes_the_replacement_for_that_owner(users, make_api_key):
+@pytest.mark.parametrize("admin", ["api_key_admin", "security_admin", "superuser"])
+def test_administrator_cannot_rotate_someone_elses_key_because_its_new_secret_would_be_theirs(
+    users, make_api_key, admin
+):
     old = make_api_key(users["own_keys"], "theirs", role_descriptors=READ_LOGS)
 
-    new = rotate_api_key(Principal(users["api_key_admin"]), old.id).api_key
+    with pytest.raises(PermissionDenied, match="only the owner"):
+        rotate_api_key(Principal(users[admin]), old.id)
 
-    assert new.owner == users["own_keys"]
-    assert (new.role_descriptors, new.limited_by) == (old.role_descriptors, old.limited_by)
+    assert ApiKey.objects.get().invalidated is None
 
 
 def test_rotation_is_audited_once_with_the_old_and_new_ids(users, make_api_key):
     old = make_api_key(users["own_keys"], "ci")
     AuditEvent.objects.all().delete()
 
-    new = rotate_api_key(Principal(users["api_key_admin"]), old.id).api_key
+    new = rotate_api_key(Principal(users["own_keys"]), old.id).api_key
 
     event = AuditEvent.objects.get()
-    assert (event.action, event.actor, event.target) == ("api_key_rotated", users["api_key_admin"], "ci")
+    assert (event.action, event.actor, event.target) == ("api_key_rotated", users["own_keys"], "ci")
     assert event.api_key_ids == [old.id, new.id]
     assert event.detail == {"rotated_from": old.id, "replacement": new.id}
 
@@ -130,7 +133,7 @@ def test_unknown_key_is_not_found(users):
 
 def test_read_only_viewer_sees_the_key_but_cannot_rotate_it(users, make_api_key):
     key = make_api_key(users["own_keys"], "seen")
-    with pytest.raises(PermissionDenied, match="is unauthorized"):
+    with pytest.raises(PermissionDenied, match="only the owner"):
         rotate_api_key(Principal(users["security_reader"]), key.id)
     assert ApiKey.objects.count() == 1
 

@@ -113,6 +113,21 @@ def test_only_manage_own_api_key_holders_invalidate_their_own_keys(users, stored
 
 
 @pytest.mark.parametrize("holder", HOLDERS)
+def test_only_the_owner_rotates_a_key_whatever_else_the_caller_may_do(users, stored_key, bobs_key, holder):
+    own = stored_key(users[holder], f"{holder}-key")
+    principal = Principal(users[holder])
+    assert selectors.can_rotate(principal, own) is (holder in INVALIDATES_OWN_KEYS)
+    assert selectors.can_rotate(principal, bobs_key) is False
+
+
+def test_a_key_rotates_only_itself_not_its_owners_other_keys(users, stored_key):
+    owner = users["superuser"]
+    first, second = stored_key(owner, "first"), stored_key(owner, "second")
+    assert selectors.can_rotate(Principal(owner, api_key=first), first)
+    assert not selectors.can_rotate(Principal(owner, api_key=first), second)
+
+
+@pytest.mark.parametrize("holder", HOLDERS)
 def test_only_manage_own_api_key_or_higher_holders_create_keys(users, holder):
     assert selectors.can_create_api_key(Principal(users[holder])) is (holder in CREATES_KEYS)
 
