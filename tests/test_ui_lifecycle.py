@@ -277,7 +277,9 @@ def test_rotation_reveals_the_new_key_once_and_the_old_one_stops_working(alice, 
     assert ApiKey.objects.get(pk=old.pk).invalidated is not None
 
 
-def test_administrator_may_invalidate_but_not_rotate_someone_elses_key(users, alice, make_api_key, client_for):
+def test_administrator_may_invalidate_but_not_rotate_someone_elses_key(
+    users, alice, make_api_key, client_for
+):
     key = make_api_key(alice, "shared")
     client = client_for(users["api_key_admin"])
     details = text(client.get(details_url(key), secure=True))
