@@ -296,3 +296,20 @@ def delete_role(name, acting_user=None) -> bool:
         role.delete()
         audit.record(audit.ROLE_DELETED, user=acting_user, target=name)
     return True
+
+
+# Built-in, read-only roles (SPEC §1), as Elasticsearch reserves them.
+BUILT_IN_ROLES = {
+    "superuser": {
+        "cluster": ["all"],
+        "indices": [{"names": ["*"], "privileges": ["all"], "allow_restricted_indices": True}],
+        "run_as": ["*"],
+        "metadata": {"_reserved": True},
+    },
+}
+
+
+def sync_built_in_roles():
+    """Create the built-in roles, or put them back as shipped, after every migrate or flush."""
+    for name, descriptor in BUILT_IN_ROLES.items():
+        Role.objects.update_or_create(name=name, defaults={**descriptor, "built_in": True})
