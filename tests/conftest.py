@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Realm, Role, User
@@ -121,3 +122,25 @@ def make_api_key(db):
         return key
 
     return make
+
+
+@pytest.fixture
+def client_for():
+    """client_for(user) — a Django test client logged in as that user (pass secure=True for HTTPS)."""
+
+    def make(user, **kwargs):
+        client = Client(**kwargs)
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice", "manage_own_api_key")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob", "manage_own_api_key")

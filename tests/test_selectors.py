@@ -47,11 +47,6 @@ def stored_key():
 
 
 @pytest.fixture
-def bob(make_user):
-    return make_user("bob", "manage_own_api_key")
-
-
-@pytest.fixture
 def bobs_key(bob, stored_key):
     return stored_key(bob, "bobs-key")
 

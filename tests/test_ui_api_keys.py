@@ -51,26 +51,6 @@ def messages_of(response) -> list[str]:
     return [str(message) for message in response.context["messages"]]
 
 
-@pytest.fixture
-def client_for():
-    """client_for(user) — a logged-in browser session; every request goes over HTTPS unless told."""
-
-    def make(user, **kwargs):
-        client = Client(**kwargs)
-        client.force_login(user)
-        return client
-
-    return make
-
-
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice", "manage_own_api_key")
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("bob", "manage_own_api_key")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from accounts.exceptions import AuthenticationFailed
@@ -25,24 +24,6 @@ def rotate_url(key) -> str:
     return f"{details_url(key)}/rotate"
 
 
-@pytest.fixture
-def client_for():
-    def make(user, **kwargs):
-        client = Client(**kwargs)
-        client.force_login(user)
-        return client
-
-    return make
-
-
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice", "manage_own_api_key")
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("bob", "manage_own_api_key")
 
 
 def set_times(key, **fields) -> None:

@@ -12,6 +12,7 @@ from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from accounts.api.serializers import UserSerializer
 from accounts.exceptions import FeatureNotEnabled, ValidationError
 from apikeys import selectors
 from apikeys.api.authentication import (
@@ -397,12 +398,7 @@ class AuthenticateView(SecurityAPIView):
         user = principal.user
         realm = {"name": user.realm.name, "type": user.realm.type}
         body = {
-            "username": user.username,
-            "roles": sorted(role.name for role in user.roles.all()),
-            "full_name": user.full_name or None,
-            "email": user.email or None,
-            "metadata": user.metadata,
-            "enabled": user.enabled,
+            **UserSerializer(user).data,
             "authentication_realm": realm,
             "lookup_realm": realm,
             "authentication_type": "realm",
