@@ -1,6 +1,7 @@
 """Management commands are thin callers of the same services as the API and the UI."""
 
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -124,3 +125,12 @@ def test_seed_demo_never_runs_on_a_database_that_has_data(users, make_api_key):
     with pytest.raises(CommandError, match="empty database"):
         run("seed_demo")
     assert ApiKey.objects.count() == 1
+
+
+def test_seed_demo_respects_a_maximum_lifetime_policy(settings):
+    settings.API_KEY_MAX_EXPIRATION = "30d"
+    run("bootstrap")
+    run("seed_demo")
+    live = ApiKey.objects.filter(invalidated__isnull=True)
+    assert not live.filter(expiration__isnull=True).exists()
+    assert all(key.expiration - key.created <= timedelta(days=30) for key in live)

@@ -11,6 +11,7 @@ from accounts.principals import Principal
 from accounts.services import create_user, put_role
 from apikeys.models import ApiKey
 from apikeys.services import create_api_key, invalidate_api_keys
+from apikeys.timeunits import format_time_value, max_lifetime, parse_time_value
 
 ROLES = {
     "api_key_admin": {"cluster": ["manage_api_key"]},
@@ -86,6 +87,10 @@ class Command(SecurityCommand):
         self.stdout.write(f"Demo users {', '.join(USERS)} share the password: {password}")
 
     def _seed_key(self, owner, name, expiration, descriptors, metadata, state):
+        if (longest := max_lifetime()) is not None:
+            # Under a lifetime policy no key may live forever or longer than allowed.
+            wanted = parse_time_value(expiration) if expiration else longest
+            expiration = format_time_value(min(wanted, longest))
         principal = Principal(owner)
         created = create_api_key(
             principal, name=name, expiration=expiration, role_descriptors=descriptors, metadata=metadata
