@@ -59,3 +59,19 @@ class FeatureNotEnabled(SecurityError):
 
     type = "feature_not_enabled_exception"
     status = 400
+
+
+class TooManyRequests(SecurityError):
+    """Too many failed authentication attempts from this client or for this username.
+
+    Elasticsearch reports an overloaded node as a 429 ``es_rejected_execution_exception``; this
+    is an authentication refusal instead, so it keeps the ``security_exception`` type of the 401
+    it replaces. ``retry_after`` is in seconds, for the ``Retry-After`` header.
+    """
+
+    type = "security_exception"
+    status = 429
+
+    def __init__(self, reason: str, retry_after: int):
+        super().__init__(reason)
+        self.retry_after = retry_after

@@ -17,8 +17,8 @@ from django.shortcuts import redirect, render
 from django.views import View
 from django_tables2 import RequestConfig
 
-from accounts import selectors, services
-from accounts.exceptions import Conflict, SecurityError
+from accounts import selectors, services, throttling
+from accounts.exceptions import Conflict, SecurityError, TooManyRequests
 from accounts.filtersets import AuditEventFilterSet, RoleFilterSet, UserFilterSet
 from accounts.forms import (
     COMMON_INDEX_PRIVILEGES,
@@ -39,10 +39,39 @@ PER_PAGE = 25
 
 
 class LoginView(auth_views.LoginView):
-    """Username and password, tried against the realms in order; one message for every failure."""
+    """Username and password, tried against the realms in order; one message for every failure.
+
+    A client or username over its failure limit is refused before the password is checked, with
+    the same message whether the username exists or not.
+    """
 
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        try:
+            throttling.check(request, request.POST.get("username") or None)
+        except TooManyRequests as refusal:
+            return self.throttled(refusal)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        username, password = self.request.POST.get("username"), self.request.POST.get("password")
+        if username and password:
+            throttling.record_failure(self.request, username)
+        return super().form_invalid(form)
+
+    def throttled(self, refusal: TooManyRequests):
+        seconds = refusal.retry_after
+        unit = "second" if seconds == 1 else "seconds"
+        username = self.request.POST.get("username", "")
+        context = self.get_context_data(
+            form=self.get_form_class()(self.request, initial={"username": username}),
+            throttled=f"Too many failed attempts. Try again in {seconds} {unit}.",
+        )
+        response = self.render_to_response(context, status=429)
+        response["Retry-After"] = str(seconds)
+        return response
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

@@ -166,6 +166,15 @@ API_KEY_EXPIRY_WARNING = env("KEYWARD_API_KEY_EXPIRY_WARNING", "7d")
 # The API key service needs HTTPS (SPEC §3 TLS gate); switch off for local development only.
 API_KEY_REQUIRE_HTTPS = env_bool("KEYWARD_API_KEY_REQUIRE_HTTPS", True)
 
+# Abuse limits: failed authentications (bad API keys, Basic credentials, login passwords) allowed
+# per client address and per username in each window, counted in the shared cache; 0 switches a
+# limit off. Over a limit, passwords are refused with 429 before they are checked; API keys are
+# still verified, and only their failures turn into 429. The address is REMOTE_ADDR: behind a
+# reverse proxy every client shares the proxy's, so raise or switch off the per-address limit there.
+AUTH_FAILURE_LIMIT_PER_IP = int(env("KEYWARD_AUTH_FAILURE_LIMIT_PER_IP", 20))
+AUTH_FAILURE_LIMIT_PER_USERNAME = int(env("KEYWARD_AUTH_FAILURE_LIMIT_PER_USERNAME", 10))
+AUTH_FAILURE_WINDOW = env("KEYWARD_AUTH_FAILURE_WINDOW", "5m")
+
 # HTTPS: gunicorn terminates TLS itself. Behind a proxy that does, name its header
 # (e.g. "HTTP_X_FORWARDED_PROTO") so request.is_secure() trusts it.
 if proxy_header := env("KEYWARD_TRUSTED_PROXY_HEADER"):

@@ -144,3 +144,19 @@ def alice(make_user):
 @pytest.fixture
 def bob(make_user):
     return make_user("bob", "manage_own_api_key")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_throttling_in_servers():
+    """Many tests fail authentication on purpose; the servers they start count nothing."""
+    import os
+
+    for name in ("KEYWARD_AUTH_FAILURE_LIMIT_PER_IP", "KEYWARD_AUTH_FAILURE_LIMIT_PER_USERNAME"):
+        os.environ.setdefault(name, "0")
+
+
+@pytest.fixture(autouse=True)
+def no_throttling(settings):
+    """Authentication failure limits are off unless a test turns them on (tests/test_throttling.py)."""
+    settings.AUTH_FAILURE_LIMIT_PER_IP = 0
+    settings.AUTH_FAILURE_LIMIT_PER_USERNAME = 0

@@ -5,6 +5,7 @@ import binascii
 
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 
+from accounts import throttling
 from accounts.exceptions import AuthenticationFailed, FeatureNotEnabled
 from accounts.principals import Principal
 from accounts.realms import authenticate_realm_chain
@@ -15,6 +16,8 @@ from apikeys.tls import api_key_service_enabled
 
 
 class ApiKeyAuthentication(BaseAuthentication):
+    """``Authorization: ApiKey``; always verified, so that a valid key works from a throttled client."""
+
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not is_api_key_header(header):
@@ -22,7 +25,12 @@ class ApiKeyAuthentication(BaseAuthentication):
         if not api_key_service_enabled(request):
             # Refused, never ignored: the key has just crossed the network in clear text.
             raise FeatureNotEnabled("api keys are not enabled: API key authentication requires HTTPS")
-        principal = authenticate_api_key(header)
+        try:
+            principal = authenticate_api_key(header)
+        except AuthenticationFailed:
+            throttling.check(request)
+            throttling.record_failure(request)
+            raise
         return principal.user, principal
 
     def authenticate_header(self, request):
@@ -30,7 +38,11 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 
 class RealmBasicAuthentication(BaseAuthentication):
-    """HTTP Basic against the realm chain, as Elasticsearch accepts on its REST API."""
+    """HTTP Basic against the realm chain, as Elasticsearch accepts on its REST API.
+
+    Passwords can be guessed: a client or username over its failure limit is refused before the
+    password is checked, even a right one.
+    """
 
     def authenticate(self, request):
         scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
@@ -39,12 +51,16 @@ class RealmBasicAuthentication(BaseAuthentication):
         try:
             decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise AuthenticationFailed("unable to authenticate: malformed basic credentials") from None
+            decoded = ""
         username, colon, password = decoded.partition(":")
         if not colon or not username:
+            throttling.check(request)
+            throttling.record_failure(request)
             raise AuthenticationFailed("unable to authenticate: malformed basic credentials")
+        throttling.check(request, username)
         user = authenticate_realm_chain(username, password)
         if user is None:
+            throttling.record_failure(request, username)
             raise AuthenticationFailed(
                 f"unable to authenticate user [{username}] for REST request [{request.path}]"
             )

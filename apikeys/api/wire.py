@@ -16,7 +16,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.exceptions import SecurityError
+from accounts.exceptions import SecurityError, TooManyRequests
 
 PRODUCT_HEADER = ("X-Elastic-Product", "Elasticsearch")
 COMPATIBLE_MEDIA_TYPE = "application/vnd.elasticsearch+json"
@@ -33,6 +33,7 @@ HTTP_ERRORS = {
     409: "Conflict",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
+    429: "Too Many Requests",
     500: "Internal Server Error",
 }
 
@@ -186,6 +187,8 @@ def exception_handler(exc, context):
     request = context["request"]
     error_type, reason, status = _describe(exc, request)
     headers = authenticate_header() if status == 401 else {}
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
     if is_kibana_path(request.path):
         return Response(kibana_error_body(status, reason), status=status, headers=headers)
     if isinstance(exc, drf.MethodNotAllowed):
