@@ -7,28 +7,38 @@ PYTEST_ARGS ?= -n auto --dist loadfile
 # The suite keeps its secret key and cache apart from a running server's var/.
 TEST_DATA_DIR := var/test
 
-.PHONY: run test lint demo clean
+# The races and crash tests run longer and wider under KEYWARD_SOAK=1, one module at a time.
+SOAK_TESTS := tests/test_concurrency.py tests/test_crash_safety.py
+
+.PHONY: run test soak lint demo clean
 
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py bootstrap
 	exec $(BIN)/gunicorn -c config/gunicorn.conf.py config.wsgi
 
-# SQLite first, then PostgreSQL when a server answers; either failing fails the target.
-test: $(VENV)/.installed-dev
+# $(1) on SQLite first, then on PostgreSQL when a server answers; either failing fails the target.
+define on_each_database
 	@rm -rf $(TEST_DATA_DIR); status=0; \
-	echo "== Test suite on SQLite"; \
-	DATABASE_URL= KEYWARD_DATA_DIR=$(TEST_DATA_DIR) $(BIN)/pytest $(PYTEST_ARGS) || status=1; \
+	echo "== $(2) on SQLite"; \
+	DATABASE_URL= KEYWARD_DATA_DIR=$(TEST_DATA_DIR) $(1) || status=1; \
 	url="$${DATABASE_URL:-$(POSTGRES_URL)}"; \
 	shown=$$(printf '%s' "$$url" | sed -E 's#//([^:/@]*):[^@/]*@#//\1:***@#'); \
 	if $(BIN)/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1], dbname="postgres", connect_timeout=3).close()' \
 		"$$url" 2>/dev/null; then \
-		echo "== Test suite on PostgreSQL at $$shown"; \
-		DATABASE_URL="$$url" KEYWARD_DATA_DIR=$(TEST_DATA_DIR) $(BIN)/pytest $(PYTEST_ARGS) || status=1; \
+		echo "== $(2) on PostgreSQL at $$shown"; \
+		DATABASE_URL="$$url" KEYWARD_DATA_DIR=$(TEST_DATA_DIR) $(1) || status=1; \
 	else \
 		echo "PostgreSQL pass skipped: no server at $$shown"; \
 	fi; \
 	exit $$status
+endef
+
+test: $(VENV)/.installed-dev
+	$(call on_each_database,$(BIN)/pytest $(PYTEST_ARGS),Test suite)
+
+soak: $(VENV)/.installed-dev
+	$(call on_each_database,KEYWARD_SOAK=1 $(BIN)/pytest -p no:xdist -s $(SOAK_TESTS),Soak tests)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

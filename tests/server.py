@@ -2,18 +2,22 @@
 
 Each server gets its own data directory (certificate, secret key, cache) and its own database:
 a fresh SQLite file, or a freshly created PostgreSQL database when the suite runs on PostgreSQL.
+``start_keyward_server`` starts one with a different environment, e.g. more workers.
 """
 
+import base64
 import http.client
+import json
 import os
 import secrets
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlunsplit
@@ -37,6 +41,7 @@ class RunningServer:
     database_url: str
     sqlite_path: Path | None
     env: dict
+    master_pid: int
 
     def manage(self, *args: str) -> str:
         """Run a management command against this server's database; returns its output."""
@@ -57,10 +62,61 @@ class RunningServer:
     def connection(self, timeout: float = 30) -> http.client.HTTPSConnection:
         return http.client.HTTPSConnection(self.host, self.port, context=self.ssl_context(), timeout=timeout)
 
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers: the master's children, read from /proc."""
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # The command name may hold spaces and parentheses: the parent pid follows the last ")".
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == self.master_pid:
+                children.append(int(stat.parent.name))
+        return children
+
+    def request(self, client, method: str, path: str, authorization: str, body=None) -> tuple[int, object]:
+        """Send one JSON request on ``client`` (a keep-alive connection); returns (status, parsed body)."""
+        headers = {"Authorization": authorization, "Content-Type": "application/json"}
+        client.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+        response = client.getresponse()
+        return response.status, json.loads(response.read())
+
+    def elastic_api_key(self, name: str) -> str:
+        """An ``ApiKey`` header for a new key of ``elastic``: one cheap hash per request, not a password's."""
+        basic = base64.b64encode(f"elastic:{self.password}".encode()).decode()
+        client = self.connection()
+        try:
+            status, body = self.request(
+                client, "POST", "/_security/api_key", f"Basic {basic}", {"name": name}
+            )
+        finally:
+            client.close()
+        assert status == 200, body
+        return f"ApiKey {body['encoded']}"
+
+    def query(self, sql: str, *params):
+        """Rows straight from the server's database: what was committed, not what was answered.
+        Placeholders are written ``%s``."""
+        if self.sqlite_path is not None:
+            uri = f"file:{self.sqlite_path}?mode=ro"
+            with closing(sqlite3.connect(uri, uri=True, timeout=30)) as database:
+                return database.execute(sql.replace("%s", "?"), params).fetchall()
+        with psycopg.connect(self.database_url) as database:
+            return database.execute(sql, params).fetchall()
+
 
 @pytest.fixture(scope="module", name="keyward_server")
 def keyward_server_fixture(tmp_path_factory):
     """A running Keyward server: yields a RunningServer, stops it and drops its database afterwards."""
+    with start_keyward_server(tmp_path_factory) as server:
+        yield server
+
+
+@contextmanager
+def start_keyward_server(tmp_path_factory, **overrides: str):
+    """Start a server as the ``keyward_server`` fixture does, with ``overrides`` added to its environment
+    (e.g. ``WEB_CONCURRENCY="4"``); yields a RunningServer, then stops it and drops its database."""
     data_dir = tmp_path_factory.mktemp("keyward-server")
     with _own_database(data_dir) as (database_url, sqlite_path):
         host, port, password = "127.0.0.1", _free_port(), secrets.token_urlsafe(16)
@@ -74,11 +130,8 @@ def keyward_server_fixture(tmp_path_factory):
             "WEB_CONCURRENCY": "2",
             "ELASTIC_PASSWORD": password,
             "PYTHONUNBUFFERED": "1",
+            **overrides,
         }
-        server = RunningServer(
-            host=host, port=port, password=password, data_dir=data_dir, database_url=database_url,
-            sqlite_path=sqlite_path, env=env,
-        )
         _manage(env, "migrate", "--no-input")
         _manage(env, "bootstrap")
         log_path = data_dir / "gunicorn.log"
@@ -88,6 +141,10 @@ def keyward_server_fixture(tmp_path_factory):
                 cwd=BASE_DIR, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        server = RunningServer(
+            host=host, port=port, password=password, data_dir=data_dir, database_url=database_url,
+            sqlite_path=sqlite_path, env=env, master_pid=process.pid,
+        )
         try:
             _wait_until_serving(server, process, log_path)
             yield server
