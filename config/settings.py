@@ -36,7 +36,7 @@ def env_list(name, default):
     return [item.strip() for item in value.split(",") if item.strip()] if value else default
 
 
-DATA_DIR = Path(env("KEYWARD_DATA_DIR", BASE_DIR / "var"))
+DATA_DIR = Path(env("KEYWARD_DATA_DIR", BASE_DIR / "var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 

@@ -13,8 +13,9 @@ import functools
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -86,6 +87,18 @@ def in_savepoint(check):
 
 
 @pytest.fixture
+def keep_the_test_connection_open():
+    """The WSGI app, called directly, closes the database connection after each request, as it
+    must in production; the test's transaction lives on that connection, so keep it, as Django's
+    test client does."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
 def superuser_credential(users, make_api_key, make_user, make_role):
     make_user("target", "manage_own_api_key")
     make_role("target_role", cluster=["monitor"])
@@ -97,7 +110,7 @@ def superuser_credential(users, make_api_key, make_user, make_role):
 @pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=lambda mode: mode.value)
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m} {p}" for p, m in OPERATIONS])
 def test_generated_requests_get_no_server_error_and_refusals_change_nothing(
-    path, method, mode, superuser_credential
+    path, method, mode, superuser_credential, keep_the_test_connection_open
 ):
     """Positive cases follow the document; negative ones break it on purpose, field by field."""
     operation = api_schema()[path][method]
