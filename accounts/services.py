@@ -15,6 +15,7 @@ from accounts import audit
 from accounts.exceptions import Conflict, NotFound, ValidationError
 from accounts.models import Realm, Role, User
 from accounts.privileges import validate_role_descriptor
+from apikeys.charts import forget_overviews
 
 NATIVE_REALM = "default_native"
 NAME_MAX_LENGTH = 507  # Elasticsearch's limit for usernames and role names
@@ -220,6 +221,8 @@ def delete_user(username, acting_user=None) -> bool:
     with transaction.atomic():
         api_key_count = user.api_keys.count()
         user.delete()
+        if api_key_count:
+            forget_overviews()
         audit.record(
             audit.USER_DELETED, user=acting_user, target=username, count=api_key_count, realm=NATIVE_REALM
         )

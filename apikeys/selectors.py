@@ -88,6 +88,16 @@ def visible_api_keys(principal: Principal) -> QuerySet[ApiKey]:
     raise unauthorized(principal, GET_ACTION)
 
 
+def visibility_scope(principal: Principal) -> str:
+    """Names the set ``visible_api_keys`` gives, so that what is computed over it can be shared by
+    every principal who sees the same keys."""
+    if can_view_all_api_keys(principal):
+        return "all"
+    if can_manage_own_api_keys(principal):
+        return f"owner:{principal.user.pk}"
+    raise unauthorized(principal, GET_ACTION)
+
+
 def filter_api_keys(
     keys: QuerySet[ApiKey],
     *,

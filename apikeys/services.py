@@ -23,6 +23,7 @@ from accounts.principals import Principal
 from accounts.privileges import validate_role_descriptors
 from accounts.services import validate_metadata
 from apikeys import selectors
+from apikeys.charts import forget_overviews
 from apikeys.credentials import (
     encode_credential,
     generate_api_key_id,
@@ -120,6 +121,7 @@ def create_api_key(
             audit.record(
                 audit.API_KEY_CREATED, principal=principal, target=name, api_key_ids=[created.api_key.id]
             )
+            forget_overviews()
     except IntegrityError:
         if ApiKey.objects.filter(name=name, invalidated__isnull=True).exists():
             raise Conflict(f"an active API key with name [{name}] already exists") from None
@@ -224,6 +226,7 @@ def invalidate_api_keys(
             ApiKey.objects.filter(id__in=batch, invalidated__isnull=True).update(invalidated=now)
         result.invalidated = to_invalidate
         if to_invalidate:
+            forget_overviews()
             audit.record(
                 audit.API_KEYS_INVALIDATED,
                 principal=principal,
@@ -259,6 +262,7 @@ def rotate_api_key(principal: Principal, key_id) -> CreatedApiKey:
             rotated_from=key.id,
             replacement=created.api_key.id,
         )
+        forget_overviews()
     return created
 
 
@@ -315,9 +319,7 @@ def authenticate_api_key(header_value: str) -> Principal:
         key_id, secret = parse_authorization_header(header_value)
     except AuthenticationFailed as error:
         _refuse(error.detail)
-    key = (
-        ApiKey.objects.select_related("owner__realm").filter(pk=key_id).first() if len(key_id) == 20 else None
-    )
+    key = _api_key_by_id(key_id)
     if key is None:
         _refuse(f"api key [{key_id[:20]}] does not exist", key_id)
     if not verify_api_key_hash(secret, key.hash):
@@ -331,6 +333,17 @@ def authenticate_api_key(header_value: str) -> Principal:
         _refuse(f"api key [{key_id}] belongs to disabled user [{key.owner.username}]", key_id)
     record_last_used(key, now)
     return Principal(key.owner, api_key=key)
+
+
+def _api_key_by_id(key_id: str) -> ApiKey | None:
+    """The key with its owner and realm, in one indexed lookup that the hot path can afford:
+    ``get()`` drops the model's default ordering, which ``first()`` would compile and send."""
+    if len(key_id) != 20:
+        return None
+    try:
+        return ApiKey.objects.select_related("owner__realm").get(pk=key_id)
+    except ApiKey.DoesNotExist:
+        return None
 
 
 def record_last_used(key: ApiKey, now) -> bool:
@@ -378,6 +391,7 @@ def purge_api_keys(now=None, batch_size=PURGE_BATCH_SIZE, dry_run=False, progres
             batch = list(due.order_by("pk").values_list("pk", flat=True)[:batch_size])
             if batch:
                 deleted += due.filter(pk__in=batch).delete()[0]
+                forget_overviews()
         audited_ids.extend(batch[: PURGE_AUDITED_IDS - len(audited_ids)])
         if batch and progress is not None:
             progress(deleted)

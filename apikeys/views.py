@@ -74,7 +74,7 @@ def api_key_list(request, principal):
     shown = len(table.page.object_list)
     # Only an empty page pays for this check, to tell "no keys yet" from "no match".
     no_keys_at_all = not shown and not keys.exists()
-    overview = None if no_keys_at_all else api_key_overview(keys)
+    overview = None if no_keys_at_all else api_key_overview(keys, scope=selectors.visibility_scope(principal))
     first_row = (table.page.number - 1) * table.paginator.per_page + 1
     return render(
         request,

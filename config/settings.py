@@ -163,6 +163,9 @@ API_KEY_PURGE_INTERVAL = env("KEYWARD_API_KEY_PURGE_INTERVAL", "24h")
 API_KEY_PURGE_ON_REQUEST = env_bool("KEYWARD_API_KEY_PURGE_ON_REQUEST", True)
 # Keys expiring within this window show "Expires in N days" and their owners are told by email.
 API_KEY_EXPIRY_WARNING = env("KEYWARD_API_KEY_EXPIRY_WARNING", "7d")
+# The API Keys page's overview counts every key the viewer sees; it is cached this long at most,
+# and forgotten on any change to the keys. 0 counts on every page view.
+API_KEY_OVERVIEW_MAX_AGE = env("KEYWARD_API_KEY_OVERVIEW_MAX_AGE", "1m")
 # The API key service needs HTTPS (SPEC §3 TLS gate); switch off for local development only.
 API_KEY_REQUIRE_HTTPS = env_bool("KEYWARD_API_KEY_REQUIRE_HTTPS", True)
 

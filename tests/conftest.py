@@ -30,6 +30,13 @@ def no_purge_on_request(settings):
     settings.API_KEY_PURGE_ON_REQUEST = False
 
 
+@pytest.fixture(autouse=True)
+def no_overview_cache(settings):
+    """Counted on every page view: the test databases come and go under one shared cache.
+    tests/test_ui_lifecycle.py turns the cache on in a cache of its own."""
+    settings.API_KEY_OVERVIEW_MAX_AGE = "0"
+
+
 @pytest.fixture
 def native_realm(db):
     return Realm.objects.get(name="default_native")

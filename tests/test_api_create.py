@@ -49,8 +49,17 @@ def test_key_authenticates_a_later_request(client, owner):
         "/_security/_authenticate", secure=True, HTTP_AUTHORIZATION="ApiKey " + body["encoded"]
     )
     assert response.status_code == 200
-    assert response.json()["api_key"] == {"id": body["id"], "name": "cron-job"}
-    assert response.json()["authentication_type"] == "api_key"
+    answer = response.json()
+    assert answer["api_key"] == {"id": body["id"], "name": "cron-job"}
+    assert answer["authentication_type"] == "api_key"
+    # Elasticsearch's answer for a key: its owner without roles, the key service as both realms.
+    assert answer["username"] == owner.username
+    assert answer["roles"] == []
+    assert (
+        answer["authentication_realm"]
+        == answer["lookup_realm"]
+        == {"name": "_es_api_key", "type": "_es_api_key"}
+    )
 
 
 def test_elasticsearch_compatible_media_type_is_accepted(client, owner):

@@ -3,18 +3,22 @@ rotation, the maximum lifetime, the effective privileges preview and the overvie
 
 import base64
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.exceptions import AuthenticationFailed
+from accounts.principals import Principal
 from accounts.privileges import privileges_of, validate_role_descriptors
 from apikeys.charts import WEEKS, api_key_overview, first_week
 from apikeys.models import ApiKey
 from apikeys.periods import in_words
 from apikeys.preview import NoEffect, privileges_without_effect
-from apikeys.services import authenticate_api_key
+from apikeys.services import authenticate_api_key, invalidate_api_keys, purge_api_keys, rotate_api_key
 from tests.test_ui_api_keys import CREATE, INVALIDATE, LIST, details_url, messages_of, names, text
 
 pytestmark = pytest.mark.django_db
@@ -527,6 +531,50 @@ def test_overview_expiring_soon_follows_the_expiry_warning_setting(
     settings.API_KEY_EXPIRY_WARNING = "90d"
     page = text(client_for(alice).get(LIST, secure=True))
     assert chart_counts(page) == {"active": 1, "expiring": 2, "expired": 1, "invalidated": 1}
+
+
+@pytest.fixture
+def cached_overviews(settings):
+    """The overview cache as deployed, in a cache of this test's own."""
+    settings.API_KEY_OVERVIEW_MAX_AGE = "1m"
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": uuid.uuid4().hex}
+    }
+
+
+def test_overview_is_cached_per_scope_until_a_key_changes(
+    users, alice, keys_in_every_state, client_for, make_api_key, cached_overviews
+):
+    reader, own = client_for(users["security_reader"]), client_for(alice)
+    assert chart_counts(text(reader.get(LIST, secure=True)))["active"] == 4
+    assert chart_counts(text(own.get(LIST, secure=True)))["active"] == 2
+    # A row written behind the services' back is not seen until the cache forgets: it is cached.
+    ApiKey.objects.filter(name="bob-active-1").update(invalidated=timezone.now())
+    with CaptureQueriesContext(connection) as queries:
+        assert chart_counts(text(reader.get(LIST, secure=True)))["active"] == 4
+    assert not [query for query in queries if "COUNT(" in query["sql"].upper()]
+    # Every change through the services is seen at once, by every scope.
+    make_api_key(alice, "alice-active-3")
+    assert chart_counts(text(reader.get(LIST, secure=True)))["active"] == 4
+    assert chart_counts(text(own.get(LIST, secure=True)))["active"] == 3
+
+
+def test_overview_cache_is_forgotten_by_invalidation_rotation_and_purge(
+    users, alice, keys_in_every_state, client_for, cached_overviews
+):
+    reader = client_for(users["security_reader"])
+
+    def counts():
+        return chart_counts(text(reader.get(LIST, secure=True)))
+
+    before = counts()
+    invalidate_api_keys(Principal(alice), ids=[ApiKey.objects.get(name="alice-active-1").pk])
+    after_invalidation = counts()
+    assert after_invalidation["invalidated"] == before["invalidated"] + 1
+    rotate_api_key(Principal(alice), ApiKey.objects.get(name="alice-active-2").pk)
+    assert counts()["invalidated"] == after_invalidation["invalidated"] + 1
+    purged = purge_api_keys(now=timezone.now() + timedelta(days=30)).deleted
+    assert purged and counts().get("invalidated", 0) == 0
 
 
 def test_overview_counts_keys_created_per_week_for_the_last_twelve_weeks(

@@ -53,6 +53,8 @@ GET_PARAMS = frozenset(
 )
 QUERY_PARAMS = frozenset({"with_limited_by", "with_profile_uid", "typed_keys", "sort"})
 TAGS = ["API keys"]
+# The realm Elasticsearch names for requests authenticated with an API key.
+API_KEY_REALM = "_es_api_key"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,15 +398,30 @@ class AuthenticateView(SecurityAPIView):
     def get(self, request):
         principal = request.auth
         user = principal.user
-        realm = {"name": user.realm.name, "type": user.realm.type}
-        body = {
-            **UserSerializer(user).data,
-            "authentication_realm": realm,
-            "lookup_realm": realm,
-            "authentication_type": "realm",
-        }
-        if principal.api_key is not None:
-            body["authentication_realm"] = {"name": "_es_api_key", "type": "_es_api_key"}
-            body["authentication_type"] = "api_key"
-            body["api_key"] = {"id": principal.api_key.id, "name": principal.api_key.name}
-        return Response(body)
+        if principal.api_key is None:
+            realm = {"name": user.realm.name, "type": user.realm.type}
+            return Response(
+                {
+                    **UserSerializer(user).data,
+                    "authentication_realm": realm,
+                    "lookup_realm": realm,
+                    "authentication_type": "realm",
+                }
+            )
+        # As Elasticsearch answers for a key: the owner without roles, since the key's own
+        # descriptors decide what it may do, and the API key service as both realms.
+        realm = {"name": API_KEY_REALM, "type": API_KEY_REALM}
+        return Response(
+            {
+                "username": user.username,
+                "roles": [],
+                "full_name": user.full_name or None,
+                "email": user.email or None,
+                "metadata": user.metadata,
+                "enabled": user.enabled,
+                "authentication_realm": realm,
+                "lookup_realm": realm,
+                "authentication_type": "api_key",
+                "api_key": {"id": principal.api_key.id, "name": principal.api_key.name},
+            }
+        )
