@@ -2,8 +2,36 @@
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, When
+from django.db.models.lookups import IsNull
 from django.utils import timezone
+
+from apikeys.lookups import Among
+
+# What the API Keys page lists unless asked for invalidated keys (SPEC §6), and what its indexes
+# cover, so that a page walks one index in display order and stops after a page.
+LISTED = Q(invalidated__isnull=True)
+
+
+def stops_working():
+    """When a key stops or stopped working: the earlier of its invalidation and its expiration,
+    null while it has neither. The retention purge finds its keys by this through an index."""
+    return Case(
+        When(invalidated__isnull=True, then=F("expiration")),
+        When(expiration__isnull=True, then=F("invalidated")),
+        When(invalidated__lt=F("expiration"), then=F("invalidated")),
+        default=F("expiration"),
+        output_field=models.DateTimeField(),
+    )
+
+
+def by_expiration(descending: bool) -> list:
+    """Soonest expiration first and keys that never expire last (or all reversed): the same order
+    on every database, and the order of the ``apikey_listed_expiration`` index."""
+    never, when, tie = IsNull(F("expiration"), True), F("expiration"), F("id")
+    if descending:
+        return [never.desc(), when.desc(), tie.desc()]
+    return [never.asc(), when.asc(), tie.asc()]
 
 
 class ApiKeyQuerySet(models.QuerySet):
@@ -25,9 +53,14 @@ class ApiKeyQuerySet(models.QuerySet):
     def past_retention(self, cutoff):
         """Invalidated or expired at or before ``cutoff``: due for deletion (SPEC §5).
 
-        As in Elasticsearch, an invalidated key whose expiration is older still goes too.
+        As in Elasticsearch, an invalidated key whose expiration is older still goes too. Ordered
+        by when the keys stopped working, which the ``apikey_stops_working`` index gives as is.
         """
-        return self.filter(Q(invalidated__lte=cutoff) | Q(expiration__lte=cutoff))
+        return (
+            self.alias(stops_working=stops_working())
+            .filter(stops_working__lte=cutoff)
+            .order_by("stops_working", "pk")
+        )
 
 
 class ApiKey(models.Model):
@@ -62,14 +95,19 @@ class ApiKey(models.Model):
             ),
         ]
         indexes = [
-            # The list page: newest first, for everyone or for one owner.
+            # The list page as first shown, newest first: the name makes a search read the index
+            # alone, and a deep page skip its rows without reading the table.
+            models.Index(fields=["-created", "id", "name"], condition=LISTED, name="apikey_listed"),
+            models.Index(*by_expiration(descending=False), condition=LISTED, name="apikey_listed_expiration"),
+            # Every key, newest first (other statuses), and one owner's keys.
             models.Index(fields=["-created", "id"], name="apikey_created"),
             models.Index(fields=["owner", "-created"], name="apikey_owner_created"),
             models.Index(fields=["name"], name="apikey_name"),
             models.Index(fields=["realm_name", "-created"], name="apikey_realm_created"),
-            # Status filters and the retention purge.
-            models.Index(fields=["expiration"], name="apikey_expiration"),
-            models.Index(fields=["invalidated"], name="apikey_invalidated"),
+            # The retention purge. No index leads with expiration or invalidated alone: SQLite's
+            # planner would take one for a status filter and sort every match instead of
+            # walking the page's index and stopping after one page.
+            models.Index(stops_working(), "id", name="apikey_stops_working"),
         ]
 
     def __str__(self):
@@ -80,3 +118,6 @@ class ApiKey(models.Model):
 
     def is_active(self, now=None) -> bool:
         return self.invalidated is None and not self.is_expired(now)
+
+
+ApiKey._meta.get_field("id").register_lookup(Among)

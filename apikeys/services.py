@@ -42,7 +42,6 @@ from apikeys.timeunits import (
 )
 
 NAME_MAX_LENGTH = 256
-INVALIDATE_BATCH_SIZE = 1000
 PURGE_BATCH_SIZE = 1000
 # The purge audits its count and this many ids: enough to trace a key, bounded at any volume.
 PURGE_AUDITED_IDS = 1000
@@ -199,10 +198,7 @@ def invalidate_api_keys(
     with transaction.atomic():
         if ids:
             requested = list(dict.fromkeys(ids))
-            found = {}
-            for start in range(0, len(requested), INVALIDATE_BATCH_SIZE):
-                batch = requested[start : start + INVALIDATE_BATCH_SIZE]
-                found.update(_lock(selectors.filter_api_keys(allowed, ids=batch)))
+            found = _lock(allowed.filter(id__among=requested))
             for key_id in requested:
                 if key_id not in found:
                     # Unknown and not-yours look the same, so ids of others' keys are not revealed.
@@ -221,9 +217,8 @@ def invalidate_api_keys(
         result.previously_invalidated = [
             key_id for key_id, invalidated in found.items() if invalidated is not None
         ]
-        for start in range(0, len(to_invalidate), INVALIDATE_BATCH_SIZE):
-            batch = to_invalidate[start : start + INVALIDATE_BATCH_SIZE]
-            ApiKey.objects.filter(id__in=batch, invalidated__isnull=True).update(invalidated=now)
+        if to_invalidate:
+            ApiKey.objects.filter(id__among=to_invalidate, invalidated__isnull=True).update(invalidated=now)
         result.invalidated = to_invalidate
         if to_invalidate:
             forget_overviews()

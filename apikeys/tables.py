@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_tables2.paginators import LazyPaginator
 
 from apikeys import selectors
-from apikeys.models import ApiKey
+from apikeys.models import ApiKey, by_expiration
 from apikeys.timeunits import configured_time_value
 
 # Beyond this offset a page number is refused before it reaches the database as a huge OFFSET.
@@ -77,16 +77,10 @@ class DateTimeColumn(tables.TemplateColumn):
         super().__init__(template_name="apikeys/datetime.html", **kwargs)
 
 
-def _by_expiration(is_descending: bool):
-    """Keys that never expire come after every date, on every database (PostgreSQL's own order)."""
-    if is_descending:
-        return F("expiration").desc(nulls_first=True)
-    return F("expiration").asc(nulls_last=True)
-
-
 class ExpirationColumn(DateTimeColumn):
     def order(self, queryset, is_descending):
-        return queryset.order_by(_by_expiration(is_descending), "-id" if is_descending else "id"), True
+        """Keys that never expire come after every date, on every database."""
+        return queryset.order_by(*by_expiration(is_descending)), True
 
 
 class LastUsedColumn(tables.TemplateColumn):
@@ -133,7 +127,7 @@ class StatusColumn(tables.TemplateColumn):
             output_field=IntegerField(),
         )
         direction = "-" if is_descending else ""
-        ordering = (f"{direction}status_rank", _by_expiration(is_descending), f"{direction}id")
+        ordering = (f"{direction}status_rank", *by_expiration(is_descending))
         return queryset.annotate(status_rank=rank).order_by(*ordering), True
 
 

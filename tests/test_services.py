@@ -222,27 +222,47 @@ def test_malformed_invalidation_requests_are_refused(users, make_api_key, kwargs
     assert key.invalidated is None
 
 
-def test_bulk_invalidation_is_one_update_per_batch_not_a_query_per_key(users):
-    owner = users["own_keys"]
+def _bulk_keys(owner, count: int, prefix: str) -> list[str]:
     now = timezone.now()
-    ApiKey.objects.bulk_create(
+    keys = ApiKey.objects.bulk_create(
         ApiKey(
-            id=f"{n:020d}",
-            name=f"bulk-{n}",
+            id=f"{prefix}{n:019d}",
+            name=f"bulk-{prefix}-{n}",
             hash="x",
             owner=owner,
             realm_name="default_native",
             realm_type="native",
             created=now,
         )
-        for n in range(2500)
+        for n in range(count)
     )
-    with CaptureQueriesContext(connection) as queries:
-        result = invalidate_api_keys(Principal(users["api_key_admin"]), username="own_keys")
-    assert len(result.invalidated) == 2500
-    updates = [query for query in queries.captured_queries if query["sql"].startswith("UPDATE")]
-    assert len(updates) == 3
-    assert len(queries.captured_queries) < 12
+    return [key.id for key in keys]
+
+
+@pytest.mark.parametrize("by", ["ids", "username"])
+def test_bulk_invalidation_runs_the_same_queries_for_ten_keys_as_for_thirty_three_thousand(users, by):
+    """One SELECT … FOR UPDATE and one UPDATE whatever the count, even past SQLite's limit of
+    32,766 parameters per statement; nothing per key."""
+    admin = Principal(users["api_key_admin"])
+    assert admin.privileges  # the admin's roles are read once, before either call
+    statements = {}
+    for count, prefix, owner in ((10, "a", users["own_keys"]), (33_000, "b", users["security_admin"])):
+        ids = _bulk_keys(owner, count, prefix)
+        request = {"ids": ids} if by == "ids" else {"username": owner.username}
+        with CaptureQueriesContext(connection) as queries:
+            result = invalidate_api_keys(admin, **request)
+        assert sorted(result.invalidated) == sorted(ids) and not result.errors
+        assert ApiKey.objects.filter(pk__in=ids[:1000], invalidated__isnull=True).count() == 0
+        statements[count] = [query["sql"].split(" ", 1)[0] for query in queries.captured_queries]
+    assert statements[10] == statements[33_000]
+    assert statements[10].count("UPDATE") == 1
+
+
+def test_bulk_invalidation_reports_unknown_ids_among_many(users):
+    ids = _bulk_keys(users["own_keys"], 3000, "c")
+    result = invalidate_api_keys(Principal(users["api_key_admin"]), ids=[*ids, "no-such-key", ids[0]])
+    assert len(result.invalidated) == 3000
+    assert [error["id"] for error in result.errors] == ["no-such-key"]
 
 
 # Authenticating
