@@ -6,10 +6,11 @@ from datetime import timedelta
 
 import django_tables2 as tables
 from django.core.paginator import EmptyPage, PageNotAnInteger
-from django.db.models import Case, F, IntegerField, Value, When
+from django.db.models import Case, F, IntegerField, QuerySet, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django_tables2.paginators import LazyPaginator
+from django_tables2.rows import BoundRows
 
 from apikeys import selectors
 from apikeys.models import ApiKey, by_expiration
@@ -46,10 +47,16 @@ class ApiKeyPaginator(LazyPaginator):
     Expires orders match an index, so that query stops after one page; only a deep OFFSET or the
     Status order (computed from the time) reads further.
 
+    A page is read ids first (``RowsByIds``): the ids come from the index alone however deep the
+    page, then only that page's rows are read.
+
     The total is counted only when a page past the end is asked for (an old link after keys
     went away), to land on the last page instead of an empty one. A page number that is not a
     number, or below 1, is page 1.
     """
+
+    def __init__(self, object_list, per_page, **kwargs):
+        super().__init__(RowsByIds(object_list), per_page, **kwargs)
 
     def validate_number(self, number):
         try:
@@ -66,6 +73,31 @@ class ApiKeyPaginator(LazyPaginator):
         except EmptyPage:
             last = max(1, math.ceil(len(self.object_list) / self.per_page))
             return super().page(last)
+
+
+class RowsByIds:
+    """A table's rows as the paginator slices them: the window's primary keys first, in the
+    table's order, then those rows alone.
+
+    Skipping to a deep page then reads the index and not the table: PostgreSQL fetches the row
+    of every key an OFFSET skips (0.6 s for page 10,000 at a million keys) unless the query needs
+    no more than the index holds. Rows that are not a queryset's are sliced as they are.
+    """
+
+    def __init__(self, rows: BoundRows):
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, window: slice) -> BoundRows:
+        queryset = getattr(self.rows.data, "data", None)
+        if not isinstance(queryset, QuerySet):
+            return self.rows[window]
+        ids = list(queryset.values_list("pk", flat=True)[window])
+        found = queryset.order_by().in_bulk(ids)
+        # A row deleted between the two reads is left out, as if the page had been read after.
+        return BoundRows([found[pk] for pk in ids if pk in found], table=self.rows.table)
 
 
 class DateTimeColumn(tables.TemplateColumn):
