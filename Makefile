@@ -10,7 +10,7 @@ TEST_DATA_DIR := var/test
 # The races and crash tests run longer and wider under KEYWARD_SOAK=1, one module at a time.
 SOAK_TESTS := tests/test_concurrency.py tests/test_crash_safety.py
 
-.PHONY: run test soak lint demo clean
+.PHONY: run test soak lint demo bench clean
 
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --no-input
@@ -40,6 +40,14 @@ test: $(VENV)/.installed-dev
 soak: $(VENV)/.installed-dev
 	$(call on_each_database,KEYWARD_SOAK=1 $(BIN)/pytest -p no:xdist -s $(SOAK_TESTS),Soak tests)
 
+# Benchmarks (docs/benchmarks.md): the reduced profile in minutes, BENCH_PROFILE=full for the
+# figures in the document. They need wrk, which .ci/run does not install: apt-get install -y wrk.
+BENCH_PROFILE ?= reduced
+BENCH_ARGS ?=
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.run --profile $(BENCH_PROFILE) $(BENCH_ARGS)
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
@@ -60,4 +68,8 @@ $(VENV)/.installed: requirements.txt
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed-dev requirements-bench.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	touch $@

@@ -31,6 +31,7 @@ from apikeys.credentials import (
     parse_authorization_header,
 )
 from apikeys.hashers import make_api_key_hash, verify_api_key_hash
+from apikeys.key_lookup import api_key_with_owner
 from apikeys.models import ApiKey
 from apikeys.query import storable_text
 from apikeys.timeunits import (
@@ -331,14 +332,10 @@ def authenticate_api_key(header_value: str) -> Principal:
 
 
 def _api_key_by_id(key_id: str) -> ApiKey | None:
-    """The key with its owner and realm, in one indexed lookup that the hot path can afford:
-    ``get()`` drops the model's default ordering, which ``first()`` would compile and send."""
+    """The key with its owner and realm, in one indexed lookup (``apikeys.key_lookup``)."""
     if len(key_id) != 20:
         return None
-    try:
-        return ApiKey.objects.select_related("owner__realm").get(pk=key_id)
-    except ApiKey.DoesNotExist:
-        return None
+    return api_key_with_owner(key_id)
 
 
 def record_last_used(key: ApiKey, now) -> bool:

@@ -118,10 +118,11 @@ SQLITE_OPTIONS = {
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 }
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'keyward.sqlite3'}")
+# Connections persist on both databases: a gunicorn thread keeps its own, so a request does not pay
+# for opening the SQLite file and setting its pragmas, or for a PostgreSQL connection.
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: shared by every worker. A file cache by default, Redis when REDIS_URL is set.
