@@ -9,6 +9,7 @@ only keys expiring by the passing of time can make it lag, and by no more than t
 """
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import pairwise
@@ -170,33 +171,28 @@ def _max_age() -> float:
 
 
 def forget_overviews() -> None:
-    """Called by every write to keys, so that no overview cached before it is shown again.
+    """Called by every write to keys: once it commits, no overview cached before it is shown again.
 
-    Forgotten at once, and again once the write commits: an overview counted while the
-    transaction was open could not see the write. A cache that cannot be reached must not fail
-    the write; the overviews then age out instead.
+    One cache write per transaction, a new random generation rather than an increment, which
+    would read the counter first. A cache that cannot be reached must not fail the write; the
+    overviews then age out instead.
     """
-    _next_generation()
     transaction.on_commit(_next_generation)
 
 
-def _generation() -> int:
-    return cache.get_or_set(GENERATION, _generation_seed, timeout=None)
+def _generation() -> str:
+    return cache.get_or_set(GENERATION, _new_generation, timeout=None)
+
+
+def _new_generation() -> str:
+    return secrets.token_hex(8)
 
 
 def _next_generation() -> None:
     try:
-        try:
-            cache.incr(GENERATION)
-        except ValueError:  # not set yet, or evicted: any new value starts a new generation
-            cache.set(GENERATION, _generation_seed(), timeout=None)
+        cache.set(GENERATION, _new_generation(), timeout=None)
     except Exception:
         log.exception("could not forget the cached API key overviews")
-
-
-def _generation_seed() -> int:
-    """A start that no earlier generation used, so an evicted counter never comes back to old entries."""
-    return int(timezone.now().timestamp() * 1000)
 
 
 def _count_overview(keys: QuerySet, now: datetime) -> Overview:
