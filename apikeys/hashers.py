@@ -177,9 +177,10 @@ def verify_api_key_hash(secret: str, encoded: str) -> bool:
     hasher = HASHERS.get(encoded.partition("$")[0])
     if hasher is None:
         return False
-    if hasher.slow and verification_cache.contains(encoded, secret):
+    cached = hasher.slow and getattr(settings, "API_KEY_VERIFICATION_CACHE", True)
+    if cached and verification_cache.contains(encoded, secret):
         return True
     verified = hasher.verify(secret, encoded)
-    if verified and hasher.slow:
+    if verified and cached:
         verification_cache.remember(encoded, secret)
     return verified

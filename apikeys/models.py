@@ -57,7 +57,7 @@ class ApiKeyQuerySet(models.QuerySet):
         by when the keys stopped working, which the ``apikey_stops_working`` index gives as is.
         """
         return (
-            self.alias(stops_working=stops_working())
+            self.annotate(stops_working=stops_working())
             .filter(stops_working__lte=cutoff)
             .order_by("stops_working", "pk")
         )

@@ -377,13 +377,18 @@ def purge_api_keys(now=None, batch_size=PURGE_BATCH_SIZE, dry_run=False, progres
     due = ApiKey.objects.past_retention(cutoff)
     if dry_run:
         return PurgeResult(deleted=due.count(), cutoff=cutoff, dry_run=True)
-    deleted, audited_ids = 0, []
+    deleted, audited_ids, reached = 0, [], None
     while True:
         with transaction.atomic():
-            batch = list(due.order_by("pk").values_list("pk", flat=True)[:batch_size])
+            # In the order of the due keys' index, from where the last batch stopped: each batch
+            # reads what it deletes, not the index entries its predecessors left behind.
+            page = due if reached is None else due.filter(stops_working__gte=reached)
+            rows = list(page.values_list("stops_working", "pk")[:batch_size])
+            batch = [pk for _, pk in rows]
             if batch:
                 deleted += due.filter(pk__in=batch).delete()[0]
                 forget_overviews()
+                reached = rows[-1][0]
         audited_ids.extend(batch[: PURGE_AUDITED_IDS - len(audited_ids)])
         if batch and progress is not None:
             progress(deleted)

@@ -226,12 +226,13 @@ def start_balanced(
     """Start wrk so that both workers serve it, trying at most ``attempts`` times.
 
     wrk opens its connections at once, and the kernel hands each to whichever worker accepts
-    first: on a busy machine one worker often takes all of them and the other idles for the whole
-    run, which measures a server of one worker (seen here in about half the starts of A0, with
-    1,449 req/s against 3,100 with both). The connections stay where they landed, so the first second tells:
-    when one worker has done less than ``MIN_WORKER_BALANCE`` of the other's work by then, wrk is
-    stopped and started again; the last start is kept as it is. ``command(n)`` is wrk's command
-    line for the n-th start."""
+    first: on a busy machine one worker often takes all or most of them, which measures a server
+    of one worker (seen here in about half the starts: A0 at 1,449 req/s with one worker idle,
+    against 3,100 with both; B at 370 with one worker doing half the other's work, against 803).
+    The connections stay where they landed, so the first second tells: when one worker has done
+    less than ``MIN_WORKER_BALANCE`` of the other's work by then, wrk is stopped and started
+    again; the last start is kept as it is. ``command(n)`` is wrk's command line for the n-th
+    start."""
     for attempt in range(1, attempts + 1):
         before = server.worker_cpu_seconds()
         process = subprocess.Popen(

@@ -164,6 +164,9 @@ API_KEY_PURGE_INTERVAL = env("KEYWARD_API_KEY_PURGE_INTERVAL", "24h")
 API_KEY_PURGE_ON_REQUEST = env_bool("KEYWARD_API_KEY_PURGE_ON_REQUEST", True)
 # Keys expiring within this window show "Expires in N days" and their owners are told by email.
 API_KEY_EXPIRY_WARNING = env("KEYWARD_API_KEY_EXPIRY_WARNING", "7d")
+# A slow hash (pbkdf2_sha256) is computed once per key and worker process, then remembered in
+# memory; false computes it on every request, for policies that forbid keeping the result.
+API_KEY_VERIFICATION_CACHE = env_bool("KEYWARD_API_KEY_VERIFICATION_CACHE", True)
 # The API Keys page's overview counts every key the viewer sees; it is cached this long at most,
 # and forgotten on any change to the keys. 0 counts on every page view.
 API_KEY_OVERVIEW_MAX_AGE = env("KEYWARD_API_KEY_OVERVIEW_MAX_AGE", "1m")

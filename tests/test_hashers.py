@@ -245,6 +245,15 @@ def test_second_pbkdf2_verification_of_the_same_secret_skips_the_hashing(fast_pb
     assert len(pbkdf2_calls) == 1
 
 
+def test_verification_cache_can_be_switched_off(fast_pbkdf2, pbkdf2_calls, settings):
+    settings.API_KEY_VERIFICATION_CACHE = False
+    encoded = make_api_key_hash(SECRET)
+    pbkdf2_calls.clear()
+    assert verify_api_key_hash(SECRET, encoded) and verify_api_key_hash(SECRET, encoded)
+    assert len(pbkdf2_calls) == 2
+    assert len(verification_cache) == 0
+
+
 def test_wrong_secret_is_still_rejected_after_a_cached_success(fast_pbkdf2, pbkdf2_calls):
     encoded = make_api_key_hash(SECRET)
     assert verify_api_key_hash(SECRET, encoded)
