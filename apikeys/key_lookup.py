@@ -41,13 +41,30 @@ class KeyLookup:
             f"WHERE k.{quote(key.pk.column)} = %s"
         )
 
+    def _cursor(self):
+        """Django's cursor, except on PostgreSQL: there planning this three-table join takes some
+        1.2 ms against 0.1 ms to run it. A cursor that binds parameters on the server lets psycopg
+        prepare the statement once it has run a few times on the connection, after which it is
+        not planned again. Django's client-side binding cursors cannot prepare. The wrapper is
+        Django's own, so the query is logged, counted and wrapped like any other."""
+        if self.connection.vendor != "postgresql":
+            return self.connection.cursor()
+        import psycopg
+
+        self.connection.ensure_connection()
+        with self.connection.wrap_database_errors:
+            cursor = psycopg.Cursor(self.connection.connection)
+        if self.connection.queries_logged:
+            return self.connection.make_debug_cursor(cursor)
+        return self.connection.make_cursor(cursor)
+
     def _converters(self, field, alias) -> list:
         column = field.get_col(alias)
         converters = self.connection.ops.get_db_converters(column) + field.get_db_converters(self.connection)
         return [(converter, column) for converter in converters]
 
     def fetch(self, key_id: str) -> ApiKey | None:
-        with self.connection.cursor() as cursor:
+        with self._cursor() as cursor:
             cursor.execute(self.sql, [key_id])
             row = cursor.fetchone()
         if row is None:

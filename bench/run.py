@@ -84,7 +84,7 @@ def prepare(database: str) -> dict | None:
     return env
 
 
-def run_benchmark(name: str, profile: str, env: dict, out: Path) -> list[dict]:
+def run_benchmark(name: str, profile: str, env: dict, out: Path) -> None:
     started = time.monotonic()
     print(f"\n== {name} ({profile}) on {env['DATABASE_URL'] and 'postgresql' or 'sqlite'}", flush=True)
     completed = subprocess.run(
@@ -96,8 +96,7 @@ def run_benchmark(name: str, profile: str, env: dict, out: Path) -> list[dict]:
     print(f"   {name} took {time.monotonic() - started:.0f} s", flush=True)
     if completed.returncode != 0:
         print(f"   {name} FAILED with exit status {completed.returncode}", flush=True)
-        return []
-    return json.loads(out.read_text())
+        out.unlink(missing_ok=True)
 
 
 def machine() -> dict:
@@ -170,11 +169,13 @@ def main() -> None:
         env = prepare(database)
         if env is None:
             continue
-        figures = []
         for name in args.only.split(","):
-            figures += run_benchmark(
-                name, args.profile, env, RESULTS / f"{args.profile}-{database}-{name}.json"
-            )
+            run_benchmark(name, args.profile, env, RESULTS / f"{args.profile}-{database}-{name}.json")
+        # The summary holds the latest figures of every benchmark, so one can be run again alone.
+        figures = []
+        for name in BENCHMARKS:
+            path = RESULTS / f"{args.profile}-{database}-{name}.json"
+            figures += json.loads(path.read_text()) if path.exists() else []
         results[database] = figures
         summary = {"profile": args.profile, "database": database, "machine": about, "figures": figures}
         (RESULTS / f"{args.profile}-{database}.json").write_text(json.dumps(summary, indent=2))

@@ -123,6 +123,15 @@ DATABASE_URL = env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'keyward.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
+elif "postgresql" in DATABASES["default"]["ENGINE"]:
+    # psycopg prepares a statement once it has run this many times on a connection. Django's own
+    # cursors bind parameters on the client and never prepare; the API key lookup's cursor binds on
+    # the server, so authentication stops planning its join (apikeys/key_lookup.py). "off" for a
+    # pooler that cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
+    threshold = env("KEYWARD_DB_PREPARE_THRESHOLD", "5")
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "prepare_threshold", None if threshold.lower() == "off" else int(threshold)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: shared by every worker. A file cache by default, Redis when REDIS_URL is set.
