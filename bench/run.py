@@ -181,7 +181,7 @@ def main() -> None:
         (RESULTS / f"{args.profile}-{database}.json").write_text(json.dumps(summary, indent=2))
     missed = print_table(results)
     if args.chart:
-        pages = [str(RESULTS / f"{args.profile}-{database}-pages.json") for database in results]
+        pages = [str(path) for path in sorted(RESULTS.glob(f"{args.profile}-*-pages.json"))]
         subprocess.run(
             [PYTHON, "-m", "bench.chart", *pages, "--out", str(args.chart)], cwd=BASE_DIR, check=True
         )
