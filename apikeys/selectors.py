@@ -79,23 +79,21 @@ def _all_keys() -> QuerySet[ApiKey]:
     return ApiKey.objects.select_related("owner", "owner__realm")
 
 
-def visible_api_keys(principal: Principal) -> QuerySet[ApiKey]:
-    """The keys the principal may list and view: all of them, or only its own."""
-    if can_view_all_api_keys(principal):
-        return _all_keys()
-    if can_manage_own_api_keys(principal):
-        return _all_keys().filter(owner=principal.user)
-    raise unauthorized(principal, GET_ACTION)
-
-
 def visibility_scope(principal: Principal) -> str:
-    """Names the set ``visible_api_keys`` gives, so that what is computed over it can be shared by
-    every principal who sees the same keys."""
+    """Which keys the principal may list and view: ``all``, or ``owner:<id>`` for only its own.
+    What is computed over them can be shared by every principal of the same scope."""
     if can_view_all_api_keys(principal):
         return "all"
     if can_manage_own_api_keys(principal):
         return f"owner:{principal.user.pk}"
     raise unauthorized(principal, GET_ACTION)
+
+
+def visible_api_keys(principal: Principal) -> QuerySet[ApiKey]:
+    """The keys of the principal's ``visibility_scope``."""
+    if visibility_scope(principal) == "all":
+        return _all_keys()
+    return _all_keys().filter(owner=principal.user)
 
 
 def filter_api_keys(
