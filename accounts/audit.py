@@ -1,7 +1,8 @@
 """The audit trail: every security event goes to the ``AuditEvent`` table and to a structured log line.
 
-``record`` is the one way to write it, called by the services (never by views), so the web UI,
-the REST API and the commands are audited alike. Secrets are never passed in.
+``record`` is the one way to write an event (``raise_count`` only brings the count of a throttling
+summary up to date), called by the services and ``accounts.throttling`` (never by views), so the
+web UI, the REST API and the commands are audited alike. Secrets are never passed in.
 """
 
 import json
@@ -17,6 +18,8 @@ API_KEYS_INVALIDATED = "api_keys_invalidated"
 API_KEY_ROTATED = "api_key_rotated"
 API_KEYS_PURGED = "api_keys_purged"
 AUTHENTICATION_FAILED = "authentication_failed"
+# Keyward's own: one row per throttled bucket and window, counting the attempts refused.
+AUTHENTICATION_THROTTLED = "authentication_throttled"
 USER_CHANGED = "user_changed"
 USER_DELETED = "user_deleted"
 ROLE_CHANGED = "role_changed"
@@ -50,21 +53,34 @@ def record(
         count=len(api_key_ids) if count is None else count,
         detail=detail,
     )
+    _log(event)
+    return event
+
+
+def raise_count(event_id: int, count: int) -> None:
+    """Bring a summary event's count up to ``count``, never down (workers may race), and log it again."""
+    if AuditEvent.objects.filter(pk=event_id, count__lt=count).update(count=count):
+        event = AuditEvent.objects.filter(pk=event_id).first()
+        if event is not None:
+            _log(event)
+
+
+def _log(event: AuditEvent) -> None:
+    """The event as one structured log line, beside its row."""
     log.info(
         json.dumps(
             {
-                "event": action,
-                "outcome": outcome,
+                "event": event.action,
+                "outcome": event.outcome,
                 "user": event.actor_username or None,
                 "realm": event.actor_realm or None,
-                "api_key": via_api_key or None,
-                "target": target or None,
-                "api_key_ids": api_key_ids[:100],
+                "api_key": event.via_api_key or None,
+                "target": event.target or None,
+                "api_key_ids": event.api_key_ids[:100],
                 "count": event.count,
-                **detail,
+                **event.detail,
             },
             default=str,
             sort_keys=True,
         )
     )
-    return event

@@ -17,6 +17,7 @@ AUDIT_ACTIONS = {
     audit.API_KEY_ROTATED: "API key rotated",
     audit.API_KEYS_PURGED: "API keys purged",
     audit.AUTHENTICATION_FAILED: "Authentication failed",
+    audit.AUTHENTICATION_THROTTLED: "Authentication throttled",
     audit.USER_CHANGED: "User changed",
     audit.USER_DELETED: "User deleted",
     audit.ROLE_CHANGED: "Role changed",

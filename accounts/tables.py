@@ -59,6 +59,7 @@ AUDIT_ACTION_COLOURS = {
     audit.API_KEY_ROTATED: "info",
     audit.API_KEYS_PURGED: "secondary",
     audit.AUTHENTICATION_FAILED: "danger",
+    audit.AUTHENTICATION_THROTTLED: "danger",
     audit.USER_CHANGED: "info",
     audit.USER_DELETED: "dark",
     audit.ROLE_CHANGED: "info",

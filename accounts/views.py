@@ -41,24 +41,31 @@ PER_PAGE = 25
 class LoginView(auth_views.LoginView):
     """Username and password, tried against the realms in order; one message for every failure.
 
-    A client or username over its failure limit is refused before the password is checked, with
-    the same message whether the username exists or not.
+    A username over its failure limit from this address, or one not known good from an address
+    over its cap, is refused before the password is checked (``accounts.throttling``), with the
+    same message whether the username exists or not.
     """
 
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
     def post(self, request, *args, **kwargs):
-        try:
-            throttling.check(request, request.POST.get("username") or None)
-        except TooManyRequests as refusal:
-            return self.throttled(refusal)
+        if username := request.POST.get("username"):
+            try:
+                throttling.check_password(request, username)
+            except TooManyRequests as refusal:
+                return self.throttled(refusal)
         return super().post(request, *args, **kwargs)
 
+    def form_valid(self, form):
+        throttling.password_succeeded(self.request, form.cleaned_data["username"])
+        return super().form_valid(form)
+
     def form_invalid(self, form):
-        username, password = self.request.POST.get("username"), self.request.POST.get("password")
+        # Counted only when the realm chain checked a password: an incomplete form guesses nothing.
+        username, password = form.cleaned_data.get("username"), form.cleaned_data.get("password")
         if username and password:
-            throttling.record_failure(self.request, username)
+            throttling.password_failed(self.request, username)
         return super().form_invalid(form)
 
     def throttled(self, refusal: TooManyRequests):

@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.exceptions import AuthenticationFailed, Conflict, NotFound, PermissionDenied, ValidationError
-from accounts.models import AuditEvent
 from accounts.principals import Principal
 from accounts.privileges import validate_role_descriptors
 from accounts.services import validate_metadata
@@ -297,19 +296,27 @@ def _rotated_lifetime(key: ApiKey) -> timedelta | None:
     return lifetime
 
 
+class ApiKeyRefused(AuthenticationFailed):
+    """A refused ``ApiKey`` credential: the same 401 for every reason; ``audit_detail`` holds the
+    reason and the key id, never the secret, for the audit row."""
+
+    def __init__(self, reason: str, key_id: str | None = None):
+        super().__init__(AUTHENTICATION_FAILED, detail=reason)
+        self.audit_detail = {"reason": reason, **({"api_key_id": key_id[:20]} if key_id else {})}
+
+
 def _refuse(reason: str, key_id: str | None = None):
-    """Fail authentication: the client learns nothing, the audit log gets the reason, never the secret."""
-    detail = {"reason": reason} if key_id is None else {"reason": reason, "api_key_id": key_id[:20]}
-    audit.record(audit.AUTHENTICATION_FAILED, outcome=AuditEvent.FAILURE, **detail)
-    raise AuthenticationFailed(AUTHENTICATION_FAILED, detail=reason)
+    """Fail authentication: the client learns nothing; the reason travels in the error."""
+    raise ApiKeyRefused(reason, key_id)
 
 
 def authenticate_api_key(header_value: str) -> Principal:
-    """Resolve an ``Authorization: ApiKey ...`` header to a principal, or raise AuthenticationFailed.
+    """Resolve an ``Authorization: ApiKey ...`` header to a principal, or raise ApiKeyRefused.
 
-    Unknown id, wrong secret, invalidated and expired keys all fail the same way for the client;
-    the reason goes to the audit log. The row is read on every request, so an invalidation is
-    seen by the very next request on every worker.
+    Unknown id, wrong secret, invalidated and expired keys all fail the same way for the client.
+    The refusal is audited by the caller, where the throttle is decided (``accounts.throttling``),
+    since a throttled attempt writes no row of its own. The row is read on every request, so an
+    invalidation is seen by the very next request on every worker.
     """
     try:
         key_id, secret = parse_authorization_header(header_value)

@@ -182,14 +182,20 @@ API_KEY_OVERVIEW_MAX_AGE = env("KEYWARD_API_KEY_OVERVIEW_MAX_AGE", "1m")
 # The API key service needs HTTPS (SPEC §3 TLS gate); switch off for local development only.
 API_KEY_REQUIRE_HTTPS = env_bool("KEYWARD_API_KEY_REQUIRE_HTTPS", True)
 
-# Abuse limits: failed authentications (bad API keys, Basic credentials, login passwords) allowed
-# per client address and per username in each window, counted in the shared cache; 0 switches a
-# limit off. Over a limit, passwords are refused with 429 before they are checked; API keys are
-# still verified, and only their failures turn into 429. The address is REMOTE_ADDR: behind a
-# reverse proxy every client shares the proxy's, so raise or switch off the per-address limit there.
+# Abuse limits (SPEC §3; accounts/throttling.py): failed authentications counted in the shared cache
+# in fixed windows of AUTH_FAILURE_WINDOW; 0 switches a limit off.
+# - PER_USERNAME: wrong passwords for one username from one address (login page and HTTP Basic).
+#   Over it, that username is refused from that address, the right password too; elsewhere it works.
+# - PER_IP: wrong passwords from one address, whatever the username (credential stuffing). Over it,
+#   usernames that have not authenticated from that address within AUTH_FAILURE_KNOWN_GOOD_PERIOD
+#   are refused before their password is checked. Failed API keys from one address count apart
+#   against the same figure: over it a failing key gets 429, and a valid key still works.
+# The address is REMOTE_ADDR: behind a reverse proxy every client shares the proxy's, so raise or
+# switch off the per-address limit there.
 AUTH_FAILURE_LIMIT_PER_IP = int(env("KEYWARD_AUTH_FAILURE_LIMIT_PER_IP", 20))
 AUTH_FAILURE_LIMIT_PER_USERNAME = int(env("KEYWARD_AUTH_FAILURE_LIMIT_PER_USERNAME", 10))
 AUTH_FAILURE_WINDOW = env("KEYWARD_AUTH_FAILURE_WINDOW", "5m")
+AUTH_FAILURE_KNOWN_GOOD_PERIOD = env("KEYWARD_AUTH_FAILURE_KNOWN_GOOD_PERIOD", "1d")
 
 # HTTPS: gunicorn terminates TLS itself. Behind a proxy that does, name its header
 # (e.g. "HTTP_X_FORWARDED_PROTO") so request.is_secure() trusts it.

@@ -172,6 +172,7 @@ def test_filters_by_action_outcome_user_time_and_target(history, query, expected
 def test_filter_form_offers_every_action_by_its_label(history):
     page = history().content.decode()
     assert '<option value="authentication_failed">Authentication failed</option>' in page
+    assert '<option value="authentication_throttled">Authentication throttled</option>' in page
     assert '<option value="api_key_rotated">API key rotated</option>' in page
     assert '<option value="week">Last 7 days</option>' in page
 

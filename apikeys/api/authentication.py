@@ -11,12 +11,12 @@ from accounts.principals import Principal
 from accounts.realms import authenticate_realm_chain
 from apikeys.api.wire import authenticate_header
 from apikeys.credentials import is_api_key_header
-from apikeys.services import authenticate_api_key
+from apikeys.services import ApiKeyRefused, authenticate_api_key
 from apikeys.tls import api_key_service_enabled
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    """``Authorization: ApiKey``; always verified, so that a valid key works from a throttled client."""
+    """``Authorization: ApiKey``; always verified, so that a valid key is never throttled."""
 
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
@@ -27,9 +27,8 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise FeatureNotEnabled("api keys are not enabled: API key authentication requires HTTPS")
         try:
             principal = authenticate_api_key(header)
-        except AuthenticationFailed:
-            throttling.check(request)
-            throttling.record_failure(request)
+        except ApiKeyRefused as refusal:
+            throttling.api_key_refused(request, refusal.audit_detail)
             raise
         return principal.user, principal
 
@@ -40,8 +39,9 @@ class ApiKeyAuthentication(BaseAuthentication):
 class RealmBasicAuthentication(BaseAuthentication):
     """HTTP Basic against the realm chain, as Elasticsearch accepts on its REST API.
 
-    Passwords can be guessed: a client or username over its failure limit is refused before the
-    password is checked, even a right one.
+    Passwords can be guessed: a username over its failure limit from this address, or one not known
+    good there from an address over its cap, is refused before the password is checked, even a right
+    one (``accounts.throttling``). Malformed credentials name nobody and guess nothing: plain 401.
     """
 
     def authenticate(self, request):
@@ -54,16 +54,15 @@ class RealmBasicAuthentication(BaseAuthentication):
             decoded = ""
         username, colon, password = decoded.partition(":")
         if not colon or not username:
-            throttling.check(request)
-            throttling.record_failure(request)
             raise AuthenticationFailed("unable to authenticate: malformed basic credentials")
-        throttling.check(request, username)
+        throttling.check_password(request, username)
         user = authenticate_realm_chain(username, password)
         if user is None:
-            throttling.record_failure(request, username)
+            throttling.password_failed(request, username)
             raise AuthenticationFailed(
                 f"unable to authenticate user [{username}] for REST request [{request.path}]"
             )
+        throttling.password_succeeded(request, username)
         return user, Principal(user)
 
     def authenticate_header(self, request):
