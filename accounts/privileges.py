@@ -5,14 +5,14 @@ Pure Python, no database. Implications are data: ``privilege -> privileges it di
 closed transitively once at import. An implication is listed only where Elasticsearch's action
 patterns for the implied privilege are a subset of the implying one's; where that could not be
 checked it is left out, so a check can fail where Elasticsearch would pass, never the reverse.
+Index name and action patterns are compiled and matched by ``accounts.patterns``.
 """
 
 import copy
-import fnmatch
-import re
 from collections.abc import Iterable
 
 from accounts.exceptions import ValidationError
+from accounts.patterns import NamePatterns, PatternError, is_regex_pattern, validate_pattern
 
 CLUSTER_PRIVILEGES = frozenset("""
     all cancel_task create_snapshot cross_cluster_replication cross_cluster_search delegate_pki
@@ -116,44 +116,6 @@ INDEX_IMPLIED = _closure(_INDEX_IMPLIES, INDEX_PRIVILEGES)
 
 
 # ---------------------------------------------------------------------------------------------
-# Patterns
-
-
-def _wildcard_regex(pattern: str) -> str:
-    """``*`` and ``?`` are wildcards; everything else, ``[`` included, is literal.
-
-    fnmatch's translation is used for its atomic groups, which keep ``*a*a*a...`` patterns linear;
-    ``[`` is turned into the one-character class ``[[]`` so that it stays literal.
-    """
-    return fnmatch.translate(pattern.replace("[", "[[]"))
-
-
-def is_regex_pattern(pattern: str) -> bool:
-    """Elasticsearch's ``/regex/`` form of an index name pattern."""
-    return len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/")
-
-
-def compile_patterns(patterns: Iterable[str]) -> list[re.Pattern]:
-    """Compiled matchers for index name or action patterns; an invalid regex matches nothing."""
-    wildcards, compiled = [], []
-    for pattern in patterns:
-        if is_regex_pattern(pattern):
-            try:
-                compiled.append(re.compile(pattern[1:-1], re.DOTALL))
-            except re.error:
-                continue
-        else:
-            wildcards.append(_wildcard_regex(pattern))
-    if wildcards:
-        compiled.append(re.compile("|".join(f"(?:{regex})" for regex in wildcards), re.DOTALL))
-    return compiled
-
-
-def _matches(matchers: list[re.Pattern], name: str) -> bool:
-    return any(matcher.fullmatch(name) for matcher in matchers)
-
-
-# ---------------------------------------------------------------------------------------------
 # Validation
 
 ROLE_DESCRIPTOR_FIELDS = frozenset({
@@ -246,11 +208,10 @@ def _index_names(where: str, value) -> list[str]:
             f"{where}. indices privileges must refer to at least one index name or index name pattern"
         )
     for name in names:
-        if is_regex_pattern(name):
-            try:
-                re.compile(name[1:-1])
-            except re.error as error:
-                raise ValidationError(f"{where}. invalid index name pattern [{name}]: {error}") from None
+        try:
+            validate_pattern(name)
+        except PatternError as error:
+            raise ValidationError(f"{where}. invalid index name pattern [{name}]: {error.reason}") from None
     return names
 
 
@@ -327,10 +288,34 @@ def _list_of(where: str, field: str, value, parse) -> list:
     return [parse(item) for item in value]
 
 
+# Compiling one regular expression may take some milliseconds: this many in one request bounds what
+# a single body can cost, at no cost to real roles, which hold a few.
+MAX_REGEX_PATTERNS = 100
+
+
+def _regex_pattern_count(descriptor) -> int:
+    """How many ``/regex/`` index name patterns a (not yet validated) descriptor holds."""
+    count = 0
+    for field in ("indices", "remote_indices"):
+        entries = descriptor.get(field) if isinstance(descriptor, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            names = _as_list(entry.get("names")) if isinstance(entry, dict) else []
+            count += sum(1 for name in names if is_regex_pattern(name))
+    return count
+
+
+def _limit_regex_patterns(descriptors: Iterable) -> None:
+    if sum(_regex_pattern_count(descriptor) for descriptor in descriptors) > MAX_REGEX_PATTERNS:
+        raise ValidationError(
+            f"at most [{MAX_REGEX_PATTERNS}] regular expression index name patterns may be given at once"
+        )
+
+
 def validate_role_descriptor(name, descriptor) -> dict:
     """One role descriptor, validated; returns a normalised copy (e.g. ``names`` always a list)."""
     if not isinstance(name, str) or not name.strip():
         raise ValidationError("role names must be non-empty strings")
+    _limit_regex_patterns([descriptor])
     where = f"failed to parse role [{name}]"
     descriptor = _object(where, name, descriptor)
     _unexpected_fields(where, descriptor, ROLE_DESCRIPTOR_FIELDS)
@@ -380,6 +365,7 @@ def validate_role_descriptors(value) -> dict:
     """An API key's ``role_descriptors`` (``{role name: descriptor}``), validated and normalised."""
     if not isinstance(value, dict):
         raise ValidationError(f"[role_descriptors] must be an object, but found [{_type_name(value)}]")
+    _limit_regex_patterns(value.values())
     return {name: validate_role_descriptor(name, descriptor) for name, descriptor in value.items()}
 
 
@@ -396,23 +382,23 @@ def _as_list(value) -> list:
 class _IndexGrant:
     """One ``indices`` entry: which index names it covers and which index privileges it grants."""
 
-    __slots__ = ("actions", "matchers", "privileges")
+    __slots__ = ("actions", "names", "privileges")
 
     def __init__(self, entry: dict):
         names = [name.lower() for name in _as_list(entry.get("privileges"))]
-        self.matchers = compile_patterns(_as_list(entry.get("names")))
+        self.names = NamePatterns(_as_list(entry.get("names")))
         self.privileges = frozenset().union(*(INDEX_IMPLIED.get(name, ()) for name in names))
         actions = [name for name in names if _is_index_action(name)]
         if "all" in self.privileges:
             actions.extend(f"{prefix}*" for prefix in INDEX_ACTION_PREFIXES)
-        self.actions = compile_patterns(actions)
+        self.actions = NamePatterns(actions)
 
     def grants(self, index_name: str, privilege: str) -> bool:
-        if not _matches(self.matchers, index_name):
+        if not self.names.matches(index_name):
             return False
         if privilege in self.privileges:
             return True
-        return _is_index_action(privilege) and _matches(self.actions, privilege)
+        return _is_index_action(privilege) and self.actions.matches(privilege)
 
 
 class PrivilegeSet:
@@ -430,7 +416,7 @@ class PrivilegeSet:
         actions = [name for name in cluster if _is_cluster_action(name)]
         if "all" in self._cluster:
             actions.extend(f"{prefix}*" for prefix in CLUSTER_ACTION_PREFIXES)
-        self._cluster_actions = compile_patterns(actions)
+        self._cluster_actions = NamePatterns(actions)
         self._indices = [
             _IndexGrant(entry)
             for role in roles
@@ -442,7 +428,7 @@ class PrivilegeSet:
         name = name.lower()
         if name in self._cluster:
             return True
-        return _is_cluster_action(name) and _matches(self._cluster_actions, name)
+        return _is_cluster_action(name) and self._cluster_actions.matches(name)
 
     def has_index(self, index_name: str, privilege: str) -> bool:
         privilege = privilege.lower()

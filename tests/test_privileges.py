@@ -275,6 +275,14 @@ def test_index_action_patterns_grant_matching_actions_only():
         (r"/logs-\d+/", "xlogs-12", False),
         ("/logs-.*/", "logs-anything", True),
         ("/", "/", True),
+        # Lucene's syntax: no anchors, quoted strings, numeric intervals
+        ("/^logs$/", "logs", False),
+        ("/^logs$/", "^logs$", True),
+        ('/"logs.*"/', "logs.*", True),
+        ('/"logs.*"/', "logs-1", False),
+        ("/logs-<1-12>/", "logs-12", True),
+        ("/logs-<1-12>/", "logs-13", False),
+        ("/logs-@/", "logs-anything", True),
     ],
 )
 def test_index_name_patterns(pattern, index, matches):
@@ -458,6 +466,23 @@ def test_invalid_regex_index_pattern_is_refused():
 
 
 @pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("/a~b/", "the complement operator [~] is not supported"),
+        ("/a.*&.*b/", "the intersection operator [&] is not supported"),
+        ("/" + "a" * 1001 + "/", "(index.max_regex_length)"),
+    ],
+)
+def test_regex_index_patterns_re2_cannot_run_are_refused_saying_why(pattern, reason):
+    reason_given = refusal({"r": {"indices": [{"names": [pattern], "privileges": ["read"]}]}})
+
+    assert reason_given.startswith(
+        f"failed to parse indices privileges for role [r]. invalid index name pattern [{pattern}]: "
+    )
+    assert reason_given.endswith(reason)
+
+
+@pytest.mark.parametrize(
     "descriptor",
     [
         {"cluster": "monitor"},
@@ -597,3 +622,24 @@ def test_a_key_never_exceeds_its_limited_by_on_indices(key_entries, owner_entrie
     if key.has_index(index, privilege):
         assert PrivilegeSet(limited_by).has_index(index, privilege)
         assert grants(indices=key_entries).has_index(index, privilege)
+
+
+def regex_entry(count: int, start: int = 0) -> dict:
+    names = [f"/logs-{number}-.*/" for number in range(start, start + count)]
+    return {"names": names, "privileges": ["read"]}
+
+
+def test_at_most_a_hundred_regular_expressions_are_compiled_for_one_request():
+    """Each one may cost milliseconds to compile: a body full of them must not hold a worker."""
+    wildcard = {"names": "x*", "privileges": ["read"]}
+    accepted = validate_role_descriptors(
+        {"a": {"indices": [regex_entry(51)]}, "b": {"indices": [regex_entry(49, 51), wildcard]}}
+    )
+    reason = refusal({"a": {"indices": [regex_entry(51)]}, "b": {"indices": [regex_entry(50, 51)]}})
+    with pytest.raises(ValidationError) as one_role:
+        validate_role_descriptor("big", {"indices": [regex_entry(60), regex_entry(41, 60)]})
+
+    assert len(accepted["a"]["indices"][0]["names"]) == 51
+    assert reason == one_role.value.reason == (
+        "at most [100] regular expression index name patterns may be given at once"
+    )
