@@ -5,6 +5,10 @@ disagree. A principal's privileges are its user's roles, or for an API key the k
 intersected with its ``limited_by`` snapshot; implications (``manage_security`` ⊃
 ``manage_api_key`` ⊃ ``manage_own_api_key``, ``manage_security`` ⊃ ``read_security``) are the
 privilege engine's business, so each rule names only the least privilege that grants it.
+
+``manage_own_api_key`` means what Elasticsearch's privilege of that name means: a user acts on
+the keys they own; a request authenticated with an API key acts on that key alone, by its id,
+never on its owner's other keys (an API key owns no keys).
 """
 
 from django.db.models import QuerySet
@@ -64,14 +68,19 @@ def is_read_only_api_key_viewer(principal: Principal) -> bool:
     return can_view_all_api_keys(principal) and not can_manage_own_api_keys(principal)
 
 
-def unauthorized(principal: Principal, action: str) -> PermissionDenied:
-    """Elasticsearch's denial for ``action``, naming who asked and what would have granted it."""
+def unauthorized(principal: Principal, action: str, beyond_own: bool = False) -> PermissionDenied:
+    """Elasticsearch's denial for ``action``, naming who asked and what would have granted it;
+    ``beyond_own`` when the request reaches past what ``manage_own_api_key`` covers, which then
+    does not grant it."""
     user = principal.user.username
     who = f"API key id [{principal.api_key.id}] of user [{user}]" if principal.api_key else f"user [{user}]"
     roles = ",".join(sorted(principal.role_descriptors))
     reason = f"action [{action}] is unauthorized for {who} with effective roles [{roles}]"
-    if action in GRANTED_BY:
-        reason += f", this action is granted by the cluster privileges [{','.join(GRANTED_BY[action])}]"
+    granted_by = [
+        name for name in GRANTED_BY.get(action, ()) if not (beyond_own and name == "manage_own_api_key")
+    ]
+    if granted_by:
+        reason += f", this action is granted by the cluster privileges [{','.join(granted_by)}]"
     return PermissionDenied(reason)
 
 
@@ -79,21 +88,68 @@ def _all_keys() -> QuerySet[ApiKey]:
     return ApiKey.objects.select_related("owner", "owner__realm")
 
 
+def _own_scope(principal: Principal) -> str:
+    if principal.api_key is not None:
+        return f"api_key:{principal.api_key.id}"
+    return f"owner:{principal.user.pk}"
+
+
+def _keys_of_scope(scope: str) -> QuerySet[ApiKey]:
+    kind, _, value = scope.partition(":")
+    if kind == "all":
+        return _all_keys()
+    if kind == "api_key":
+        return _all_keys().filter(pk=value)
+    return _all_keys().filter(owner_id=int(value))
+
+
 def visibility_scope(principal: Principal) -> str:
-    """Which keys the principal may list and view: ``all``, or ``owner:<id>`` for only its own.
-    What is computed over them can be shared by every principal of the same scope."""
+    """Which keys the principal may list and view: ``all``, ``owner:<id>`` for a user's own, or
+    ``api_key:<id>`` for a key that sees only itself. What is computed over them can be shared by
+    every principal of the same scope."""
     if can_view_all_api_keys(principal):
         return "all"
     if can_manage_own_api_keys(principal):
-        return f"owner:{principal.user.pk}"
+        return _own_scope(principal)
     raise unauthorized(principal, GET_ACTION)
 
 
 def visible_api_keys(principal: Principal) -> QuerySet[ApiKey]:
     """The keys of the principal's ``visibility_scope``."""
-    if visibility_scope(principal) == "all":
-        return _all_keys()
-    return _all_keys().filter(owner=principal.user)
+    return _keys_of_scope(visibility_scope(principal))
+
+
+def check_api_key_selection(
+    principal: Principal,
+    action: str,
+    *,
+    ids=(),
+    name=None,
+    username=None,
+    realm_name=None,
+    owner=False,
+) -> None:
+    """Refuse, as Elasticsearch's ``manage_own_api_key`` does, a get or invalidate request that
+    names more than the principal's own keys; a principal that may act on every key passes.
+
+    A key acting on itself only must name itself, and only itself, by id. A user may select by
+    ``username`` and ``realm_name`` only by naming both, as themselves: another owner is a 403,
+    never a silently narrowed selection. Ids, names and ``owner`` narrow to the user's own keys.
+    """
+    if action == GET_ACTION and can_view_all_api_keys(principal):
+        return
+    if action == INVALIDATE_ACTION and can_invalidate_any_api_key(principal):
+        return
+    if not can_manage_own_api_keys(principal):
+        raise unauthorized(principal, action)
+    if principal.api_key is not None:
+        if not ids or any(key_id != principal.api_key.id for key_id in ids):
+            raise unauthorized(principal, action, beyond_own=True)
+        return
+    if username is None and realm_name is None:
+        return
+    if (username, realm_name) != (principal.user.username, principal.realm_name):
+        raise unauthorized(principal, action, beyond_own=True)
 
 
 def filter_api_keys(
@@ -124,16 +180,21 @@ def filter_api_keys(
 
 
 def invalidatable_api_keys(principal: Principal) -> QuerySet[ApiKey]:
-    """The keys the principal may invalidate: all of them, or only its own."""
+    """The keys the principal may invalidate: all of them, its user's own, or the key itself."""
     if can_invalidate_any_api_key(principal):
         return _all_keys()
     if can_manage_own_api_keys(principal):
-        return _all_keys().filter(owner=principal.user)
+        return _keys_of_scope(_own_scope(principal))
     raise unauthorized(principal, INVALIDATE_ACTION)
 
 
 def _owns_and_manages(principal: Principal, key: ApiKey) -> bool:
-    return principal.owns(key) and can_manage_own_api_keys(principal)
+    """The key is the principal's own to manage: its user's, or for a key only itself."""
+    if not can_manage_own_api_keys(principal):
+        return False
+    if principal.api_key is not None:
+        return principal.api_key.id == key.id
+    return principal.owns(key)
 
 
 def can_view_api_key(principal: Principal, key: ApiKey) -> bool:

@@ -47,6 +47,9 @@ PURGE_BATCH_SIZE = 1000
 PURGE_AUDITED_IDS = 1000
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 AUTHENTICATION_FAILED = "unable to authenticate with provided credentials"
+DERIVED_API_KEY_RULE = (
+    "creating derived api keys requires an explicit role descriptor that is empty (has no privileges)"
+)
 
 
 @dataclass(frozen=True)
@@ -100,14 +103,12 @@ def create_api_key(
     name = validate_api_key_name(name)
     metadata = validate_metadata(metadata)
     role_descriptors = validate_role_descriptors(role_descriptors if role_descriptors is not None else {})
+    limited_by = principal.role_descriptors
     if principal.api_key is not None:
-        # A key made with a key inherits exactly what the creating key may do (SPEC §2).
-        if role_descriptors:
-            raise ValidationError(
-                "an API key created with an API key must not specify [role_descriptors]: "
-                "it inherits the privileges of the creating key"
-            )
-        role_descriptors = principal.api_key.role_descriptors
+        _check_derived_api_key(role_descriptors)
+        # As in Elasticsearch, a derived key is limited by nothing: it can never do anything, so it
+        # cannot outlive or widen the key that made it (SPEC §2).
+        limited_by = {}
     now = _milliseconds(timezone.now())
     if expiration is not None and not isinstance(expiration, str):
         raise ValidationError("expiration must be a string such as [30d]")
@@ -115,7 +116,7 @@ def create_api_key(
     try:
         with transaction.atomic():
             created = _insert_api_key(
-                principal.user, name, now, expires, role_descriptors, principal.role_descriptors, metadata
+                principal.user, name, now, expires, role_descriptors, limited_by, metadata
             )
             audit.record(
                 audit.API_KEY_CREATED, principal=principal, target=name, api_key_ids=[created.api_key.id]
@@ -126,6 +127,23 @@ def create_api_key(
             raise Conflict(f"an active API key with name [{name}] already exists") from None
         raise
     return created
+
+
+# Parts of a role descriptor that describe it without granting or restricting anything.
+DESCRIPTIVE_ROLE_FIELDS = frozenset({"description", "transient_metadata"})
+
+
+def _check_derived_api_key(role_descriptors: dict) -> None:
+    """A key created with API-key credentials must ask, explicitly, for no privileges at all:
+    one or more role descriptors, each of them empty, as Elasticsearch requires."""
+    empty = all(
+        not value
+        for role in role_descriptors.values()
+        for field, value in role.items()
+        if field not in DESCRIPTIVE_ROLE_FIELDS
+    )
+    if not role_descriptors or not empty:
+        raise ValidationError(DERIVED_API_KEY_RULE)
 
 
 def _insert_api_key(owner, name, now, expiration, role_descriptors, limited_by, metadata) -> CreatedApiKey:
@@ -190,6 +208,10 @@ def invalidate_api_keys(
 ) -> InvalidationResult:
     """Invalidate the matching keys the principal may touch; any other key is never changed."""
     _validate_invalidation_request(ids, name, username, realm_name, owner)
+    selectors.check_api_key_selection(
+        principal, selectors.INVALIDATE_ACTION,
+        ids=ids or (), name=name, username=username, realm_name=realm_name, owner=owner,
+    )
     allowed = selectors.filter_api_keys(
         selectors.invalidatable_api_keys(principal), owner=principal.user if owner else None
     )
@@ -263,15 +285,15 @@ def rotate_api_key(principal: Principal, key_id) -> CreatedApiKey:
 
 def _rotatable_api_key(principal: Principal, key_id: str) -> ApiKey:
     """The key, row-locked, once the principal may rotate it and it is still active."""
+    if principal.api_key is not None and principal.api_key.id != key_id:
+        raise PermissionDenied(
+            f"API key [{principal.api_key.id}] may rotate only itself, not API key [{key_id}]"
+        )
     key = selectors.visible_api_keys(principal).select_for_update(of=("self",)).filter(pk=key_id).first()
     if key is None:
         # Unknown and not-yours look the same, so ids of others' keys are not revealed.
         raise NotFound(f"api key [{key_id}] not found")
     if not selectors.can_rotate(principal, key):
-        if principal.api_key is not None and principal.owns(key):
-            raise PermissionDenied(
-                f"API key [{principal.api_key.id}] may rotate only itself, not API key [{key.id}]"
-            )
         raise PermissionDenied(
             f"only the owner of API key [{key.id}] can rotate it; an administrator can invalidate it"
         )

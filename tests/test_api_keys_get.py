@@ -173,7 +173,7 @@ def test_an_unknown_id_gives_404_with_an_empty_list_as_elasticsearch_does(client
     assert response.json() == {"api_keys": []}
 
 
-def test_manage_own_api_key_user_sees_only_its_own_keys_whatever_it_asks(client, users, keys):
+def test_manage_own_api_key_user_sees_only_its_own_keys(client, users, keys):
     own = users["own_keys"]
     mine = {"own-ci", "own-expired", "own-gone"}
 
@@ -181,9 +181,31 @@ def test_manage_own_api_key_user_sees_only_its_own_keys_whatever_it_asks(client,
     assert names(get(client, own, name="*")) == mine
     hidden = get(client, own, id=keys["admin-ci"].id)
     assert (hidden.status_code, hidden.json()) == (404, {"api_keys": []})
-    assert names(get(client, own, username="api_key_admin")) == set()
-    assert names(get(client, own, realm_name="default_file")) == set()
     assert names(get(client, own, owner="true", active_only="true")) == {"own-ci"}
+    assert names(get(client, own, username="own_keys", realm_name="default_native")) == mine
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"username": "api_key_admin"},
+        {"username": "api_key_admin", "realm_name": "default_native"},
+        {"realm_name": "default_native"},
+        {"realm_name": "default_file"},
+        {"username": "own_keys"},
+        {"username": "own_keys", "realm_name": "default_file"},
+    ],
+    ids=lambda params: ",".join(f"{name}={value}" for name, value in params.items()),
+)
+def test_manage_own_api_key_user_naming_an_owner_other_than_itself_is_refused(client, users, keys, params):
+    """As Elasticsearch: username and realm_name must both be given, and be the caller's own; the
+    selection is never quietly narrowed to the caller's keys."""
+    response = get(client, users["own_keys"], **params)
+
+    assert_error(response, 403, "security_exception", "is unauthorized for user [own_keys]")
+    assert "granted by the cluster privileges [read_security,manage_api_key,manage_security,all]" in (
+        response.json()["error"]["reason"]
+    )
 
 
 def test_read_security_sees_every_key_with_its_snapshot(client, users, keys):
@@ -212,17 +234,25 @@ def test_a_key_whose_role_descriptors_lack_the_privilege_is_refused(client, user
     assert_error(response, 403, "security_exception", f"API key id [{key.id}]")
 
 
-def test_a_key_sees_its_owners_keys_but_not_their_snapshots_without_manage_api_key(
-    client, users, make_api_key
-):
+def test_a_key_with_manage_own_api_key_reads_itself_by_id_and_nothing_else(client, users, make_api_key):
     key = make_api_key(users["own_keys"], "session")
+    sibling = make_api_key(users["own_keys"], "sibling")
     header = api_key_header(key)
 
-    listed = call(client, None, "GET", "/_security/api_key", Authorization=header)
-    with_snapshot = call(client, None, "GET", "/_security/api_key?with_limited_by=true", Authorization=header)
+    itself = call(client, None, "GET", f"/_security/api_key?id={key.id}", Authorization=header)
+    with_snapshot = call(
+        client, None, "GET", f"/_security/api_key?id={key.id}&with_limited_by=true", Authorization=header
+    )
 
-    assert names(listed) == {"session"}
+    assert names(itself) == {"session"}
     assert_error(with_snapshot, 403, "security_exception")
+    for query in ("", f"?id={sibling.id}", "?owner=true", "?name=session", "?name=*", "?username=own_keys",
+                  "?username=own_keys&realm_name=default_native", "?realm_name=default_native"):
+        response = call(client, None, "GET", "/_security/api_key" + query, Authorization=header)
+        assert_error(response, 403, "security_exception", f"is unauthorized for API key id [{key.id}]")
+        assert "granted by the cluster privileges [read_security,manage_api_key,manage_security,all]" in (
+            response.json()["error"]["reason"]
+        )
 
 
 def test_a_key_with_manage_api_key_may_read_snapshots(client, users, make_api_key):

@@ -91,13 +91,42 @@ def test_manage_own_api_key_user_never_invalidates_someone_elses_key(client, use
 
     by_id = invalidate(client, own, {"ids": [*others, keys["own-ci"].id]}).json()
     by_name = invalidate(client, own, {"name": "*"}).json()
-    by_owner = invalidate(client, own, {"username": "api_key_admin"}).json()
 
     assert by_id["invalidated_api_keys"] == [keys["own-ci"].id]
     assert by_id["error_count"] == 2
     assert by_name["invalidated_api_keys"] == [keys["own-nightly"].id]
-    assert by_owner["invalidated_api_keys"] == []
     assert invalidated() == {"own-ci", "own-nightly", "own-gone"}
+
+
+def test_manage_own_api_key_user_invalidates_by_its_own_username_and_realm(client, users, keys):
+    response = invalidate(client, users["own_keys"], {"username": "own_keys", "realm_name": "default_native"})
+
+    assert set(response.json()["invalidated_api_keys"]) == {keys["own-ci"].id, keys["own-nightly"].id}
+    assert invalidated() == {"own-ci", "own-nightly", "own-gone"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": "api_key_admin"},
+        {"username": "filer", "realm_name": "default_file"},
+        {"realm_name": "default_native"},
+        {"realm_name": "default_file"},
+        {"username": "own_keys"},
+        {"username": "own_keys", "realm_name": "default_file"},
+    ],
+    ids=lambda body: ",".join(f"{name}={value}" for name, value in body.items()),
+)
+def test_manage_own_api_key_user_naming_an_owner_other_than_itself_is_refused_and_nothing_changes(
+    client, users, keys, body
+):
+    response = invalidate(client, users["own_keys"], body)
+
+    assert_error(response, 403, "security_exception", "is unauthorized for user [own_keys]")
+    assert "granted by the cluster privileges [manage_api_key,manage_security,all]" in (
+        response.json()["error"]["reason"]
+    )
+    assert invalidated() == {"own-gone"}
 
 
 def test_read_security_may_not_invalidate(client, users, keys):
@@ -132,6 +161,46 @@ def test_a_key_may_invalidate_itself(client, users, make_api_key):
     assert response.json()["invalidated_api_keys"] == [key.id]
     again = call(client, None, "GET", "/_security/_authenticate", Authorization=api_key_header(key))
     assert again.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        {"ids": ["{sibling}"]},
+        {"ids": ["{key}", "{sibling}"]},
+        {"owner": True},
+        {"name": "*"},
+        {"name": "self"},
+        {"username": "own_keys", "realm_name": "default_native"},
+        {"realm_name": "default_native"},
+    ],
+    ids=lambda body: ",".join(f"{name}={value}" for name, value in body.items()),
+)
+def test_a_key_with_manage_own_api_key_invalidates_nothing_but_itself(client, users, make_api_key, selection):
+    """An API key owns no keys: it may not touch its owner's other keys, whatever it names."""
+    key = make_api_key(users["own_keys"], "self")
+    sibling = make_api_key(users["own_keys"], "sibling")
+    body = {
+        field: [item.format(key=key.id, sibling=sibling.id) for item in value] if field == "ids" else value
+        for field, value in selection.items()
+    }
+
+    response = invalidate(client, None, body, Authorization=api_key_header(key))
+
+    assert_error(response, 403, "security_exception", f"is unauthorized for API key id [{key.id}]")
+    assert "granted by the cluster privileges [manage_api_key,manage_security,all]" in (
+        response.json()["error"]["reason"]
+    )
+    assert invalidated() == set()
+
+
+def test_a_key_with_manage_api_key_invalidates_any_key(client, users, keys, make_api_key):
+    key = make_api_key(users["api_key_admin"], "admin-session")
+
+    response = invalidate(client, None, {"username": "own_keys"}, Authorization=api_key_header(key))
+
+    assert response.status_code == 200
+    assert invalidated() == {"own-ci", "own-nightly", "own-gone"}
 
 
 BAD_BODIES = {

@@ -57,7 +57,7 @@ def test_key_created_through_an_api_key_names_that_key(users, make_api_key):
     parent = make_api_key(users["own_keys"], "parent")
     caller = authenticate_api_key(header(parent.id, parent.secret))
 
-    child = create_api_key(caller, name="child").api_key
+    child = create_api_key(caller, name="child", role_descriptors={"none": {}}).api_key
 
     event = AuditEvent.objects.get(action="api_key_created", target="child")
     assert (event.actor, event.via_api_key, event.api_key_ids) == (users["own_keys"], parent.id, [child.id])

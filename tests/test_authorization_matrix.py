@@ -2,10 +2,13 @@
 caller, each cell what that caller gets.
 
 The REST API table's callers authenticate with an API key limited by their own roles, so it also
-shows that a key carries exactly its owner's privileges; a key narrower than its owner gets the
-column of the privilege it was narrowed to, and a key whose owner was since disabled or deleted
-gets 401 everywhere. The web UI table's callers are logged-in users, a disabled one included.
-Every refusal is checked to change nothing: no key, user or role is added, removed or invalidated.
+shows that a key carries exactly its owner's privileges: a key narrower than its owner gets the
+column of the privilege it was narrowed to, a derived key (made by a key) gets the column of no
+API key privilege at all, and a key whose owner was since disabled or deleted gets 401
+everywhere. A key that holds ``manage_own_api_key`` acts on itself only, as in Elasticsearch, so
+the table has one column of a user holding that privilege, logged in, beside its key's. The web
+UI table's callers are logged-in users, a disabled one included. Every refusal is checked to
+change nothing: every stored field of every key, user and role is compared before and after.
 """
 
 import json
@@ -17,19 +20,24 @@ import pytest
 from accounts.models import Role, User
 from apikeys.credentials import encode_credential
 from apikeys.models import ApiKey
+from apikeys.services import authenticate_api_key
 
 pytestmark = pytest.mark.django_db
 
 CALLERS = ("superuser", "security_admin", "api_key_admin", "own_keys", "security_reader", "monitor_only")
+OWN_KEYS_USER = "own_keys user, logged in"
+API_COLUMNS = (*CALLERS, OWN_KEYS_USER)
 
 
 def security_state() -> tuple:
-    """Everything a refused request must leave as it was: keys and their state, users, roles."""
-    return (
-        frozenset(ApiKey.objects.values_list("id", "invalidated")),
-        frozenset(User.objects.values_list("username", "enabled")),
-        frozenset(Role.objects.values_list("name", flat=True)),
-    )
+    """Everything a refused request must leave as it was: every stored field of every key (but
+    ``last_used``, which authenticating the request itself writes), user and role, and who holds
+    which role."""
+    keys = [{**row, "last_used": None} for row in ApiKey.objects.order_by("pk").values()]
+    users = list(User.objects.order_by("pk").values())
+    roles = list(Role.objects.order_by("pk").values())
+    holders = list(User.roles.through.objects.order_by("user_id", "role_id").values_list())
+    return (keys, users, roles, holders)
 
 
 @dataclass
@@ -38,6 +46,7 @@ class World:
 
     caller: User
     credential: str
+    session_key: str
     own_key: str
     others_key: str
     before: tuple = field(default=())
@@ -47,6 +56,12 @@ class World:
 
     def invalidated(self, key_id) -> bool:
         return self.key(key_id).invalidated is not None
+
+    def rotated(self, key_id) -> bool:
+        """The key is invalidated and an active key of the same name and owner replaces it."""
+        old = self.key(key_id)
+        replacement = ApiKey.objects.filter(name=old.name, owner=old.owner_id, invalidated__isnull=True)
+        return old.invalidated is not None and replacement.exists()
 
 
 @dataclass(frozen=True)
@@ -67,13 +82,23 @@ class Action:
 
 
 ACTIONS = {
-    "create key": Action(
+    "create a key asking for no privileges": Action(
+        "POST", "/_security/api_key", {"name": "matrix-created", "role_descriptors": {"none": {}}},
+        effect=lambda world: ApiKey.objects.filter(name="matrix-created").exists(),
+    ),
+    "create a key without role descriptors": Action(
         "POST", "/_security/api_key", {"name": "matrix-created"},
         effect=lambda world: ApiKey.objects.filter(name="matrix-created").exists(),
     ),
     "get all keys": Action("GET", "/_security/api_key"),
+    "get itself by id": Action("GET", "/_security/api_key?id={session_key}"),
+    "get own keys with owner=true": Action("GET", "/_security/api_key?owner=true"),
     "get another's key by id": Action("GET", "/_security/api_key?id={others_key}"),
     "query keys": Action("POST", "/_security/_query/api_key", {"query": {"match_all": {}}, "size": 100}),
+    "invalidate itself": Action(
+        "DELETE", "/_security/api_key", {"ids": ["{session_key}"]},
+        effect=lambda world: world.invalidated(world.session_key),
+    ),
     "invalidate own key": Action(
         "DELETE", "/_security/api_key", {"ids": ["{own_key}"]},
         effect=lambda world: world.key(world.own_key).invalidated is not None,
@@ -89,6 +114,14 @@ ACTIONS = {
     "get keys naming another user": Action("GET", "/_security/api_key?username=bystander"),
     "query keys naming another user": Action(
         "POST", "/_security/_query/api_key", {"query": {"term": {"username": "bystander"}}},
+    ),
+    "rotate itself": Action(
+        "POST", "/_security/api_key/{session_key}/_rotate",
+        effect=lambda world: world.rotated(world.session_key),
+    ),
+    "rotate own key": Action(
+        "POST", "/_security/api_key/{own_key}/_rotate",
+        effect=lambda world: world.rotated(world.own_key),
     ),
     "authenticate": Action("GET", "/_security/_authenticate"),
     "has privileges": Action("POST", "/_security/user/_has_privileges", {"cluster": ["monitor"]}),
@@ -186,6 +219,25 @@ class Keys(Outcome):
             assert {key["username"] for key in keys} == {world.caller.username}
 
 
+class ItselfOnly(Outcome):
+    """200 with the calling key alone: a key acting on itself only sees nothing else."""
+
+    def check(self, action, response, world):
+        assert response.status_code == 200, response.content
+        assert [key["id"] for key in response.json()["api_keys"]] == [world.session_key]
+
+
+class Invalid(Outcome):
+    """400 naming the rule (a key may create only keys that ask for no privileges); nothing changes."""
+
+    def check(self, action, response, world):
+        assert response.status_code == 400, response.content
+        assert "creating derived api keys requires an explicit role descriptor" in (
+            response.json()["error"]["reason"]
+        )
+        assert unchanged(world)
+
+
 class KeyById(Outcome):
     """200 with the other user's key, or 404 with an empty list when it is not the caller's to see."""
 
@@ -235,38 +287,62 @@ class OnlyOwnInvalidated(Outcome):
         assert not world.invalidated(world.others_key)
 
 
-ALLOWED, DENIED, UNAUTHENTICATED = Allowed(), Denied(), Unauthenticated()
+ALLOWED, DENIED, UNAUTHENTICATED, INVALID = Allowed(), Denied(), Unauthenticated(), Invalid()
 THEIRS, NONE_OF_THEIRS = AnotherUsersKeys(visible=True), AnotherUsersKeys(visible=False)
 ONLY_OWN = OnlyOwnInvalidated()
-ALL_KEYS, OWN_ONLY = Keys(others_visible=True), Keys(others_visible=False)
+ALL_KEYS, OWN_ONLY, ITSELF = Keys(others_visible=True), Keys(others_visible=False), ItselfOnly()
 SHOWN, HIDDEN = KeyById(visible=True), KeyById(visible=False)
 AN_ERROR = ReportedAsError()
 
 MATRIX = {
-    # action                     superuser security_admin api_key_admin own_keys  security_reader monitor_only
-    "create key":               (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  DENIED,         DENIED),
-    "get all keys":             (ALL_KEYS, ALL_KEYS,      ALL_KEYS,     OWN_ONLY, ALL_KEYS,       DENIED),
-    "get another's key by id":  (SHOWN,    SHOWN,         SHOWN,        HIDDEN,   SHOWN,          DENIED),
-    "query keys":               (ALL_KEYS, ALL_KEYS,      ALL_KEYS,     OWN_ONLY, ALL_KEYS,       DENIED),
-    "invalidate own key":       (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  DENIED,         DENIED),
-    "invalidate another's key": (ALLOWED,  ALLOWED,       ALLOWED,      AN_ERROR, DENIED,         DENIED),
+    # action        superuser  security_admin api_key_admin own_keys security_reader monitor_only  own_keys
+    #                                                                                               user
+    "create a key asking for no privileges":
+                    (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  DENIED,        DENIED,      ALLOWED),
+    "create a key without role descriptors":
+                    (INVALID,  INVALID,       INVALID,      INVALID,  DENIED,        DENIED,      ALLOWED),
+    "get all keys":
+                    (ALL_KEYS, ALL_KEYS,      ALL_KEYS,     DENIED,   ALL_KEYS,      DENIED,      OWN_ONLY),
+    "get itself by id":
+                    (ITSELF,   ITSELF,        ITSELF,       ITSELF,   ITSELF,        DENIED,      ITSELF),
+    "get own keys with owner=true":
+                    (OWN_ONLY, OWN_ONLY,      OWN_ONLY,     DENIED,   OWN_ONLY,      DENIED,      OWN_ONLY),
+    "get another's key by id":
+                    (SHOWN,    SHOWN,         SHOWN,        DENIED,   SHOWN,         DENIED,      HIDDEN),
+    "query keys":
+                    (ALL_KEYS, ALL_KEYS,      ALL_KEYS,     ITSELF,   ALL_KEYS,      DENIED,      OWN_ONLY),
+    "invalidate itself":
+                    (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  DENIED,        DENIED,      ALLOWED),
+    "invalidate own key":
+                    (ALLOWED,  ALLOWED,       ALLOWED,      DENIED,   DENIED,        DENIED,      ALLOWED),
+    "invalidate another's key":
+                    (ALLOWED,  ALLOWED,       ALLOWED,      DENIED,   DENIED,        DENIED,      AN_ERROR),
     "invalidate own and another's key together":
-                                (ALLOWED,  ALLOWED,       ALLOWED,      ONLY_OWN, DENIED,         DENIED),
+                    (ALLOWED,  ALLOWED,       ALLOWED,      DENIED,   DENIED,        DENIED,      ONLY_OWN),
     "get keys naming another user":
-                                (THEIRS,   THEIRS,        THEIRS,  NONE_OF_THEIRS, THEIRS,        DENIED),
+                    (THEIRS,   THEIRS,        THEIRS,       DENIED,   THEIRS,        DENIED,      DENIED),
     "query keys naming another user":
-                                (THEIRS,   THEIRS,        THEIRS,  NONE_OF_THEIRS, THEIRS,        DENIED),
-    "authenticate":             (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  ALLOWED,        ALLOWED),
-    "has privileges":           (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  ALLOWED,        ALLOWED),
-    "get user":                 (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,        DENIED),
-    "put user":                 (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,         DENIED),
-    "delete user":              (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,         DENIED),
-    "get role":                 (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,        DENIED),
-    "put role":                 (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,         DENIED),
-    "delete role":              (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,         DENIED),
-    "Kibana get role":          (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,        DENIED),
-    "Kibana put role":          (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,         DENIED),
-    "Kibana delete role":       (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,         DENIED),
+                    (THEIRS,   THEIRS,      THEIRS, NONE_OF_THEIRS, THEIRS,      DENIED,   NONE_OF_THEIRS),
+    "rotate itself":
+                    (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  DENIED,        DENIED,      ALLOWED),
+    "rotate own key":
+                    (DENIED,   DENIED,        DENIED,       DENIED,   DENIED,        DENIED,      ALLOWED),
+    "authenticate":
+                    (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  ALLOWED,       ALLOWED,     ALLOWED),
+    "has privileges":
+                    (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  ALLOWED,       ALLOWED,     ALLOWED),
+    "get user":     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
+    "put user":     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "delete user":  (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "get role":     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
+    "put role":     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "delete role":  (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "Kibana get role":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
+    "Kibana put role":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "Kibana delete role":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
 }
 
 
@@ -284,15 +360,20 @@ NARROWED_TO = {
 }
 # A key whose owner was since disabled or deleted authenticates no request at all.
 ORPHANED_KEYS = ("key of a since disabled superuser", "key of a since deleted superuser")
+# A key created with a key asks for no privileges, and gets none, whatever the creating key had.
+DERIVED_KEY = "key derived from a superuser's key"
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Whose key sends the request, what the key is narrowed to, and what became of its owner."""
+    """Whose key sends the request, what the key is narrowed to, and what became of its owner;
+    or a user holding the privilege, logged in."""
 
     holder: str
     narrowed_to: tuple[str, ...] = ()
     owner: str = "active"
+    derived: bool = False
+    logged_in: bool = False
 
 
 API_CALLERS = {
@@ -300,14 +381,19 @@ API_CALLERS = {
     **{name: Caller(holder, tuple(NARROWED_TO[column])) for name, (holder, column) in NARROWED_KEYS.items()},
     ORPHANED_KEYS[0]: Caller("superuser", owner="disabled"),
     ORPHANED_KEYS[1]: Caller("superuser", owner="deleted"),
+    DERIVED_KEY: Caller("superuser", derived=True),
+    OWN_KEYS_USER: Caller("own_keys", logged_in=True),
 }
 
 
 def api_outcome(outcomes: tuple, caller: str) -> Outcome:
     if caller in ORPHANED_KEYS:
         return UNAUTHENTICATED
-    column = NARROWED_KEYS[caller][1] if caller in NARROWED_KEYS else caller
-    return outcomes[CALLERS.index(column)]
+    if caller == DERIVED_KEY:
+        column = "monitor_only"
+    else:
+        column = NARROWED_KEYS[caller][1] if caller in NARROWED_KEYS else caller
+    return outcomes[API_COLUMNS.index(column)]
 
 
 CASES = [
@@ -333,8 +419,19 @@ def grant_api_key(users, make_api_key):
     return grant
 
 
+def derive_api_key(parent: ApiKey, name: str) -> ApiKey:
+    """A key made through the REST API with ``parent``'s credential, as a program would."""
+    from apikeys.services import create_api_key
+
+    caller = authenticate_api_key("ApiKey " + encode_credential(parent.id, parent.secret))
+    created = create_api_key(caller, name=name, role_descriptors={"none": {}})
+    key = created.api_key
+    key.secret = created.secret
+    return key
+
+
 @pytest.fixture
-def world(request, users, make_user, make_role, grant_api_key):
+def world(request, client, users, make_user, make_role, grant_api_key):
     caller_kind = API_CALLERS[request.param]
     caller = users[caller_kind.holder]
     bystander = make_user("bystander", "manage_own_api_key")
@@ -342,9 +439,12 @@ def world(request, users, make_user, make_role, grant_api_key):
     make_role("target_role", cluster=["monitor"])
     narrowed = {"narrowed": {"cluster": list(caller_kind.narrowed_to)}} if caller_kind.narrowed_to else None
     session_key = grant_api_key(caller, f"{caller_kind.holder}-session", role_descriptors=narrowed)
+    if caller_kind.derived:
+        session_key = derive_api_key(session_key, f"{caller_kind.holder}-derived")
     built = World(
         caller=caller,
-        credential=encode_credential(session_key.id, session_key.secret),
+        credential="" if caller_kind.logged_in else encode_credential(session_key.id, session_key.secret),
+        session_key=session_key.id,
         own_key=grant_api_key(caller, f"{caller_kind.holder}-own").id,
         others_key=grant_api_key(bystander, "bystander-key").id,
     )
@@ -352,6 +452,8 @@ def world(request, users, make_user, make_role, grant_api_key):
         User.objects.filter(pk=caller.pk).update(enabled=False)
     elif caller_kind.owner == "deleted":
         caller.delete()
+    if caller_kind.logged_in:
+        client.force_login(caller)
     built.before = security_state()
     return built
 
@@ -361,13 +463,15 @@ def fill(template: str | dict | None, world: World) -> str:
     if template is None:
         return ""
     text = template if isinstance(template, str) else json.dumps(template)
-    return text.replace("{own_key}", world.own_key).replace("{others_key}", world.others_key)
+    for name in ("session_key", "own_key", "others_key"):
+        text = text.replace(f"{{{name}}}", getattr(world, name))
+    return text
 
 
 @pytest.mark.parametrize(("action_name", "world", "outcome"), CASES, indirect=["world"])
 def test_each_caller_gets_what_its_privilege_grants(client, action_name, world, outcome):
     action = ACTIONS[action_name]
-    headers = {"Authorization": f"ApiKey {world.credential}"}
+    headers = {"Authorization": f"ApiKey {world.credential}"} if world.credential else {}
     if action.kibana:
         headers["kbn-xsrf"] = "true"
 
@@ -505,7 +609,7 @@ UI_CASES = [
 
 
 @pytest.fixture
-def page_world(request, users, make_user, make_role, grant_api_key):
+def page_world(request, client, users, make_user, make_role, grant_api_key):
     disabled = request.param == "disabled superuser"
     caller = users["superuser" if disabled else request.param]
     bystander = make_user("bystander", "manage_own_api_key")
@@ -514,9 +618,11 @@ def page_world(request, users, make_user, make_role, grant_api_key):
     built = World(
         caller=caller,
         credential="",
+        session_key="",
         own_key=grant_api_key(caller, "caller-own").id,
         others_key=grant_api_key(bystander, "bystander-key").id,
     )
+    client.force_login(caller)
     if disabled:
         User.objects.filter(pk=caller.pk).update(enabled=False)
         caller.refresh_from_db()
@@ -527,7 +633,6 @@ def page_world(request, users, make_user, make_role, grant_api_key):
 @pytest.mark.parametrize(("page_name", "page_world", "outcome"), UI_CASES, indirect=["page_world"])
 def test_each_user_sees_in_the_ui_what_its_privilege_grants(client, page_name, page_world, outcome):
     page = PAGES[page_name]
-    client.force_login(page_world.caller)
     data = {
         name: [fill(value, page_world) for value in values] if isinstance(values, list) else values
         for name, values in (page.data or {}).items()
@@ -543,6 +648,7 @@ def test_each_user_sees_in_the_ui_what_its_privilege_grants(client, page_name, p
 
 def test_the_matrices_cover_every_caller_and_action(capsys):
     api_cases, ui_cases = len(MATRIX) * len(API_CALLERS), len(UI_MATRIX) * len(UI_CALLERS)
+    assert set(MATRIX) == set(ACTIONS) and all(len(row) == len(API_COLUMNS) for row in MATRIX.values())
     assert (len(CASES), len(UI_CASES)) == (api_cases, ui_cases)
     with capsys.disabled():
         print(

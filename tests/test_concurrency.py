@@ -48,6 +48,11 @@ def elastic_key(server):
     return server.elastic_api_key("concurrency-runner")
 
 
+# Keys here are created with elastic's key: as in Elasticsearch, such a key must ask for no
+# privileges (SPEC §2). It still authenticates, which is all these tests use it for.
+NO_PRIVILEGES = {"none": {}}
+
+
 def _active_keys_named(server, name):
     return server.query(
         "SELECT COUNT(*) FROM apikeys_apikey WHERE name = %s AND invalidated IS NULL", name
@@ -67,7 +72,8 @@ def test_clients_creating_keys_with_the_same_name_at_once_get_one_key_and_confli
 
         def create(client, name=name, start=start):
             start.wait()
-            return server.request(client, "POST", "/_security/api_key", elastic_key, {"name": name})
+            body = {"name": name, "role_descriptors": NO_PRIVILEGES}
+            return server.request(client, "POST", "/_security/api_key", elastic_key, body)
 
         try:
             with ThreadPoolExecutor(SAME_NAME_CLIENTS) as pool:
@@ -187,7 +193,8 @@ def _create_keys(server, authorization, names) -> dict[str, str]:
         try:
             for name in batch:
                 status, body = server.request(
-                    client, "POST", "/_security/api_key", authorization, {"name": name}
+                    client, "POST", "/_security/api_key", authorization,
+                    {"name": name, "role_descriptors": NO_PRIVILEGES},
                 )
                 assert status == 200, body
                 created[body["id"]] = f"ApiKey {body['encoded']}"
@@ -221,7 +228,8 @@ def test_mixed_load_from_many_clients_gets_no_server_error_and_every_body_parses
                     request = ("GET", "/_security/_authenticate", None)
                 elif kind == "create":
                     sequence += 1
-                    request = ("POST", "/_security/api_key", {"name": f"load-{thread_number}-{sequence}"})
+                    body = {"name": f"load-{thread_number}-{sequence}", "role_descriptors": NO_PRIVILEGES}
+                    request = ("POST", "/_security/api_key", body)
                 elif kind == "list":
                     path = f"/_security/api_key?name=load-{thread_number}-*&active_only=true"
                     request = ("GET", path, None)

@@ -8,7 +8,13 @@ that succeeds shows the server speaks the wire format the client expects.
 import time
 
 import pytest
-from elasticsearch import AuthenticationException, Elasticsearch, NotFoundError
+from elasticsearch import (
+    AuthenticationException,
+    AuthorizationException,
+    BadRequestError,
+    Elasticsearch,
+    NotFoundError,
+)
 
 pytestmark = pytest.mark.server
 
@@ -39,15 +45,15 @@ def admin(keyward_server, elastic):
     client.close()
 
 
+OWN_KEYS_PASSWORD = "own-keys-password-1"
+
+
 @pytest.fixture(scope="module")
 def own_keys_user(keyward_server, admin):
-    """A native user whose only privilege is manage_own_api_key, and a client using one of its keys."""
+    """A native user whose only privilege is manage_own_api_key, over HTTP Basic."""
     admin.security.put_role(name="own-keys", cluster=["manage_own_api_key"])
-    password = "own-keys-password-1"
-    admin.security.put_user(username="kim", password=password, roles=["own-keys"], full_name="Kim")
-    with connect(keyward_server, basic_auth=("kim", password)) as kim:
-        created = kim.security.create_api_key(name="kim-session")
-    client = connect(keyward_server, api_key=created["encoded"])
+    admin.security.put_user(username="kim", password=OWN_KEYS_PASSWORD, roles=["own-keys"], full_name="Kim")
+    client = connect(keyward_server, basic_auth=("kim", OWN_KEYS_PASSWORD))
     yield client
     client.close()
 
@@ -92,9 +98,9 @@ def test_created_key_authenticates_in_both_of_the_clients_api_key_forms(keyward_
 
 
 def test_get_api_key_filters_by_id_name_owner_realm_and_state(elastic, admin):
-    first = admin.security.create_api_key(name="client-get-one", metadata={"n": 1})
+    first = elastic.security.create_api_key(name="client-get-one", metadata={"n": 1})
     second = elastic.security.create_api_key(name="client-get-two", role_descriptors=READ_ONLY_LOGS)
-    gone = admin.security.create_api_key(name="client-get-gone")
+    gone = elastic.security.create_api_key(name="client-get-gone")
     admin.security.invalidate_api_key(ids=[gone["id"]])
 
     by_id = admin.security.get_api_key(id=first["id"])["api_keys"]
@@ -121,10 +127,10 @@ def test_get_api_key_filters_by_id_name_owner_realm_and_state(elastic, admin):
     assert "superuser" in with_limited_by[0]["limited_by"][0]
 
 
-def test_query_api_keys_sorts_and_pages_with_search_after(admin):
+def test_query_api_keys_sorts_and_pages_with_search_after(elastic, admin):
     names = [f"client-query-{n}" for n in range(5)]
     for name in names:
-        admin.security.create_api_key(name=name, metadata={"batch": "query"})
+        elastic.security.create_api_key(name=name, metadata={"batch": "query"})
     query = {
         "bool": {"filter": [{"prefix": {"name": "client-query-"}}, {"term": {"metadata.batch": "query"}}]}
     }
@@ -143,8 +149,8 @@ def test_query_api_keys_sorts_and_pages_with_search_after(admin):
     assert {key["name"] for key in everything["api_keys"]} == set(names)
 
 
-def test_invalidated_key_is_refused_on_its_very_next_request(keyward_server, admin):
-    created = admin.security.create_api_key(name="client-invalidate")
+def test_invalidated_key_is_refused_on_its_very_next_request(keyward_server, elastic, admin):
+    created = elastic.security.create_api_key(name="client-invalidate")
     with connect(keyward_server, api_key=created["encoded"]) as client:
         assert client.security.authenticate()["api_key"]["id"] == created["id"]
 
@@ -224,19 +230,21 @@ def test_users_are_created_read_and_deleted(admin):
 
 
 def test_manage_own_api_key_user_neither_sees_nor_invalidates_someone_elses_key(
-    keyward_server, admin, own_keys_user
+    keyward_server, elastic, own_keys_user
 ):
-    others = admin.security.create_api_key(name="client-not-kims")
+    others = elastic.security.create_api_key(name="client-not-kims")
     kims = own_keys_user.security.create_api_key(name="client-kims")
 
     listed = own_keys_user.security.get_api_key()["api_keys"]
     with pytest.raises(NotFoundError) as hidden:
         own_keys_user.security.get_api_key(id=others["id"])
+    with pytest.raises(AuthorizationException):
+        own_keys_user.security.get_api_key(username="elastic", realm_name="default_native")
     queried = own_keys_user.security.query_api_keys(size=100)["api_keys"]
     result = own_keys_user.security.invalidate_api_key(ids=[others["id"], kims["id"]])
 
     assert {key["username"] for key in listed} == {"kim"}
-    assert {"client-kims", "kim-session"} <= {key["name"] for key in listed}
+    assert "client-kims" in {key["name"] for key in listed}
     assert hidden.value.body == {"api_keys": []}
     assert {key["username"] for key in queried} == {"kim"}
     assert result["invalidated_api_keys"] == [kims["id"]]
@@ -244,3 +252,35 @@ def test_manage_own_api_key_user_neither_sees_nor_invalidates_someone_elses_key(
     assert others["id"] in str(result["error_details"])
     with connect(keyward_server, api_key=others["encoded"]) as client:
         assert client.security.authenticate()["api_key"]["id"] == others["id"]
+
+
+def test_a_key_with_manage_own_api_key_acts_on_itself_only(keyward_server, own_keys_user):
+    sibling = own_keys_user.security.create_api_key(name="kim-sibling")
+    session = own_keys_user.security.create_api_key(name="kim-session")
+
+    with connect(keyward_server, api_key=session["encoded"]) as key:
+        itself = key.security.get_api_key(id=session["id"])["api_keys"]
+        queried = key.security.query_api_keys(size=100)["api_keys"]
+        for refused in (
+            key.security.get_api_key,
+            lambda: key.security.get_api_key(owner=True),
+            lambda: key.security.get_api_key(id=sibling["id"]),
+            lambda: key.security.invalidate_api_key(ids=[sibling["id"]]),
+        ):
+            with pytest.raises(AuthorizationException) as denied:
+                refused()
+            assert f"API key id [{session['id']}] of user [kim]" in denied.value.body["error"]["reason"]
+        with pytest.raises(BadRequestError) as derived:
+            key.security.create_api_key(name="kim-child")
+        child = key.security.create_api_key(name="kim-child", role_descriptors={"none": {}})
+        invalidated = key.security.invalidate_api_key(ids=[session["id"]])
+
+    assert [item["name"] for item in itself] == ["kim-session"]
+    assert [item["name"] for item in queried] == ["kim-session"]
+    assert "requires an explicit role descriptor that is empty" in derived.value.body["error"]["reason"]
+    assert invalidated["invalidated_api_keys"] == [session["id"]]
+    with connect(keyward_server, api_key=child["encoded"]) as client:
+        answer = client.security.has_privileges(cluster=["manage_own_api_key", "monitor"])
+        assert answer["has_all_requested"] is False
+        assert answer["cluster"] == {"manage_own_api_key": False, "monitor": False}
+    assert own_keys_user.security.get_api_key(id=sibling["id"])["api_keys"][0]["invalidated"] is False

@@ -73,7 +73,8 @@ def created_keys(admin, admin_credential, client_for, client, caplog, locmem_cac
     made, responses = [], []
 
     api = client.post(
-        "/_security/api_key", {"name": "hygiene-api", "metadata": {"team": "ops"}},
+        "/_security/api_key",
+        {"name": "hygiene-api", "metadata": {"team": "ops"}, "role_descriptors": {"none": {}}},
         content_type="application/json", secure=True,
         headers={"Authorization": f"ApiKey {admin_credential}"},
     )
@@ -198,7 +199,8 @@ def no_store(response) -> bool:
 
 
 def test_the_create_api_response_is_not_stored(client, admin_credential):
-    response = client.post("/_security/api_key", {"name": "fresh"}, content_type="application/json",
+    body = {"name": "fresh", "role_descriptors": {"none": {}}}
+    response = client.post("/_security/api_key", body, content_type="application/json",
                            secure=True, headers={"Authorization": f"ApiKey {admin_credential}"})
     assert response.status_code == 200
     assert no_store(response)

@@ -284,11 +284,85 @@ def test_the_snapshot_counts_not_the_owners_current_roles(make_user, stored_key,
     assert not selectors.can_invalidate(Principal(demoted), bobs_key)
 
 
-def test_a_manage_own_api_key_key_manages_its_owners_keys_only(users, stored_key, bobs_key):
+def test_a_manage_own_api_key_key_manages_itself_only(users, stored_key, bobs_key):
     own_keys = users["own_keys"]
     key = stored_key(own_keys, "automation")
     sibling = stored_key(own_keys, "sibling")
     principal = Principal(own_keys, api_key=key)
-    assert set(selectors.visible_api_keys(principal)) == {key, sibling}
-    assert set(selectors.invalidatable_api_keys(principal)) == {key, sibling}
+    assert set(selectors.visible_api_keys(principal)) == {key}
+    assert set(selectors.invalidatable_api_keys(principal)) == {key}
+    assert selectors.visibility_scope(principal) == f"api_key:{key.id}"
+    assert selectors.can_view_api_key(principal, key) and selectors.can_invalidate(principal, key)
+    assert not selectors.can_view_api_key(principal, sibling)
+    assert not selectors.can_invalidate(principal, sibling)
     assert not selectors.can_view_api_key(principal, bobs_key)
+
+
+def test_a_manage_api_key_key_manages_every_key(users, stored_key, bobs_key):
+    admin = users["api_key_admin"]
+    key = stored_key(admin, "automation")
+    principal = Principal(admin, api_key=key)
+    assert bobs_key in set(selectors.invalidatable_api_keys(principal))
+    assert selectors.can_invalidate(principal, bobs_key)
+
+
+@pytest.mark.parametrize(
+    ("selection", "allowed"),
+    [
+        ({"ids": ["{key}"]}, True),
+        ({"ids": ["{key}"], "owner": True}, True),
+        ({"ids": ["{sibling}"]}, False),
+        ({"ids": ["{key}", "{sibling}"]}, False),
+        ({}, False),
+        ({"owner": True}, False),
+        ({"name": "automation"}, False),
+        ({"username": "own_keys", "realm_name": "default_native"}, False),
+    ],
+)
+@pytest.mark.parametrize("action", [selectors.GET_ACTION, selectors.INVALIDATE_ACTION])
+def test_a_key_selects_only_itself_by_id(users, stored_key, selection, allowed, action):
+    own_keys = users["own_keys"]
+    key, sibling = stored_key(own_keys, "automation"), stored_key(own_keys, "sibling")
+    principal = Principal(own_keys, api_key=key)
+    named = {"{key}": key.id, "{sibling}": sibling.id}
+    if "ids" in selection:
+        selection = {**selection, "ids": [named[item] for item in selection["ids"]]}
+
+    if allowed:
+        selectors.check_api_key_selection(principal, action, **selection)
+    else:
+        with pytest.raises(PermissionDenied, match=f"API key id \\[{key.id}\\]"):
+            selectors.check_api_key_selection(principal, action, **selection)
+
+
+@pytest.mark.parametrize(
+    ("selection", "allowed"),
+    [
+        ({}, True),
+        ({"ids": ["x" * 20]}, True),
+        ({"name": "*"}, True),
+        ({"owner": True}, True),
+        ({"username": "own_keys", "realm_name": "default_native"}, True),
+        ({"username": "own_keys"}, False),
+        ({"realm_name": "default_native"}, False),
+        ({"username": "bob", "realm_name": "default_native"}, False),
+        ({"username": "own_keys", "realm_name": "default_file"}, False),
+    ],
+)
+@pytest.mark.parametrize("action", [selectors.GET_ACTION, selectors.INVALIDATE_ACTION])
+def test_an_own_keys_user_selects_by_owner_only_as_itself(users, selection, allowed, action):
+    principal = Principal(users["own_keys"])
+
+    if allowed:
+        selectors.check_api_key_selection(principal, action, **selection)
+    else:
+        with pytest.raises(PermissionDenied, match="user \\[own_keys\\]"):
+            selectors.check_api_key_selection(principal, action, **selection)
+
+
+@pytest.mark.parametrize("caller", ["api_key_admin", "security_admin", "superuser"])
+def test_administrators_select_any_owner(users, caller):
+    for action in (selectors.GET_ACTION, selectors.INVALIDATE_ACTION):
+        selectors.check_api_key_selection(
+            Principal(users[caller]), action, username="bob", realm_name="default_file"
+        )

@@ -108,23 +108,47 @@ def test_database_enforces_name_uniqueness_not_only_a_precheck(users, make_api_k
         )
 
 
-def test_key_created_with_a_key_inherits_the_creating_keys_privileges(users):
-    parent = create_api_key(
-        Principal(users["superuser"]),
-        name="parent",
-        role_descriptors={"r": {"cluster": ["manage_own_api_key"]}},
+DERIVED_RULE = (
+    "creating derived api keys requires an explicit role descriptor that is empty (has no privileges)"
+)
+
+
+def test_a_derived_key_has_explicitly_empty_role_descriptors_and_no_privileges(users):
+    parent = create_api_key(Principal(users["superuser"]), name="parent").api_key
+    child = create_api_key(
+        Principal(parent.owner, api_key=parent), name="child", role_descriptors={"none": {}}
     ).api_key
-    child = create_api_key(Principal(parent.owner, api_key=parent), name="child").api_key
-    assert child.role_descriptors == parent.role_descriptors
-    assert child.limited_by == parent.limited_by
-    assert Principal(child.owner, api_key=child).has_cluster_privilege("manage_own_api_key")
-    assert not Principal(child.owner, api_key=child).has_cluster_privilege("manage_security")
+
+    assert child.limited_by == {}
+    assert child.role_descriptors["none"]["cluster"] == [] and child.role_descriptors["none"]["indices"] == []
+    privileges = Principal(child.owner, api_key=child).privileges
+    assert not any(privileges.has_cluster(name) for name in ("monitor", "manage_own_api_key", "all"))
+    assert not privileges.has_index("logs", "read")
 
 
-def test_key_created_with_a_key_must_not_name_role_descriptors(users):
-    parent = create_api_key(Principal(users["own_keys"]), name="parent").api_key
-    with pytest.raises(ValidationError, match="role_descriptors"):
-        create_api_key(Principal(parent.owner, api_key=parent), name="child", role_descriptors=READ_LOGS)
+@pytest.mark.parametrize(
+    "role_descriptors",
+    [
+        None,
+        {},
+        {"reader": READ_LOGS["reader"]},
+        {"none": {}, "keys": {"cluster": ["manage_own_api_key"]}},
+        {"as": {"run_as": ["bob"]}},
+        {"tagged": {"metadata": {"team": "ops"}}},
+    ],
+    ids=["absent", "empty object", "a privilege", "one of two", "run_as", "metadata"],
+)
+def test_a_key_may_create_only_a_key_that_asks_for_no_privileges(users, role_descriptors):
+    """A 5-second superuser key must not mint a never-expiring child with its rights."""
+    parent = create_api_key(Principal(users["superuser"]), name="parent", expiration="5s").api_key
+
+    with pytest.raises(ValidationError) as refused:
+        create_api_key(
+            Principal(parent.owner, api_key=parent), name="child", role_descriptors=role_descriptors
+        )
+
+    assert refused.value.reason == DERIVED_RULE
+    assert list(ApiKey.objects.values_list("name", flat=True)) == ["parent"]
 
 
 # Invalidating

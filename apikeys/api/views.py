@@ -139,8 +139,10 @@ CREATE_SCHEMA = {
 }
 QUERY_SCHEMA = {
     "summary": "Query API keys",
-    "description": "Keys the caller may see, filtered by a query DSL subset, sorted and paged. "
-    "Without a sort, keys come oldest first and carry no `_sort`. A GET may carry the same body.",
+    "description": "Keys the caller may see, filtered by a query DSL subset, sorted and paged: "
+    "every key with read_security or manage_api_key, the caller's own with manage_own_api_key, and "
+    "for a request made with an API key holding only manage_own_api_key, that key alone. Without a "
+    "sort, keys come oldest first and carry no `_sort`. A GET may carry the same body.",
     "parameters": [
         WITH_LIMITED_BY,
         WITH_PROFILE_UID,
@@ -221,8 +223,10 @@ class ApiKeyView(ApiKeyServiceView):
         operation_id="security_get_api_key",
         summary="Get API keys",
         description="Keys the caller may see: every key with read_security or manage_api_key, only "
-        "its own with manage_own_api_key. An id that is not found, or not the caller's to see, gives "
-        "404 with an empty list, as Elasticsearch does.",
+        "its own with manage_own_api_key. With manage_own_api_key alone, `username` and `realm_name` "
+        "must both be given and name the caller (403 otherwise), and a request made with an API key "
+        "may only ask for that key itself, by `id`. An id that is not found, or not the caller's to "
+        "see, gives 404 with an empty list, as Elasticsearch does.",
         parameters=[
             _string_parameter("id", "A key id. Not with name, username or realm_name."),
             _string_parameter("name", "A key name; `*` is a wildcard. Not with id, username or realm_name."),
@@ -259,11 +263,15 @@ class ApiKeyView(ApiKeyServiceView):
         if problems:
             raise RequestValidationFailed(*problems)
         principal = request.auth
-        keys = selectors.visible_api_keys(principal)
         if with_limited_by and not selectors.can_view_limited_by(principal):
             raise selectors.unauthorized(principal, selectors.GET_ACTION)
+        selectors.check_api_key_selection(
+            principal, selectors.GET_ACTION,
+            ids=[api_key_id] if api_key_id else (), name=name, username=username, realm_name=realm_name,
+            owner=owner,
+        )
         keys = selectors.filter_api_keys(
-            keys,
+            selectors.visible_api_keys(principal),
             ids=[api_key_id] if api_key_id else None,
             name=name,
             username=username,
@@ -280,8 +288,10 @@ class ApiKeyView(ApiKeyServiceView):
         summary="Invalidate API keys",
         description="Invalidates the matching keys the caller may touch: any key with manage_api_key, "
         "only its own with manage_own_api_key. An id the caller may not touch is reported in "
-        "`error_details` and left as it is. Body (JSON): `ids` (or the deprecated `id`), `name` "
-        "(`*` wildcards), `username`, `realm_name`, `owner`.",
+        "`error_details` and left as it is. With manage_own_api_key alone, `username` and "
+        "`realm_name` must both be given and name the caller (403 otherwise), and a request made "
+        "with an API key may only invalidate that key itself, by `ids`. Body (JSON): `ids` (or the "
+        "deprecated `id`), `name` (`*` wildcards), `username`, `realm_name`, `owner`.",
         request=InvalidateApiKeysRequestSerializer,
         responses={200: InvalidateApiKeysResponseSerializer, **ERRORS},
         tags=TAGS,
