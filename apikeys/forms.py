@@ -122,6 +122,23 @@ class CreateApiKeyForm(forms.Form):
         return self.cleaned_data["role_descriptors"] or {}
 
 
+class RotateApiKeyForm(forms.Form):
+    """The rotate page: the new key's expiration, or empty for the old key's lifetime from now."""
+
+    expiration = forms.CharField(
+        required=False,
+        label="Expiration of the new key",
+        help_text=f"{TIME_UNITS_HELP}. Leave empty to keep the current lifetime, counted from now.",
+    )
+
+    def clean_expiration(self):
+        """Checked by the rule the service applies to a chosen expiration."""
+        text = self.cleaned_data["expiration"].strip() or None
+        if text is not None:
+            _domain_rule(lambda: expiration_from(text, timezone.now()))
+        return text
+
+
 class ApiKeyIdsField(forms.Field):
     """The ids of the selected keys: any strings, de-duplicated; the service decides what each one is."""
 

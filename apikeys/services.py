@@ -253,23 +253,40 @@ def invalidate_api_keys(
     return result
 
 
-def rotate_api_key(principal: Principal, key_id) -> CreatedApiKey:
-    """Replace a key with a new one of the same name, owner, privileges, metadata and lifetime, and
-    invalidate the old one, in one transaction: either both happen or neither does.
+def rotate_api_key(principal: Principal, key_id, expiration=None) -> CreatedApiKey:
+    """Replace a key with a new one of the same name, owner, privileges and metadata, and invalidate
+    the old one, in one transaction: either both happen or neither does.
 
-    Keyward's own operation; Elasticsearch has none. The replacement keeps the old ``limited_by``
-    snapshot, so a rotation never widens what a key may do.
+    Keyward's own operation; Elasticsearch has none. A rotation never extends what a key may do
+    or for how long: a key rotating itself passes on its ``limited_by`` snapshot and its very
+    expiration. Its owner, as a user, rotates as they would create a key: limited by their roles
+    of now, for the old lifetime counted from now or for the ``expiration`` they choose, within
+    the lifetime policy.
     """
     if not isinstance(key_id, str) or not key_id:
         raise ValidationError("api key id must be a non-empty string")
     storable_text("id", key_id)
+    if expiration is not None and not isinstance(expiration, str):
+        raise ValidationError("expiration must be a string such as [30d]")
+    if principal.api_key is not None and expiration is not None:
+        raise ValidationError(
+            f"API key [{principal.api_key.id}] keeps its expiration when it rotates itself; only its "
+            "owner, authenticated as a user, may choose a new [expiration]"
+        )
     with transaction.atomic():
         key = _rotatable_api_key(principal, key_id)
         now = _milliseconds(timezone.now())
-        expires = _milliseconds(expiration_after(_rotated_lifetime(key), now))
+        if principal.api_key is not None:
+            _rotated_lifetime(key)
+            expires, limited_by = key.expiration, key.limited_by
+        elif expiration is not None:
+            expires, limited_by = _milliseconds(expiration_from(expiration, now)), principal.role_descriptors
+        else:
+            expires = _milliseconds(expiration_after(_rotated_lifetime(key), now))
+            limited_by = principal.role_descriptors
         ApiKey.objects.filter(pk=key.pk, invalidated__isnull=True).update(invalidated=now)
         created = _insert_api_key(
-            key.owner, key.name, now, expires, key.role_descriptors, key.limited_by, key.metadata
+            key.owner, key.name, now, expires, key.role_descriptors, limited_by, key.metadata
         )
         audit.record(
             audit.API_KEY_ROTATED,
@@ -305,7 +322,7 @@ def _rotatable_api_key(principal: Principal, key_id: str) -> ApiKey:
 
 
 def _rotated_lifetime(key: ApiKey) -> timedelta | None:
-    """The old key's lifetime, which the replacement gets, if the lifetime policy still allows it."""
+    """The old key's lifetime, if the lifetime policy still allows a key like it."""
     lifetime = key.expiration - key.created if key.expiration is not None else None
     longest = max_lifetime()
     if longest is not None and (lifetime is None or lifetime > longest):

@@ -21,7 +21,12 @@ from accounts.principals import principal_of_session
 from apikeys import periods, selectors, services
 from apikeys.charts import api_key_overview
 from apikeys.filtersets import ApiKeyFilterSet
-from apikeys.forms import ROLE_DESCRIPTOR_BOILERPLATES, CreateApiKeyForm, InvalidateApiKeysForm
+from apikeys.forms import (
+    ROLE_DESCRIPTOR_BOILERPLATES,
+    CreateApiKeyForm,
+    InvalidateApiKeysForm,
+    RotateApiKeyForm,
+)
 from apikeys.preview import privileges_without_effect
 from apikeys.tables import ApiKeyPaginator, ApiKeyTable, api_key_status
 from apikeys.tls import api_key_service_enabled, https_required
@@ -187,16 +192,18 @@ def api_key_details(request, principal, key_id):
 @never_cache
 @api_key_page(selectors.INVALIDATE_ACTION)
 def api_key_rotate(request, principal, key_id):
-    """GET asks for confirmation; POST replaces the key with a new one with the same name,
-    privileges and lifetime, revealed once like a new key. Only keys the user may invalidate can
-    be rotated: for anyone else the key does not exist."""
+    """GET asks for confirmation; POST replaces the key with a new one with the same name and
+    privileges, for the same lifetime from now or until the chosen expiration, revealed once like a
+    new key. Only keys the user may invalidate can be rotated: for anyone else the key does not
+    exist."""
     key = _find(selectors.invalidatable_api_keys(principal), key_id)
     if key is None:
         return _not_found(request, key_id)
     details = reverse("api_key_details", args=[key.pk])
-    if request.method == "POST":
+    form = RotateApiKeyForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
         try:
-            created = services.rotate_api_key(principal, key.pk)
+            created = services.rotate_api_key(principal, key.pk, expiration=form.cleaned_data["expiration"])
         except (NotFound, ValidationError, PermissionDenied, Conflict) as error:
             messages.error(request, f"Could not rotate API key '{key.name}': {error.reason}")
             return redirect(details)
@@ -207,7 +214,9 @@ def api_key_rotate(request, principal, key_id):
         return redirect(details)
     lifetime = key.expiration and periods.in_words(key.expiration - key.created)
     context = {"section": "management", "key": key, "lifetime": lifetime, "details_url": details}
-    return render(request, "apikeys/rotate_confirm.html", context)
+    return render(
+        request, "apikeys/rotate_confirm.html", {**context, "form": form}, status=400 if form.errors else 200
+    )
 
 
 def _credential_formats(created: services.CreatedApiKey) -> list[dict]:

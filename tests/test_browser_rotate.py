@@ -121,3 +121,44 @@ def test_create_page_holds_new_keys_to_the_maximum_lifetime(new_page, server):
     click_and_wait(page, "#create-submit")
     page.wait_for_selector("#api-key-created")
     assert authenticate(server, page.inner_text("#key-encoded").strip()) == 200
+
+
+def get_api_key(server, key_id: str) -> dict:
+    """The key as ``GET /_security/api_key?id=`` shows it to ``elastic``."""
+    credentials = base64.b64encode(f"elastic:{server.password}".encode()).decode()
+    connection = server.connection()
+    try:
+        connection.request(
+            "GET", f"/_security/api_key?id={key_id}", headers={"Authorization": f"Basic {credentials}"}
+        )
+        [key] = json.loads(connection.getresponse().read())["api_keys"]
+        return key
+    finally:
+        connection.close()
+
+
+def test_rotating_with_a_new_expiration_held_to_the_maximum_lifetime(new_page, server):
+    created = json.loads(
+        server.manage("create_api_key", "--user", "elastic", "--name", "weekly-sync", "--expiration", "1d")
+    )
+    page = new_page()
+    log_in(page, server, "elastic", server.password)
+    page.goto(server.base_url + f"{LIST}/{created['id']}/rotate")
+    assert "Leave empty to keep the current lifetime" in page.inner_text("#rotate-expiration-help")
+
+    page.fill("#id_expiration", "100d")
+    click_and_wait(page, "#confirm-rotate")
+    assert "exceeds the maximum allowed lifetime of an API key [90d]" in page.inner_text(
+        "#rotate-expiration-errors"
+    )
+    assert authenticate(server, created["encoded"]) == 200
+
+    page.fill("#id_expiration", "7d")
+    click_and_wait(page, "#confirm-rotate")
+    page.wait_for_selector("#api-key-created")
+    new_encoded = page.inner_text("#key-encoded").strip()
+    new_id = base64.b64decode(new_encoded).decode().split(":", 1)[0]
+    new = get_api_key(server, new_id)
+    assert new["expiration"] - new["creation"] == 7 * 24 * 3600 * 1000
+    assert authenticate(server, new_encoded) == 200
+    assert authenticate(server, created["encoded"]) == 401

@@ -1,5 +1,9 @@
 """Rotating a key: a new key with the same name, owner, privileges and lifetime replaces the old one,
-which is invalidated in the same transaction. Keyward's own operation; Elasticsearch has none."""
+which is invalidated in the same transaction. Keyward's own operation; Elasticsearch has none.
+
+A rotation never extends what a key may do or for how long (SPEC §2): a key rotating itself passes
+on its expiration and its limited_by snapshot; its owner, as a user, rotates as they would create a
+key, limited by their roles of now, within the lifetime policy."""
 
 import base64
 import json
@@ -78,15 +82,71 @@ def test_replacement_of_a_key_that_never_expires_never_expires(users, make_api_k
     assert rotate_api_key(Principal(users["own_keys"]), old.id).api_key.expiration is None
 
 
-def test_replacement_keeps_the_old_limited_by_snapshot_even_if_the_owner_gained_roles(users, make_api_key):
+def test_owner_rotating_as_a_user_gets_a_key_limited_by_their_roles_of_now(users, make_api_key):
     owner = users["own_keys"]
-    old = make_api_key(owner, "narrow")
     owner.roles.add(Role.objects.get(name="superuser"))
+    old = make_api_key(owner, "wide")
+    owner.roles.remove(Role.objects.get(name="superuser"))
 
     new = rotate_api_key(Principal(owner), old.id).api_key
 
-    assert new.limited_by == old.limited_by
+    assert "superuser" in old.limited_by
+    assert new.limited_by == owner.role_descriptors()
     assert "superuser" not in new.limited_by
+
+
+def test_owner_rotating_as_a_user_may_choose_a_new_expiration(users, make_api_key):
+    old = make_api_key(users["own_keys"], "monthly", expiration="30d")
+
+    new = rotate_api_key(Principal(users["own_keys"]), old.id, expiration="90d").api_key
+
+    assert new.expiration - new.created == timedelta(days=90)
+
+
+def test_a_chosen_expiration_is_held_to_the_maximum_lifetime(users, make_api_key, settings):
+    settings.API_KEY_MAX_EXPIRATION = "30d"
+    old = make_api_key(users["own_keys"], "monthly", expiration="30d")
+
+    with pytest.raises(ValidationError, match=r"exceeds the maximum allowed lifetime of an API key \[30d\]"):
+        rotate_api_key(Principal(users["own_keys"]), old.id, expiration="31d")
+
+    assert list(ApiKey.objects.values_list("id", "invalidated")) == [(old.id, None)]
+
+
+def test_a_key_rotating_itself_keeps_its_expiration_and_its_limited_by_snapshot(users, make_api_key):
+    owner = users["own_keys"]
+    old = make_api_key(owner, "monthly", expiration="30d")
+    shift_back(old, timedelta(days=10))
+    owner.roles.add(Role.objects.get(name="superuser"))
+    caller = authenticate_api_key(header(old.id, old.secret))
+
+    new = rotate_api_key(caller, old.id).api_key
+
+    assert new.expiration == ApiKey.objects.get(pk=old.id).expiration
+    assert new.expiration - new.created < timedelta(days=20)
+    assert new.limited_by == old.limited_by and "superuser" not in new.limited_by
+
+
+def test_a_short_lived_key_cannot_renew_itself_by_rotating(users, make_api_key):
+    key = make_api_key(users["own_keys"], "five-seconds", expiration="5s")
+    for _ in range(3):
+        created = rotate_api_key(authenticate_api_key(header(key.id, key.secret)), key.id)
+        key, key.secret = created.api_key, created.secret
+
+    assert key.expiration - ApiKey.objects.order_by("created").first().created == timedelta(seconds=5)
+    shift_back(key, timedelta(seconds=5))
+    with pytest.raises(AuthenticationFailed):
+        authenticate_api_key(header(key.id, key.secret))
+
+
+def test_a_key_rotating_itself_may_not_choose_an_expiration(users, make_api_key):
+    key = make_api_key(users["own_keys"], "self", expiration="1d")
+    caller = authenticate_api_key(header(key.id, key.secret))
+
+    with pytest.raises(ValidationError, match="keeps its expiration when it rotates itself"):
+        rotate_api_key(caller, key.id, expiration="365d")
+
+    assert ApiKey.objects.get().invalidated is None
 
 
 @pytest.mark.parametrize("admin", ["api_key_admin", "security_admin", "superuser"])
@@ -308,13 +368,46 @@ def test_rotate_endpoint_refuses_an_invalidated_key_with_the_reason(client, cron
     assert error["reason"] == f"api key [{old.id}] has been invalidated and cannot be rotated"
 
 
-def test_rotate_endpoint_takes_no_body(client, cron, make_api_key):
+def test_rotate_endpoint_takes_an_expiration_from_the_owner(client, cron, make_api_key):
+    old = make_api_key(cron, "ci", expiration="1d")
+
+    response = rotate(client, old.id, data=json.dumps({"expiration": "7d"}), content_type="application/json")
+
+    assert response.status_code == 200
+    new = ApiKey.objects.get(pk=response.json()["id"])
+    assert new.expiration - new.created == timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"name": "other"}, "unknown field [name] in rotate api key request"),
+        ({"expiration": 7}, "expiration must be a string such as [30d]"),
+        ({"expiration": "soon"}, "failed to parse expiration [soon] as a time value"),
+        ([], "request body must be a JSON object"),
+    ],
+)
+def test_rotate_endpoint_refuses_a_body_other_than_an_expiration(client, cron, make_api_key, body, reason):
     old = make_api_key(cron, "ci")
 
-    response = rotate(client, old.id, data=json.dumps({"expiration": "1d"}), content_type="application/json")
+    response = rotate(client, old.id, data=json.dumps(body), content_type="application/json")
 
     assert response.status_code == 400
-    assert ApiKey.objects.get().invalidated is None
+    assert response.json()["error"]["reason"].startswith(reason)
+    assert list(ApiKey.objects.values_list("id", "invalidated")) == [(old.id, None)]
+
+
+def test_rotate_endpoint_refuses_an_expiration_from_the_key_itself(client, cron, make_api_key):
+    old = make_api_key(cron, "self", expiration="1d")
+
+    response = rotate(
+        client, old.id, authorization=header(old.id, old.secret),
+        data=json.dumps({"expiration": "365d"}), content_type="application/json",
+    )
+
+    assert response.status_code == 400
+    assert "keeps its expiration when it rotates itself" in response.json()["error"]["reason"]
+    assert list(ApiKey.objects.values_list("id", "invalidated")) == [(old.id, None)]
 
 
 def test_rotate_endpoint_with_the_key_itself_as_credential(client, cron, make_api_key):

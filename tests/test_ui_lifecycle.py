@@ -262,6 +262,28 @@ def test_rotation_reveals_the_new_key_once_and_the_old_one_stops_working(alice, 
     assert ApiKey.objects.get(pk=old.pk).invalidated is not None
 
 
+def test_rotation_with_a_chosen_expiration(alice, make_api_key, client_for):
+    old = make_api_key(alice, "weekly", expiration="1d")
+    response = client_for(alice).post(rotate_url(old), {"expiration": "7d"}, secure=True)
+    assert response.status_code == 200
+    new = authenticate_api_key(f"ApiKey {encoded_of(text(response))}").api_key
+    assert new.expiration - new.created == timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("expiration", "error"),
+    [("soon", "failed to parse expiration [soon] as a time value"), ("-1d", "expiration must be positive")],
+)
+def test_rotation_with_a_bad_expiration_says_why_and_changes_nothing(
+    alice, make_api_key, client_for, expiration, error
+):
+    old = make_api_key(alice, "weekly", expiration="1d")
+    response = client_for(alice).post(rotate_url(old), {"expiration": expiration}, secure=True)
+    assert response.status_code == 400
+    assert error in text(response) and 'id="rotate-expiration-errors"' in text(response)
+    assert list(ApiKey.objects.values_list("pk", "invalidated")) == [(old.pk, None)]
+
+
 def test_administrator_may_invalidate_but_not_rotate_someone_elses_key(
     users, alice, make_api_key, client_for
 ):

@@ -155,6 +155,16 @@ QUERY_SCHEMA = {
 }
 
 
+ROTATE_REQUEST = inline_serializer(
+    "RotateApiKeyRequest",
+    {
+        "expiration": serializers.CharField(
+            required=False,
+            help_text="When the new key expires, in Elasticsearch time units (e.g. `30d`). Only for a "
+            "user rotating their own key; a key rotating itself keeps its expiration.",
+        ),
+    },
+)
 ROTATE_RESPONSE = inline_serializer(
     "RotateApiKeyResponse",
     {
@@ -340,16 +350,18 @@ class RotateApiKeyView(ApiKeyServiceView):
         operation_id="keyward_rotate_api_key",
         summary="Rotate an API key (Keyward's own endpoint)",
         description="Keyward's own endpoint; Elasticsearch has no such API. Creates a key with the "
-        "same name, owner, role_descriptors, limited_by snapshot, metadata and lifetime as the given "
-        "active key, and invalidates that key, in one transaction: either both happen or neither. "
-        "The new secret is in this response only. Needs the privilege to invalidate the key "
-        "(manage_api_key for any key, manage_own_api_key for the caller's own); through an API key, "
-        "only that key itself can be rotated. An invalidated or expired key cannot be rotated (400); "
-        "a key the caller may not see is not found (404). No request body.",
+        "same name, owner, role_descriptors and metadata as the given active key, and invalidates that "
+        "key, in one transaction: either both happen or neither. The new secret is in this response "
+        "only. Only the owner rotates: as a user (manage_own_api_key or higher), the new key is limited "
+        "by the owner's current roles and lives as long as the old one did, counted from now, or until "
+        "the optional `expiration` (within the maximum lifetime policy). Through an API key, only that "
+        "key itself can be rotated, and the new key keeps the old one's expiration and limited_by "
+        "snapshot, so a key can never extend itself. An invalidated or expired key cannot be rotated "
+        "(400); a key the caller may not see is not found (404).",
         parameters=[
             OpenApiParameter("api_key_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The key id.")
         ],
-        request=None,
+        request=ROTATE_REQUEST,
         responses={
             200: ROTATE_RESPONSE,
             **ERRORS,
@@ -359,9 +371,12 @@ class RotateApiKeyView(ApiKeyServiceView):
     )
     def post(self, request, api_key_id):
         url_params(request, frozenset())
-        if request.data:
-            raise ValidationError("the rotate api key request takes no body")
-        created = rotate_api_key(request.auth, api_key_id)
+        # No body, as curl and the client send it, is an empty one.
+        body = {} if request.data == {} else _json_object(request.data)
+        unknown = sorted(set(body) - {"expiration"})
+        if unknown:
+            raise ValidationError(f"unknown field [{unknown[0]}] in rotate api key request")
+        created = rotate_api_key(request.auth, api_key_id, expiration=body.get("expiration"))
         response = {**_created_key(created), "rotated_from": api_key_id}
         return Response(response, headers={"Cache-Control": "no-store"})
 
