@@ -346,7 +346,7 @@ class UserEditForm(UserProfileFields):
         help_text="A disabled user cannot log in, and their API keys stop working.",
     )
 
-    def __init__(self, *args, user, is_self: bool, **kwargs):
+    def __init__(self, *args, user, is_self: bool, reserved: bool = False, **kwargs):
         kwargs.setdefault("initial", {
             "full_name": user.full_name,
             "email": user.email,
@@ -357,6 +357,10 @@ class UserEditForm(UserProfileFields):
         if is_self:
             self.fields["enabled"].disabled = True
             self.fields["enabled"].help_text = "You cannot disable your own account."
+        if reserved:
+            # Shown as it is; a submitted form still reaches the service, which refuses it.
+            for field in self.fields.values():
+                field.disabled = True
 
 
 class PasswordForm(PasswordFields):

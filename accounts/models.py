@@ -4,6 +4,7 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 
 class Realm(models.Model):
@@ -67,6 +68,8 @@ class User(AbstractBaseUser):
     metadata = models.JSONField(default=dict, blank=True)
     roles = models.ManyToManyField(Role, blank=True, related_name="users")
     date_joined = models.DateTimeField(auto_now_add=True)
+    # Part of every login session's hash: raising it ends the user's sessions (see services).
+    session_generation = models.PositiveIntegerField(default=0, editable=False)
 
     USERNAME_FIELD = "username"
     EMAIL_FIELD = "email"
@@ -90,6 +93,18 @@ class User(AbstractBaseUser):
 
     def natural_key(self):
         return (f"{self.realm.name}/{self.username}",)
+
+    def _get_session_auth_hash(self, secret=None):
+        """Django's HMAC of the password, with the session generation mixed in once it is raised;
+        at generation 0 it is Django's own, so sessions made before the field existed stay valid."""
+        if not self.session_generation:
+            return super()._get_session_auth_hash(secret)
+        return salted_hmac(
+            "accounts.User.session_generation",
+            f"{self.session_generation}:{self.password}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
 
     def role_descriptors(self) -> dict:
         """The user's roles as ``{role name: descriptor}``, the shape of an API key's limited_by."""

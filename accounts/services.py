@@ -1,9 +1,10 @@
 """Writes to users and roles, in one place for the commands, the REST API and the UI.
 
 Who may call them is decided by ``accounts.selectors``; these functions hold the rules about the
-data itself (names, passwords, reserved roles, no one disabling or deleting themselves). Every
-value is checked before anything is written, so a refused request changes nothing. Each change
-writes its audit event in the same transaction; ``acting_user`` is who asked, None for a command.
+data itself (names, passwords, reserved roles and users, no one disabling or deleting themselves,
+never leaving the installation without an enabled superuser). Every value is checked before
+anything is written, so a refused request changes nothing. Each change writes its audit event in
+the same transaction; ``acting_user`` is who asked, None for a command.
 """
 
 from django.contrib.auth.hashers import make_password
@@ -16,8 +17,14 @@ from accounts.exceptions import Conflict, NotFound, ValidationError
 from accounts.models import Realm, Role, User
 from accounts.privileges import validate_role_descriptor
 from apikeys.charts import forget_overviews
+from apikeys.query import RequestValidationFailed
 
 NATIVE_REALM = "default_native"
+SUPERUSER_ROLE = "superuser"
+ELASTIC = "elastic"
+# Native users reserved as in Elasticsearch: created by ``manage.py bootstrap`` only, never deleted
+# or replaced; their password may change, and they may be disabled while another superuser is enabled.
+RESERVED_USERNAMES = (ELASTIC,)
 NAME_MAX_LENGTH = 507  # Elasticsearch's limit for usernames and role names
 USER_TEXT_MAX_LENGTH = 512  # full_name and email columns
 # Parts of an Elasticsearch role descriptor that a role here cannot hold.
@@ -120,6 +127,47 @@ def _is_self(user: User, acting_user) -> bool:
     return acting_user is not None and user.pk == acting_user.pk
 
 
+def is_reserved_user(user: User) -> bool:
+    # The username first: it spares a realm lookup for everyone else.
+    return user.username in RESERVED_USERNAMES and user.realm.name == NATIVE_REALM
+
+
+def restore_elastic_superuser() -> bool:
+    """Give ``elastic`` back the built-in ``superuser`` role if it lost it (before reserved users
+    were protected): a reserved user's roles are fixed. Returns whether it had to."""
+    user = User.objects.filter(realm__name=NATIVE_REALM, username=ELASTIC).first()
+    if user is None or user.roles.filter(name=SUPERUSER_ROLE).exists():
+        return False
+    with transaction.atomic():
+        user.roles.add(Role.objects.get(name=SUPERUSER_ROLE))
+        _audit_user_changed(ELASTIC, NATIVE_REALM, "superuser_role_restored", None)
+    return True
+
+
+def _refuse_replacing_reserved_user(username, realm_name=NATIVE_REALM) -> None:
+    """Elasticsearch's answer to PUT user on a reserved user, before anything else is looked at."""
+    if realm_name == NATIVE_REALM and username in RESERVED_USERNAMES:
+        raise RequestValidationFailed(f"user [{username}] is reserved and only the password can be changed")
+
+
+def _lock_administrators() -> None:
+    """Lock the superuser role's row: every user change takes this lock first, so that two changes
+    that might each remove the last administrator are decided one after the other."""
+    Role.objects.select_for_update().filter(name=SUPERUSER_ROLE).first()
+
+
+def _refuse_last_administrator(user: User, change: str) -> None:
+    """Refuse a change after which no enabled native user would hold the built-in ``superuser``
+    role, so an installation always keeps an administrator. Decided on the committed state, under
+    ``_lock_administrators``; a change that leaves ``user`` an enabled superuser never calls it."""
+    administrators = User.objects.filter(realm__name=NATIVE_REALM, enabled=True, roles__name=SUPERUSER_ROLE)
+    if administrators.filter(pk=user.pk).exists() and not administrators.exclude(pk=user.pk).exists():
+        raise ValidationError(
+            f"user [{user.username}] cannot be {change}: no other enabled user of realm [{NATIVE_REALM}] "
+            f"holds the [{SUPERUSER_ROLE}] role, and the installation would be left without an administrator"
+        )
+
+
 def _save_user(
     realm: Realm, username, *, password, roles, full_name, email, metadata, enabled, create_only, acting_user
 ) -> tuple[User, bool]:
@@ -135,8 +183,10 @@ def _save_user(
     }
     role_rows = _roles(roles)
     password_hash = make_password(check_password(password)) if password is not None else None
+    keeps_superuser = enabled and any(role.name == SUPERUSER_ROLE for role in role_rows)
     try:
         with transaction.atomic():
+            _lock_administrators()
             user = User.objects.select_for_update().filter(realm=realm, username=username).first()
             created = user is None
             if not created and create_only:
@@ -147,6 +197,11 @@ def _save_user(
                 raise ValidationError(
                     "native and reserved realm users may not update the enabled status of their own account"
                 )
+            if not created and not keeps_superuser:
+                change = "removed from the [superuser] role" if enabled else "disabled"
+                _refuse_last_administrator(user, change)
+            if not created and user.enabled != enabled:
+                user.session_generation += 1  # ends every login session of the user
             user = user or User(realm=realm, username=username)
             for name, value in fields.items():
                 setattr(user, name, value)
@@ -171,10 +226,22 @@ def create_user(
     acting_user=None,
 ) -> User:
     """Create a user in a native realm; file realm users come from the users file instead."""
+    _refuse_replacing_reserved_user(username, realm_name)
     realm = _native_realm(realm_name)
     user, _ = _save_user(
         realm, username, password=password, roles=list(roles), full_name=full_name, email=email,
         metadata=metadata, enabled=True, create_only=True, acting_user=acting_user,
+    )
+    return user
+
+
+def create_elastic_user(password) -> User:
+    """Create ``elastic``, the reserved superuser, as ``manage.py bootstrap`` does once: the one way a
+    reserved user comes to exist, since every other write refuses reserved names."""
+    user, _ = _save_user(
+        _native_realm(NATIVE_REALM), ELASTIC, password=password, roles=[SUPERUSER_ROLE],
+        full_name="Built-in superuser", email="", metadata=None, enabled=True, create_only=True,
+        acting_user=None,
     )
     return user
 
@@ -193,7 +260,8 @@ def put_user(
 ) -> tuple[User, bool]:
     """Create or replace a native user, as Elasticsearch's PUT user does: every field is replaced
     (an absent one is cleared, ``enabled`` defaults to true) except the password, which an update
-    may leave out. Returns (user, created)."""
+    may leave out. A reserved user is refused whole. Returns (user, created)."""
+    _refuse_replacing_reserved_user(username)
     _refuse_password_hash(password_hash)
     if roles is None:
         raise ValidationError("roles are missing")
@@ -203,8 +271,9 @@ def put_user(
     )
 
 
-def _native_user(username) -> User:
-    user = User.objects.select_related("realm").filter(realm__name=NATIVE_REALM, username=username).first()
+def _native_user(username, for_update=False) -> User:
+    users = User.objects.select_for_update(of=("self",)) if for_update else User.objects
+    user = users.select_related("realm").filter(realm__name=NATIVE_REALM, username=username).first()
     if user is None:
         raise NotFound(f"user [{username}] does not exist")
     return user
@@ -212,13 +281,18 @@ def _native_user(username) -> User:
 
 def delete_user(username, acting_user=None) -> bool:
     """Delete a native user; False when there is none. The user's API keys are deleted with it
-    (the owner foreign key cascades), so no key outlives its owner; the audit event counts them."""
+    (the owner foreign key cascades), so no key outlives its owner; the audit event counts them.
+    A reserved user, or the last enabled superuser, is never deleted."""
+    if username in RESERVED_USERNAMES:
+        raise ValidationError(f"user [{username}] is reserved and cannot be deleted")
     user = User.objects.filter(realm__name=NATIVE_REALM, username=username).first()
     if user is None:
         return False
     if _is_self(user, acting_user):
         raise ValidationError("users may not delete their own account")
     with transaction.atomic():
+        _lock_administrators()
+        _refuse_last_administrator(user, "deleted")
         api_key_count = user.api_keys.count()
         user.delete()
         if api_key_count:
@@ -230,15 +304,22 @@ def delete_user(username, acting_user=None) -> bool:
 
 
 def set_user_enabled(username, enabled: bool, acting_user=None) -> User:
-    """Enable or disable a native user; a disabled user's API keys stop authenticating too."""
-    user = _native_user(username)
-    if _is_self(user, acting_user):
-        raise ValidationError("users may not update the enabled status of their own account")
-    if user.enabled != enabled:
+    """Enable or disable a native user; a disabled user's API keys stop authenticating too. Either
+    change ends the user's login sessions, so re-enabling never revives an old one; the last
+    enabled superuser is never disabled."""
+    with transaction.atomic():
+        _lock_administrators()
+        user = _native_user(username, for_update=True)
+        if _is_self(user, acting_user):
+            raise ValidationError("users may not update the enabled status of their own account")
+        if user.enabled == enabled:
+            return user
+        if not enabled:
+            _refuse_last_administrator(user, "disabled")
         user.enabled = enabled
-        with transaction.atomic():
-            user.save(update_fields=["enabled"])
-            _audit_user_changed(username, NATIVE_REALM, "enabled" if enabled else "disabled", acting_user)
+        user.session_generation += 1
+        user.save(update_fields=["enabled", "session_generation"])
+        _audit_user_changed(username, NATIVE_REALM, "enabled" if enabled else "disabled", acting_user)
     return user
 
 

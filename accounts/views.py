@@ -320,6 +320,7 @@ class UserPage(SecurityPage):
             "shown_user": user,
             "is_native": user.realm.type == Realm.NATIVE,
             "is_self": self.is_self(),
+            "is_reserved": services.is_reserved_user(user),
             "roles": user.roles.order_by("name"),
             "api_key_count": user.api_keys.count(),
             "can_change_password": selectors.can_change_password(self.principal, user.username),
@@ -378,12 +379,18 @@ class UserCreateView(SecurityPage):
 
 
 class UserEditView(NativeUserPage):
+    """Edit a native user through PUT user; a reserved user's form is shown read-only and refused."""
+
     def get(self, request, realm, username):
-        return self.show(UserEditForm(user=self.shown_user, is_self=self.is_self()))
+        return self.show(self.form())
+
+    def form(self, data=None):
+        user = self.shown_user
+        return UserEditForm(data, user=user, is_self=self.is_self(), reserved=services.is_reserved_user(user))
 
     def post(self, request, realm, username):
         user = self.shown_user
-        form = UserEditForm(request.POST, user=user, is_self=self.is_self())
+        form = self.form(request.POST)
         if not form.is_valid():
             return self.show(form, status=400)
         data = form.cleaned_data
@@ -398,7 +405,8 @@ class UserEditView(NativeUserPage):
         return self.done(f"User '{user.username}' updated.")
 
     def show(self, form, status=200):
-        context = {"form": form, "shown_user": self.shown_user}
+        user = self.shown_user
+        context = {"form": form, "shown_user": user, "is_reserved": services.is_reserved_user(user)}
         return self.render("accounts/user_form.html", context, status=status)
 
 
@@ -463,6 +471,7 @@ class UserDeleteView(NativeUserPage):
         return self.render("accounts/user_delete.html", {
             "shown_user": user,
             "is_self": self.is_self(),
+            "is_reserved": services.is_reserved_user(user),
             "api_key_count": user.api_keys.count(),
             "active_api_key_count": user.api_keys.active().count(),
             "error": error,

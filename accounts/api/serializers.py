@@ -10,6 +10,8 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.plumbing import build_object_type
 from rest_framework import serializers
 
+from accounts.services import is_reserved_user
+
 
 def _names(**kwargs):
     return serializers.ListField(child=serializers.CharField(), **kwargs)
@@ -96,7 +98,8 @@ class UserSerializer(serializers.Serializer):
             "roles": sorted(role.name for role in user.roles.all()),
             "full_name": user.full_name or None,
             "email": user.email or None,
-            "metadata": user.metadata,
+            # As Elasticsearch marks its reserved users.
+            "metadata": {**user.metadata, "_reserved": True} if is_reserved_user(user) else user.metadata,
             "enabled": user.enabled,
         }
 

@@ -173,7 +173,9 @@ class UserView(AccountsAPIView):
         summary="Create or replace a native user",
         description=(
             "Every field is replaced; `enabled` defaults to true. The password is required to create a "
-            "user and may be left out to keep it. Needs `manage_security`."
+            "user and may be left out to keep it. A reserved user (`elastic`) is refused with a 400: only "
+            "its password changes. Nor may a change leave no enabled user with the `superuser` role. "
+            "Needs `manage_security`."
         ),
         tags=["Users"],
         parameters=[USERNAME_PATH, REFRESH_PARAMETER],
@@ -214,7 +216,8 @@ class UserView(AccountsAPIView):
         operation_id="security_delete_user",
         summary="Delete a native user",
         description=(
-            "The user's API keys are deleted with it. A user cannot delete themselves. "
+            "The user's API keys are deleted with it. A user cannot delete themselves; a reserved user "
+            "(`elastic`) and the last enabled user with the `superuser` role are never deleted (400). "
             "404 with `found: false` when there is no such user."
         ),
         tags=["Users"],
