@@ -95,7 +95,7 @@ def test_create_api_key_reports_bad_json_and_bad_expiration_clearly(users):
 def test_invalidate_api_keys_acts_with_the_privileges_of_the_acting_user(users, make_api_key):
     theirs = make_api_key(users["api_key_admin"], "theirs")
     mine = make_api_key(users["own_keys"], "mine")
-    out, _ = run("invalidate_api_keys", "--as", "own_keys", "--id", theirs.id, "--id", mine.id)
+    out, _ = run("invalidate_api_keys", "--as", "own_keys", f"--id={theirs.id}", f"--id={mine.id}")
     result = json.loads(out)
     assert result["invalidated_api_keys"] == [mine.id]
     assert result["error_count"] == 1
@@ -106,7 +106,7 @@ def test_invalidate_api_keys_acts_with_the_privileges_of_the_acting_user(users, 
 def test_invalidate_api_keys_without_privilege_is_a_clear_error(users, make_api_key):
     key = make_api_key(users["own_keys"], "kept")
     with pytest.raises(CommandError, match="unauthorized"):
-        run("invalidate_api_keys", "--as", "monitor_only", "--id", key.id)
+        run("invalidate_api_keys", "--as", "monitor_only", f"--id={key.id}")
 
 
 def test_seed_demo_fills_an_empty_database_with_keys_in_every_state():

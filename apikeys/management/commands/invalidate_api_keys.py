@@ -12,7 +12,10 @@ class Command(SecurityCommand):
         self.add_user_arguments(
             parser, flag="--as", default="elastic", help_text="acting user (default: elastic)"
         )
-        parser.add_argument("--id", dest="ids", action="append", help="a key id; repeat for several")
+        parser.add_argument(
+            "--id", dest="ids", action="append",
+            help="a key id, as --id=<id> since an id may begin with -; repeat for several",
+        )
         parser.add_argument("--name", help="key name, * wildcards allowed")
         parser.add_argument("--username", dest="key_owner", help="keys of this user")
         parser.add_argument("--realm-name", help="keys of users of this realm")
