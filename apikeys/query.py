@@ -10,7 +10,9 @@ millisecond precision, ``metadata.<path>`` values compare as text.
 
 Bad input of any shape raises ``ValidationError`` (or a subclass carrying Elasticsearch's error
 type) and nothing else. Wildcards become LIKE/GLOB patterns, never regular expressions, so no
-pattern can make the database backtrack.
+pattern can make the database backtrack. A query within the limits below (clauses, terms, bool
+depth) always runs: its SQL is shaped to fit SQLite's parser and expression depth (see "The SQL's
+shape").
 """
 
 import calendar
@@ -20,10 +22,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import reduce
 from operator import and_, or_
 
-from django.db.models import BooleanField, Case, ExpressionWrapper, F, Func, Q, TextField, Value, When
+from django.core.exceptions import EmptyResultSet, FullResultSet
+from django.db.models import BooleanField, Expression, ExpressionWrapper, F, Func, IntegerField, Q, TextField
 from django.db.models.fields.json import KeyTextTransform, KeyTransform, KeyTransformIsNull
 from django.db.models.functions import Cast
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, In, LessThan, LessThanOrEqual
+from django.db.models.sql.where import AND, OR, WhereNode
 
 from accounts.exceptions import ValidationError
 
@@ -37,6 +41,8 @@ MAX_CLAUSES = 1024
 MAX_TERMS = 4096
 MAX_SORT_FIELDS = 16
 MAX_METADATA_DEPTH = 16
+# Up to this many values, terms on a date is an OR of millisecond ranges that an index can serve.
+MAX_DATE_RANGES = 64
 # SQLite refuses LIKE and GLOB patterns over 50,000 bytes.
 MAX_PATTERN_LENGTH = 4096
 METADATA_KEY = re.compile(r"[A-Za-z0-9_@:+\- ]{1,128}")
@@ -379,6 +385,29 @@ class ColumnField(Field):
         return Q(**{f"{self.column}__in": [self.value("terms", value) for value in values]})
 
 
+class MillisecondIn(Func):
+    """The time, truncated to the millisecond, is one of ``moments``: one IN list. SQLite prepares an
+    OR of ranges in time quadratic in their bound values, a list in linear time."""
+
+    output_field = BooleanField()
+
+    def __init__(self, expression, moments: list[datetime]):
+        super().__init__(expression)
+        self.moments = moments
+
+    def _compile(self, compiler, template: str, values: list):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return template.format(sql, ", ".join(["%s"] * len(values))), (*params, *values)
+
+    def as_sql(self, compiler, connection, **extra):
+        return self._compile(compiler, "DATE_TRUNC('milliseconds', {}) IN ({})", self.moments)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Django stores a time as text there, "YYYY-MM-DD HH:MM:SS" and then any fraction.
+        texts = [(connection.ops.adapt_datetimefield_value(moment) + ".000")[:23] for moment in self.moments]
+        return self._compile(compiler, "SUBSTR({} || '.000', 1, 23) IN ({})", texts)
+
+
 class DateField(ColumnField):
     """A time, compared at millisecond precision as Elasticsearch stores it."""
 
@@ -400,10 +429,13 @@ class DateField(ColumnField):
         return Q(**{f"{self.column}__gte": value + MILLISECOND})
 
     def term(self, value, case_insensitive: bool = False) -> Q:
-        return self.equals(self.value("term", value))
+        return self.guard(self.equals(self.value("term", value)))
 
     def terms(self, values: list) -> Q:
-        return reduce(or_, [self.equals(self.value("terms", value)) for value in values], MATCH_NONE)
+        moments = [self.value("terms", value) for value in values]
+        if len(moments) > MAX_DATE_RANGES:
+            return self.guard(Q(MillisecondIn(F(self.column), moments)))
+        return self.guard(reduce(or_, [self.equals(moment) for moment in moments]))
 
     def like(self, query: str, tokens: tuple, case_insensitive: bool) -> Q:
         raise self.not_supported(query)
@@ -421,6 +453,9 @@ class DateField(ColumnField):
 
     def exists(self) -> Q:
         return Q(**{f"{self.column}__isnull": False}) if self.nullable else MATCH_ALL
+
+    def guard(self, clause: Q) -> Q:
+        return self.exists() & clause if self.nullable else clause
 
     def sort_value(self, value):
         return None if value is None else epoch_millis(value)
@@ -588,7 +623,9 @@ class _Translator:
             if kind in UNSUPPORTED_QUERY_TYPES:
                 raise ValidationError(f"Query type [{kind}] is not supported for API Key query")
             raise ParsingError(f"unknown query [{kind}]")
-        self.count(clauses=1)
+        if depth:
+            # A clause is a query inside a bool, so that one bool may hold MAX_CLAUSES of them.
+            self.count(clauses=1)
         return handler(self, body, depth)
 
     def match_all_query(self, body, depth) -> Q:
@@ -747,16 +784,145 @@ def _at_least(minimum: int, clauses: list[Q]) -> Q:
         return reduce(or_, clauses)
     if minimum == len(clauses):
         return reduce(and_, clauses)
-    matched = reduce(
-        lambda total, clause: total + clause,
-        [Case(When(clause, then=Value(1)), default=Value(0)) for clause in clauses],
-    )
-    return Q(GreaterThanOrEqual(matched, minimum))
+    return Q(AtLeast(minimum, tuple(clauses)))
 
 
 def translate_query(query) -> Q:
     """The ``query`` of a query API key request as a ``Q``; ``ValidationError`` for any bad input."""
-    return _Translator().query(query)
+    return Q(Condition(_Translator().query(query)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The SQL's shape
+#
+# Django writes the clauses of one bool as one flat AND/OR chain, and SQLite parses a chain of n
+# operators into an expression n levels deep: it refuses 1,000 ("Expression tree is too large").
+# Its parser, in turn, holds at most 100 pending tokens ("parser stack overflow"): each NOT, CASE
+# or operand to the right of an operator that encloses a nested clause keeps a few pending. So
+# long chains are cut into groups; NOT is pushed down to the single clauses (De Morgan, which
+# holds for SQL's unknowns too); and the deepest operand of each chain comes first, where it
+# leaves nothing pending. The SQL then nests no deeper than the request body, whatever the clause
+# counts. PostgreSQL parses without such limits; it gets the same shape.
+
+# Operands joined flat in one chain; longer chains nest in groups of this many.
+GROUP_SIZE = 8
+DE_MORGAN = {AND: OR, OR: AND}
+
+
+@dataclass(frozen=True)
+class AtLeast:
+    """``minimum_should_match`` above one: at least ``minimum`` of ``clauses`` hold."""
+
+    minimum: int
+    clauses: tuple[Q, ...]
+
+
+class Group(WhereNode):
+    """An AND or OR of clauses, always in parentheses, so that it reads as one operand."""
+
+    resolved = True
+
+
+class Holds(Expression):
+    """1 where a condition is true, 0 where it is false or unknown: a term of ``AtLeast``'s sum.
+    A ``compound`` condition is a ``Group`` or a comparison, either of which binds tighter than IS."""
+
+    output_field = IntegerField()
+
+    def __init__(self, condition, compound: bool):
+        super().__init__()
+        self.condition = condition
+        self.compound = compound
+
+    def get_source_expressions(self):
+        return [self.condition]
+
+    def set_source_expressions(self, expressions):
+        (self.condition,) = expressions
+
+    def _compile(self, compiler, template: str):
+        try:
+            sql, params = compiler.compile(self.condition)
+        except EmptyResultSet:
+            return "0", ()
+        except FullResultSet:
+            return "1", ()
+        return template.format(sql), params
+
+    def as_sql(self, compiler, connection, **extra):
+        return self._compile(compiler, "CASE WHEN {} THEN 1 ELSE 0 END")
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # IS TRUE keeps fewer tokens pending than CASE, which stays for the single clauses.
+        return self._compile(compiler, "({} IS TRUE)" if self.compound else "CASE WHEN {} THEN 1 ELSE 0 END")
+
+
+def _grouped(parts: list, group) -> list:
+    """``parts`` (deepest first) as at most GROUP_SIZE operands: the first alone, at the front of the
+    chain, and the rest in a tree of groups (``group`` makes one) whose height grows with log n."""
+    if len(parts) <= GROUP_SIZE:
+        return parts
+    rest = parts[1:]
+    while len(rest) > GROUP_SIZE:
+        chunks = [rest[start : start + GROUP_SIZE] for start in range(0, len(rest), GROUP_SIZE)]
+        rest = [group(chunk) if len(chunk) > 1 else chunk[0] for chunk in chunks]
+    return [parts[0], group(rest)]
+
+
+def _deepest_first(parts: list[tuple[object, int]]) -> list[tuple[object, int]]:
+    return sorted(parts, key=lambda part: part[1], reverse=True)
+
+
+def _sum(terms: list, template: str = "(%(expressions)s)") -> Func:
+    return Func(*terms, template=template, arg_joiner=" + ", output_field=IntegerField())
+
+
+def _at_least_sql(clause: AtLeast, resolve, negated: bool) -> tuple[object, int]:
+    """The sum of its clauses that hold, compared with the minimum: below it when negated."""
+    parts = _deepest_first([_shallow(child, resolve) for child in clause.clauses])
+    terms = [Holds(node, compound=depth > 0) for node, depth in parts]
+    total = _sum(_grouped(terms, _sum), template="%(expressions)s")
+    comparison = LessThan if negated else GreaterThanOrEqual
+    return comparison(total, clause.minimum), 1 + parts[0][1]
+
+
+def _shallow(clause, resolve, negated: bool = False) -> tuple[object, int]:
+    """A translated clause (negated if ``negated``) as resolved SQL, and how deeply that nests.
+
+    Clauses of single fields are ``resolve``d by Django, negated there, so that its rules for
+    negating a lookup apply; AND, OR and ``AtLeast`` are regrouped as described above.
+    """
+    if isinstance(clause, AtLeast):
+        return _at_least_sql(clause, resolve, negated)
+    if not isinstance(clause, Q):
+        clause = Q(clause)
+    negated ^= clause.negated
+    compound = any(isinstance(child, Q | AtLeast) for child in clause.children)
+    if not compound and len(clause.children) <= GROUP_SIZE:
+        return resolve(Q(*clause.children, _connector=clause.connector, _negated=negated)), 0
+    if len(clause.children) == 1:
+        return _shallow(clause.children[0], resolve, negated)
+    connector = DE_MORGAN[clause.connector] if negated else clause.connector
+    parts = _deepest_first([_shallow(child, resolve, negated) for child in clause.children])
+    chain = _grouped([node for node, _ in parts], lambda group: Group(group, connector))
+    return Group(chain, connector), 1 + parts[0][1]
+
+
+class Condition(Expression):
+    """A translated query, resolved as SQL of the shape described above."""
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self, where: Q):
+        super().__init__()
+        self.where = where
+
+    def resolve_expression(self, query=None, allow_joins=True, reuse=None, summarize=False, for_save=False):
+        def resolve(clause: Q):
+            return clause.resolve_expression(query, allow_joins, reuse, summarize)
+
+        return _shallow(self.where, resolve)[0]
 
 
 # ---------------------------------------------------------------------------------------------

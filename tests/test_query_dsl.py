@@ -12,6 +12,7 @@ from accounts.exceptions import ValidationError
 from apikeys.models import ApiKey
 from apikeys.query import (
     MAX_BOOL_DEPTH,
+    MAX_DATE_RANGES,
     MAX_TERMS,
     QUERY_TYPES,
     ParsingError,
@@ -110,6 +111,10 @@ CLAUSES = {
     # terms
     "terms": ({"terms": {"name": ["ci-build", "cron?", "nope"]}}, {"ci-build", "cron?"}),
     "terms on creation": ({"terms": {"creation": [T0_MS, epoch_millis(T0 + DAY)]}}, EVERY - {"cron?"}),
+    "terms on creation, more values than ranges": (
+        {"terms": {"creation": [T0_MS, epoch_millis(T0 + DAY), *range(MAX_DATE_RANGES)]}},
+        EVERY - {"cron?"},
+    ),
     "terms on invalidated": ({"terms": {"invalidated": [True, False]}}, EVERY),
     "terms on metadata": ({"terms": {"metadata.team": ["dev", "x"]}}, {"ci-deploy"}),
     "empty terms": ({"terms": {"name": []}}, set()),
@@ -227,6 +232,33 @@ CLAUSES = {
     "must_not matches keys without expiration": (
         {"bool": {"must_not": {"range": {"expiration": {"lt": "2024-03-05"}}}}},
         EVERY - {"cron?"},
+    ),
+    "must_not matches keys without the time": (
+        {"bool": {"must_not": {"term": {"expiration": epoch_millis(T0 - DAY)}}}},
+        EVERY - {"cron?"},
+    ),
+    "must_not matches keys without any of the times": (
+        {
+            "bool": {
+                "must_not": {"terms": {"expiration": [epoch_millis(T0 + 10 * DAY), *range(MAX_DATE_RANGES)]}}
+            }
+        },
+        EVERY - {"ci-build"},
+    ),
+    "must_not of should matches keys without the time": (
+        {
+            "bool": {
+                "must_not": {
+                    "bool": {
+                        "should": [
+                            {"term": {"invalidation": epoch_millis(T0 + 2 * DAY)}},
+                            {"term": {"name": "cron?"}},
+                        ]
+                    }
+                }
+            }
+        },
+        {"ci-build", "Prod_Key%"},
     ),
     "must_not exists": ({"bool": {"must_not": {"exists": {"field": "name"}}}}, set()),
     "empty bool": ({"bool": {}}, EVERY),
