@@ -24,6 +24,16 @@ class ValidationError(SecurityError):
     status = 400
 
 
+class RequestValidationFailed(ValidationError):
+    """Elasticsearch's request validation: every problem found, numbered."""
+
+    type = "action_request_validation_exception"
+
+    def __init__(self, *problems: str):
+        numbered = "".join(f"{number}: {problem};" for number, problem in enumerate(problems, 1))
+        super().__init__(f"Validation Failed: {numbered}")
+
+
 class AuthenticationFailed(SecurityError):
     """Credentials were missing or wrong. ``detail`` is for the audit log, never for the client."""
 

@@ -13,11 +13,10 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
 from accounts import audit
-from accounts.exceptions import Conflict, NotFound, ValidationError
+from accounts.exceptions import Conflict, NotFound, RequestValidationFailed, ValidationError
 from accounts.models import Realm, Role, User
 from accounts.privileges import validate_role_descriptor
 from apikeys.charts import forget_overviews
-from apikeys.query import RequestValidationFailed
 
 NATIVE_REALM = "default_native"
 SUPERUSER_ROLE = "superuser"

@@ -29,7 +29,7 @@ from django.db.models.functions import Cast
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, In, LessThan, LessThanOrEqual
 from django.db.models.sql.where import AND, OR, WhereNode
 
-from accounts.exceptions import ValidationError
+from accounts.exceptions import RequestValidationFailed, ValidationError
 
 DEFAULT_SIZE = 10
 # Elasticsearch's index.max_result_window: from + size may not exceed it.
@@ -69,16 +69,6 @@ class ContentParseError(ValidationError):
 
 class TooManyClauses(ValidationError):
     type = "too_many_clauses"
-
-
-class RequestValidationFailed(ValidationError):
-    """Elasticsearch's request validation: every problem found, numbered."""
-
-    type = "action_request_validation_exception"
-
-    def __init__(self, *problems: str):
-        numbered = "".join(f"{number}: {problem};" for number, problem in enumerate(problems, 1))
-        super().__init__(f"Validation Failed: {numbered}")
 
 
 def storable_text(label: str, value: str) -> str:

@@ -13,7 +13,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.api.serializers import UserSerializer
-from accounts.exceptions import FeatureNotEnabled, ValidationError
+from accounts.exceptions import FeatureNotEnabled, RequestValidationFailed, ValidationError
 from apikeys import selectors
 from apikeys.api.authentication import (
     ApiKeyAuthentication,
@@ -35,7 +35,6 @@ from apikeys.api.serializers import (
 from apikeys.api.wire import ElasticsearchAPIView
 from apikeys.query import (
     ContentParseError,
-    RequestValidationFailed,
     epoch_millis,
     parse_query_request,
     search_api_keys,
