@@ -245,6 +245,11 @@ def test_role_edit_form_shows_the_role_and_replaces_it_but_never_renames_it(as_u
         (role_form(rows=[("", "read")]), "names", "Enter at least one index name or pattern."),
         (role_form(rows=[{"granted_fields": "message"}]), "names", "Enter at least one index name"),
         (role_form(rows=[("/[/", "read")]), "names", "invalid index name pattern [/[/]"),
+        (
+            role_form(rows=[("/logs-~debug/", "read")]),
+            "names",
+            "invalid index name pattern [/logs-~debug/]: the complement operator [~] is not supported",
+        ),
         (role_form(rows=[{"names": "a", "privileges": "read", "query": "[]"}]), "query", "JSON object"),
         (role_form(metadata="{not json"), "metadata", "metadata is not valid JSON"),
         (role_form(metadata='{"_reserved": 1}'), "metadata", "metadata keys may not start with [_]"),
