@@ -4,7 +4,7 @@ invalidate which keys, and Elasticsearch's refusals of bad requests, none of whi
 import pytest
 
 from apikeys.models import ApiKey
-from tests.test_api_keys_get import api_key_header, assert_error, call
+from tests.test_api_keys_get import NOT_ONESELF, api_key_header, assert_error, call, selection_id
 
 pytestmark = pytest.mark.django_db
 
@@ -105,18 +105,7 @@ def test_manage_own_api_key_user_invalidates_by_its_own_username_and_realm(clien
     assert invalidated() == {"own-ci", "own-nightly", "own-gone"}
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"username": "api_key_admin"},
-        {"username": "filer", "realm_name": "default_file"},
-        {"realm_name": "default_native"},
-        {"realm_name": "default_file"},
-        {"username": "own_keys"},
-        {"username": "own_keys", "realm_name": "default_file"},
-    ],
-    ids=lambda body: ",".join(f"{name}={value}" for name, value in body.items()),
-)
+@pytest.mark.parametrize("body", NOT_ONESELF, ids=selection_id)
 def test_manage_own_api_key_user_naming_an_owner_other_than_itself_is_refused_and_nothing_changes(
     client, users, keys, body
 ):
@@ -174,7 +163,7 @@ def test_a_key_may_invalidate_itself(client, users, make_api_key):
         {"username": "own_keys", "realm_name": "default_native"},
         {"realm_name": "default_native"},
     ],
-    ids=lambda body: ",".join(f"{name}={value}" for name, value in body.items()),
+    ids=selection_id,
 )
 def test_a_key_with_manage_own_api_key_invalidates_nothing_but_itself(client, users, make_api_key, selection):
     """An API key owns no keys: it may not touch its owner's other keys, whatever it names."""
