@@ -74,9 +74,13 @@ class Bucket:
     username: str = ""
 
     def key(self, part: str, window: Window) -> str:
-        # Hashed: usernames are arbitrary text, and cache keys need not show either in the clear.
-        subject = f"{self.address}\0{self.username}".encode("utf-8", "surrogatepass")
-        return f"{KEY_PREFIX}:{part}:{self.kind}:{hashlib.sha256(subject).hexdigest()}:{window.number}"
+        return f"{KEY_PREFIX}:{part}:{self.kind}:{_subject(self.address, self.username)}:{window.number}"
+
+
+def _subject(address: str, username: str) -> str:
+    """An address and a username in a cache key, hashed: usernames are arbitrary text, and cache
+    keys need not show either in the clear."""
+    return hashlib.sha256(f"{address}\0{username}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def normalized_username(username: str) -> str:
@@ -154,8 +158,7 @@ def _password_bucket(request) -> Bucket | None:
 
 
 def _known_good_key(request, username: str) -> str:
-    subject = f"{_address(request)}\0{username}".encode("utf-8", "surrogatepass")
-    return f"{KEY_PREFIX}:known-good:{hashlib.sha256(subject).hexdigest()}"
+    return f"{KEY_PREFIX}:known-good:{_subject(_address(request), username)}"
 
 
 def _known_good_period() -> float:
