@@ -18,6 +18,7 @@ run: $(VENV)/.installed
 	exec $(BIN)/gunicorn -c config/gunicorn.conf.py config.wsgi
 
 # $(1) on SQLite first, then on PostgreSQL when a server answers; either failing fails the target.
+# Under CI=true a PostgreSQL server must answer.
 define on_each_database
 	@rm -rf $(TEST_DATA_DIR); status=0; \
 	echo "== $(2) on SQLite"; \
@@ -28,8 +29,11 @@ define on_each_database
 		"$$url" 2>/dev/null; then \
 		echo "== $(2) on PostgreSQL at $$shown"; \
 		DATABASE_URL="$$url" KEYWARD_DATA_DIR=$(TEST_DATA_DIR) $(1) || status=1; \
+	elif [ "$$CI" = true ]; then \
+		echo "PostgreSQL pass FAILED: no server at $$shown, and CI=true requires one (.ci/run starts it)"; \
+		status=1; \
 	else \
-		echo "PostgreSQL pass skipped: no server at $$shown"; \
+		echo "PostgreSQL pass skipped: no server at $$shown (CI=true makes this a failure)"; \
 	fi; \
 	exit $$status
 endef

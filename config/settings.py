@@ -135,8 +135,15 @@ elif "postgresql" in DATABASES["default"]["ENGINE"]:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: shared by every worker. A file cache by default, Redis when REDIS_URL is set.
+# KEYWARD_CACHE_KEY_PREFIX keeps installations that share one Redis apart.
 if REDIS_URL := env("REDIS_URL"):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("KEYWARD_CACHE_KEY_PREFIX", ""),
+        }
+    }
 else:
     CACHES = {
         "default": {

@@ -1,9 +1,10 @@
 """Debian's Chromium driven by Playwright against the real server, and what browser tests share."""
 
-import os
 from pathlib import Path
 
 import pytest
+
+from tests.server import missing_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -23,10 +24,7 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 def browser():
     """A headless Chromium: skipped where it is not installed, but a failure in CI, which installs it."""
     if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_service(f"{CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

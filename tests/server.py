@@ -106,6 +106,34 @@ class RunningServer:
             return database.execute(sql, params).fetchall()
 
 
+def missing_service(message: str):
+    """Skip a test whose service is missing here, but fail it in CI, which installs every service."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+REDIS_URL = os.environ.get("KEYWARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_cache():
+    """Environment for a server whose cache is the Redis at KEYWARD_TEST_REDIS_URL, under a key prefix
+    of its own; its keys are deleted afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        missing_service(f"no Redis at {REDIS_URL} ({error}); .ci/run installs and starts one")
+    prefix = f"keyward-test-{secrets.token_hex(6)}"
+    yield {"REDIS_URL": REDIS_URL, "KEYWARD_CACHE_KEY_PREFIX": prefix}
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)
+    client.close()
+
+
 @pytest.fixture(scope="module", name="keyward_server")
 def keyward_server_fixture(tmp_path_factory):
     """A running Keyward server: yields a RunningServer, stops it and drops its database afterwards."""

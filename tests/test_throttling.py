@@ -530,14 +530,22 @@ def connections_on_two_workers(server) -> tuple:
     raise AssertionError("every connection went to the same worker")
 
 
+@pytest.fixture(params=["file cache", "Redis"])
+def shared_cache(request):
+    """The two caches a deployment shares between workers: the default file cache, and Redis."""
+    return request.getfixturevalue("redis_cache") if request.param == "Redis" else {"REDIS_URL": ""}
+
+
 @pytest.mark.server
-def test_every_worker_of_a_real_server_counts_in_the_same_buckets_through_the_shared_cache(tmp_path_factory):
+def test_every_worker_of_a_real_server_counts_in_the_same_buckets_through_the_shared_cache(
+    tmp_path_factory, shared_cache
+):
     limits = {
         "KEYWARD_AUTH_FAILURE_LIMIT_PER_IP": str(IP_LIMIT),
         "KEYWARD_AUTH_FAILURE_LIMIT_PER_USERNAME": str(USERNAME_LIMIT),
         "KEYWARD_AUTH_FAILURE_WINDOW": "1d",
     }
-    with start_keyward_server(tmp_path_factory, WEB_CONCURRENCY="3", **limits) as server:
+    with start_keyward_server(tmp_path_factory, WEB_CONCURRENCY="3", **shared_cache, **limits) as server:
         (first_worker, first), (second_worker, second) = connections_on_two_workers(server)
         right, wrong = basic("elastic", server.password), basic("elastic", "wrong password")
 
