@@ -66,6 +66,7 @@ def log_in(page, server, username, password):
     page.wait_for_selector("#current-user")
 
 
-def screenshot(page, name):
+def screenshot(page, name, full_page=True):
+    """Save the page as docs/screenshots/<name>, at new_page's fixed viewport width."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / name, full_page=True)
+    page.screenshot(path=SCREENSHOTS / name, full_page=full_page)

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from accounts import audit
 from accounts.models import AuditEvent
 from accounts.principals import Principal
-from tests.browser import log_in, screenshot
+from tests.browser import log_in
 
 AUDIT = "/app/management/security/audit"
 SEE_IT = ("superuser", "security_admin")
@@ -253,4 +253,3 @@ def test_audit_log_in_a_browser_after_a_failed_login_and_a_change(new_page, keyw
     expect(page.locator("tr[data-action=user_changed]").first).to_contain_text("disabled")
     expect(page.locator("tr[data-action=authentication_failed]").first).to_contain_text("mallory")
     expect(page.locator("tr[data-action=authentication_failed]").first).to_contain_text("unknown user")
-    screenshot(page, "audit_log.png")

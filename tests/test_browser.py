@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.browser import log_in, screenshot
+from tests.browser import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -12,7 +12,6 @@ def test_home_page_renders_in_chromium(new_page, keyward_server):
     response = page.goto(keyward_server.base_url + "/")
     assert response.ok
     assert "Keyward" in page.title()
-    screenshot(page, "home.png")
 
 
 def test_login_with_the_elastic_superuser_shows_who_is_logged_in(new_page, keyward_server):

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.browser import log_in, screenshot
+from tests.browser import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -90,7 +90,6 @@ def test_administrator_sees_every_owner_filters_and_invalidates_three_keys_after
     assert int(invalidated) >= 2
     created = page.locator("#chart-weeks rect").evaluate_all("bars => bars.map(bar => +bar.dataset.count)")
     assert len(created) == 12 and sum(created) >= 10  # all of the demo but backup-cron, 100 days old
-    screenshot(page, "api_keys_admin.png")
     page.click("#overview > summary")
     assert not page.is_visible("#chart-weeks") and page.is_visible("#overview-summary")
 
@@ -127,7 +126,6 @@ def test_administrator_sees_every_owner_filters_and_invalidates_three_keys_after
         "bulk-three",
         "bulk-two",
     ]
-    screenshot(page, "api_keys_invalidate_confirm.png")
     click_and_wait(page, "#confirm-invalidate")
 
     page.wait_for_selector(".alert-success")
@@ -168,7 +166,6 @@ def test_user_managing_own_keys_sees_only_them_without_owner_column(new_page, ke
     assert sorted(names) == ["ci-release", "filebeat-prod", "filebeat-staging", "logstash-pipeline"]
     assert page.locator("input.api-key-select").count() == len(names)
     assert page.locator("#owner, #id_owner, #id_realm").count() == 0
-    screenshot(page, "api_keys_own.png")
 
 
 def test_read_only_viewer_sees_every_key_without_controls(new_page, keyward_server, demo_password):
@@ -209,7 +206,6 @@ def test_created_key_is_shown_once_and_its_copied_encoded_value_authenticates(
     page.click("#boilerplate-read-only")
     assert "read-only-role" in page.input_value("#id_role_descriptors")
     page.fill("#id_metadata", '{"purpose": "weekly export"}')
-    screenshot(page, "api_key_create.png")
     click_and_wait(page, "#create-submit")
 
     page.wait_for_selector("#api-key-created")
@@ -226,7 +222,6 @@ def test_created_key_is_shown_once_and_its_copied_encoded_value_authenticates(
     key_id, secret = beats.split(":", 1)
     assert body["api_key"]["id"] == key_id
     page.click("#tab-encoded")
-    screenshot(page, "api_key_created.png")
 
     # Reloading posts the form again: the name is taken now, so nothing is created or shown.
     page.reload()
@@ -241,7 +236,6 @@ def test_created_key_is_shown_once_and_its_copied_encoded_value_authenticates(
     assert "weekly export" in page.inner_text("#metadata")
     assert "analyst" in page.inner_text("#limited-by")
     assert secret not in page.content()
-    screenshot(page, "api_key_details.png")
 
 
 def test_create_form_shows_server_validation_next_to_the_fields(new_page, keyward_server, demo_password):
@@ -284,8 +278,6 @@ def test_preview_names_the_requested_privileges_the_user_lacks_before_creating(
     assert page.locator(".no-effect-index").all_inner_texts() == ["Index privileges read, write on metrics-*"]
     assert page.input_value("#id_name") == "reporting" and page.input_value("#id_expiration") == "90d"
     assert page.url.endswith("#privileges-preview")
-    page.locator("#privileges-preview").scroll_into_view_if_needed()
-    screenshot(page, "api_key_preview.png")
 
     click_and_wait(page, "#create-submit")
     page.wait_for_selector("#api-key-created")

@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from apikeys.console import EXAMPLES
-from tests.browser import log_in, screenshot
+from tests.browser import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -56,7 +56,6 @@ def test_console_creates_an_api_key_and_says_who_is_logged_in(elastic_page, serv
     page.click("#console-send")
     expect(page.locator("#console-response")).to_contain_text('"username": "elastic"')
     expect(page.locator("#console-status")).to_have_text("200 OK")
-    screenshot(page, "console.png")
 
 
 BAD_REQUESTS = {
@@ -116,7 +115,6 @@ def test_roles_and_users_pages(elastic_page, server):
     page = elastic_page
     page.goto(server.base_url + f"{SECURITY}/roles")
     expect(page.locator("tr[data-role=superuser]")).to_contain_text("Reserved")
-    screenshot(page, "roles.png")
     page.goto(server.base_url + f"{SECURITY}/users/default_native/victor")
     page.click("#disable-user")
     expect(page.locator(".alert-success")).to_contain_text("User 'victor' disabled.")
@@ -124,4 +122,3 @@ def test_roles_and_users_pages(elastic_page, server):
     expect(page.locator("tr[data-user='default_native/victor']")).to_contain_text("Disabled")
     expect(page.locator("tr[data-user='default_file/bob']")).to_be_visible()
     expect(page.locator("tr[data-user='default_native/elastic']")).to_contain_text("You")
-    screenshot(page, "users.png")

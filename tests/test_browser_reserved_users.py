@@ -4,7 +4,7 @@ an administrator disables is logged out at once and stays out after being enable
 
 import pytest
 
-from tests.browser import log_in, screenshot
+from tests.browser import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +42,6 @@ def test_elastics_page_says_it_is_reserved_and_refuses_to_leave_no_superuser(new
     assert "elastic is a reserved user" in page.inner_text("#reserved-user-note")
     assert page.locator("#delete-user, #edit-user").count() == 0
     assert page.locator("#reset-password").is_visible() and page.locator("#disable-user").is_visible()
-    screenshot(page, "reserved_user.png")
 
     click_and_wait(page, "#disable-user")
     assert "user [elastic] cannot be disabled" in page.inner_text("#form-errors")

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.browser import log_in, screenshot
+from tests.browser import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -76,7 +76,6 @@ def test_rotating_from_the_details_page_replaces_the_credential(new_page, server
         "the old key stops working immediately."
     ) in page.inner_text("#rotate-explanation")
     assert page.inner_text("#rotate-lifetime") == "30 days, from now"
-    screenshot(page, "api_key_rotate.png")
     click_and_wait(page, "#confirm-rotate")
 
     page.wait_for_selector("#api-key-created")

@@ -7,8 +7,6 @@ import yaml
 from django.core.management import call_command
 from drf_spectacular.validation import validate_schema
 
-from tests.browser import SCREENSHOTS
-
 # Every operation of SPEC §4; path parameters are compared by position, not by name.
 SPEC_OPERATIONS = {
     ("POST", "/_security/api_key"),
@@ -136,4 +134,3 @@ def test_docs_page_renders_in_chromium_without_content_security_policy_violation
     badge_colour = page.locator(".api-method").first.evaluate("element => getComputedStyle(element).color")
     assert badge_colour == "rgb(255, 255, 255)", "static/api_docs.css was not applied"
     assert page.evaluate("window.cspViolations") == []
-    page.screenshot(path=SCREENSHOTS / "api_docs.png")  # the first screenful: the page is long

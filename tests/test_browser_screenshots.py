@@ -1,0 +1,258 @@
+"""The README's screenshots, taken of what a newcomer sees after `make demo`: the real server filled
+by ``seed_demo``, in a real browser, logged in through the login page as ``elastic`` or as the demo
+users. Each step checks what the page shows before it is photographed, and this module is the only
+place that writes docs/screenshots/.
+
+The pages that change the demo data come last, so every screenshot shows the demo as seeded.
+"""
+
+import json
+
+import pytest
+from playwright.sync_api import expect
+
+from apikeys.console import EXAMPLES
+from tests.browser import log_in, screenshot
+
+pytestmark = pytest.mark.browser
+
+LIST = "/app/management/security/api_keys"
+SECURITY = "/app/management/security"
+
+# The keys seed_demo leaves active or expired: what the list shows before any filter. Keys created
+# in the same millisecond may come in either order, so lists of names are compared sorted.
+SHOWN_BY_DEFAULT = [
+    "backup-cron", "ci-release", "filebeat-prod", "filebeat-staging", "jupyter-notebook",
+    "logstash-pipeline", "nightly-reindex", "ops-dashboard", "quarterly-report",
+]
+NATIVE_BOBS = ["ci-release", "filebeat-prod", "filebeat-staging", "logstash-pipeline"]
+DEMO_USERS = ["alice", "bob", "carol", "sam", "victor"]
+DEMO_ROLES = ["analyst", "api_key_admin", "ingest_writer", "security_auditor", "viewer"]
+
+
+@pytest.fixture(scope="module")
+def demo_password(keyward_server):
+    """Runs ``seed_demo`` as ``make demo`` does; returns the password it prints for its users."""
+    output = keyward_server.manage("seed_demo")
+    assert "Seeded 5 native users, 1 file user and 11 keys." in output
+    return output.split("share the password: ", 1)[1].split()[0]
+
+
+@pytest.fixture
+def page_as(new_page, keyward_server, demo_password):
+    """page_as(username) — a new browser logged in through the login page; ``elastic`` with the
+    server's password, the demo users with theirs."""
+
+    def make(username):
+        page = new_page()
+        password = keyward_server.password if username == "elastic" else demo_password
+        log_in(page, keyward_server, username, password)
+        return page
+
+    return make
+
+
+def click_and_wait(page, selector):
+    with page.expect_navigation():
+        page.click(selector)
+
+
+def row_names(page) -> list[str]:
+    return page.locator("#api-keys-table a.api-key-name").all_inner_texts()
+
+
+def test_home_after_logging_in(page_as, keyward_server):
+    page = page_as("elastic")
+    assert page.url == keyward_server.base_url + "/"
+    assert "Keyward" in page.title()
+    assert page.inner_text("#current-user").startswith("elastic")
+    expect(page.locator("#https-ok")).to_contain_text("the API key service is enabled")
+    expect(page.locator("#home-api-keys")).to_be_visible()
+    screenshot(page, "home.png")
+
+
+def test_api_docs(new_page, keyward_server):
+    page = new_page()
+    response = page.goto(keyward_server.base_url + "/api/docs/", wait_until="networkidle")
+    assert response.ok
+    assert page.locator("article.api-operation").count() >= 10
+    expect(page.locator("body")).to_contain_text("/_security/api_key")
+    screenshot(page, "api_docs.png", full_page=False)  # the first screenful: the page is long
+
+
+def test_api_keys_as_an_administrator(page_as, keyward_server):
+    page = page_as("elastic")
+    page.goto(keyward_server.base_url + LIST)
+    assert "You are an API key administrator" in page.inner_text("#callout-admin")
+    assert sorted(row_names(page)) == SHOWN_BY_DEFAULT
+    # backup-cron belongs to the file realm's bob.
+    assert page.locator("#api-keys-table tbody tr", has_text="default_file").count() == 1
+    assert page.inner_text("#overview-summary") == (
+        "11 API keys: 5 active · 2 expiring soon · 2 expired · 2 invalidated"
+    )
+    screenshot(page, "api_keys_admin.png")
+
+
+def test_api_keys_of_a_user_who_manages_only_their_own(page_as, keyward_server):
+    page = page_as("bob")
+    page.goto(keyward_server.base_url + LIST)
+    assert "You only have permission to manage your own API keys" in page.inner_text("#callout-own")
+    # The file realm's bob is another person: his backup-cron is not shown.
+    assert sorted(row_names(page)) == NATIVE_BOBS
+    assert page.inner_text("#overview-summary") == (
+        "5 API keys: 2 active · 1 expiring soon · 1 expired · 1 invalidated"
+    )
+    screenshot(page, "api_keys_own.png")
+
+
+def test_key_details(page_as, keyward_server):
+    page = page_as("bob")
+    page.goto(keyward_server.base_url + LIST)
+    click_and_wait(page, "#api-keys-table a.api-key-name:text-is('filebeat-prod')")
+    assert page.inner_text("#api-key-name") == "filebeat-prod"
+    assert json.loads(page.inner_text("#metadata")) == {"environment": "production", "beat": "filebeat"}
+    assert "write_only" in page.inner_text("#role-descriptors")
+    assert "ingest_writer" in page.inner_text("#limited-by")
+    assert page.inner_text("#last-used") == "Never"
+    expect(page.locator("#rotate-api-key")).to_be_visible()
+    screenshot(page, "api_key_details.png")
+
+
+def test_rotate_confirmation(page_as, keyward_server):
+    page = page_as("alice")
+    page.goto(keyward_server.base_url + LIST + "?owner=alice")
+    click_and_wait(page, "#api-keys-table a.api-key-name:text-is('nightly-reindex')")
+    click_and_wait(page, "#rotate-api-key")
+    page.wait_for_selector("#rotate-confirm")
+    assert page.inner_text("h1") == "Rotate API key 'nightly-reindex'?"
+    assert page.inner_text("#rotate-lifetime") == "90 days, from now"
+    screenshot(page, "api_key_rotate.png")
+
+
+def test_invalidate_confirmation(page_as, keyward_server):
+    page = page_as("elastic")
+    page.goto(keyward_server.base_url + LIST + "?owner=bob&realm=default_native")
+    assert sorted(row_names(page)) == NATIVE_BOBS
+    for name in ("filebeat-staging", "logstash-pipeline", "ci-release"):
+        page.check(f"input[aria-label='Select {name}']")
+    assert page.inner_text("#invalidate-selected") == "Invalidate 3 API keys"
+    click_and_wait(page, "#invalidate-selected")
+    page.wait_for_selector("#invalidate-confirm")
+    assert page.inner_text("h1") == "Invalidate 3 API keys?"
+    assert sorted(page.locator("#selected-keys .fw-semibold").all_inner_texts()) == [
+        "ci-release", "filebeat-staging", "logstash-pipeline"
+    ]
+    screenshot(page, "api_keys_invalidate_confirm.png")
+
+
+def test_roles(page_as, keyward_server):
+    page = page_as("elastic")
+    page.goto(keyward_server.base_url + f"{SECURITY}/roles")
+    expect(page.locator("tr[data-role=superuser]")).to_contain_text("Reserved")
+    for role in DEMO_ROLES:
+        expect(page.locator(f"tr[data-role={role}]")).to_be_visible()
+    expect(page.locator("tr[data-role=ingest_writer]")).to_contain_text("logs-*, metrics-*")
+    screenshot(page, "roles.png")
+
+
+def test_users(page_as, keyward_server):
+    page = page_as("elastic")
+    page.goto(keyward_server.base_url + f"{SECURITY}/users")
+    for username in DEMO_USERS:
+        expect(page.locator(f"tr[data-user='default_native/{username}']")).to_contain_text("Enabled")
+    expect(page.locator("tr[data-user='default_native/carol']")).to_contain_text("Carol Analyst")
+    expect(page.locator("tr[data-user='default_file/bob']")).to_be_visible()
+    expect(page.locator("tr[data-user='default_native/elastic']")).to_contain_text("You")
+    screenshot(page, "users.png")
+
+
+def test_reserved_user(page_as, keyward_server):
+    page = page_as("elastic")
+    page.goto(keyward_server.base_url + f"{SECURITY}/users/default_native/elastic")
+    assert page.inner_text("#reserved-user") == "Reserved"
+    assert "elastic is a reserved user" in page.inner_text("#reserved-user-note")
+    assert page.locator("#delete-user, #edit-user").count() == 0
+    assert page.inner_text("#user-roles") == "superuser"
+    screenshot(page, "reserved_user.png")
+
+
+def test_console(page_as, keyward_server):
+    page = page_as("elastic")
+    page.goto(keyward_server.base_url + "/app/dev_tools#/console")
+    # Who am I? changes nothing, so the other screenshots keep the demo as seeded.
+    page.select_option("#console-examples", str([example.path for example in EXAMPLES].index(
+        "/_security/_authenticate"
+    )))
+    page.click("#console-send")
+    expect(page.locator("#console-status")).to_have_text("200 OK")
+    expect(page.locator("#console-response")).to_contain_text('"username": "elastic"')
+    expect(page.locator("#console-response")).to_contain_text('"superuser"')
+    screenshot(page, "console.png")
+
+
+def test_audit_log_after_a_mistyped_password(new_page, page_as, keyward_server):
+    mistyped = new_page()
+    mistyped.goto(keyward_server.base_url + "/login")
+    mistyped.fill("#id_username", "alice")
+    mistyped.fill("#id_password", "not-the-demo-password")
+    mistyped.click("button[type=submit]")
+    expect(mistyped.locator("#login-error")).to_be_visible()
+
+    page = page_as("elastic")
+    page.goto(keyward_server.base_url + f"{SECURITY}/audit")
+    newest = page.locator("tbody tr").first
+    expect(newest).to_have_attribute("data-action", "authentication_failed")
+    expect(newest).to_contain_text("alice")
+    # What seed_demo did: the roles, the users, and their keys in the owners' names.
+    assert page.locator("tr[data-action=api_key_created]").count() == 11
+    assert page.locator("tr[data-action=api_keys_invalidated]").count() == 2
+    assert page.locator("tr[data-action=role_changed]").count() == len(DEMO_ROLES)
+    for username in DEMO_USERS:
+        expect(page.locator("tr[data-action=user_changed]", has_text=username)).to_contain_text("created")
+    expect(page.locator("tr[data-action=api_key_created]", has_text="backup-cron")).to_contain_text(
+        "bob (default_file)"
+    )
+    screenshot(page, "audit_log.png")
+
+
+# From here on the demo data changes: a key is created.
+
+
+def test_create_preview_and_created_key(page_as, keyward_server):
+    page = page_as("carol")
+    page.goto(keyward_server.base_url + LIST)
+    click_and_wait(page, "#create-api-key")
+    page.fill("#id_name", "notebook-export")
+    page.fill("#id_expiration", "30d")
+    assert page.inner_text("#expiration-hint").startswith("This API key will expire on ")
+    page.click("#boilerplate-read-only")
+    assert "read-only-role" in page.input_value("#id_role_descriptors")
+    page.fill("#id_metadata", '{"purpose": "weekly export"}')
+    page.locator("#id_metadata").blur()
+    screenshot(page, "api_key_create.png")
+
+    descriptors = {
+        "reporting": {
+            "cluster": ["monitor"],
+            "indices": [
+                {"names": ["logs-*"], "privileges": ["read"]},
+                {"names": ["metrics-*"], "privileges": ["read", "write"]},
+            ],
+        }
+    }
+    page.fill("#id_role_descriptors", json.dumps(descriptors, indent=2))
+    click_and_wait(page, "#preview-submit")
+    assert page.inner_text("#no-effect-cluster") == "Cluster privileges monitor"
+    assert page.locator(".no-effect-index").all_inner_texts() == ["Index privileges read, write on metrics-*"]
+    assert page.input_value("#id_name") == "notebook-export"
+    page.locator("#privileges-preview").scroll_into_view_if_needed()
+    screenshot(page, "api_key_preview.png")
+
+    page.click("#boilerplate-read-only")
+    click_and_wait(page, "#create-submit")
+    page.wait_for_selector("#api-key-created")
+    assert "Created API key 'notebook-export'" in page.inner_text("#api-key-created")
+    assert "Copy this key now. You will not be able to view it again." in page.inner_text("#api-key-created")
+    screenshot(page, "api_key_created.png")
+    page.goto(keyward_server.base_url + LIST)
+    assert row_names(page)[0] == "notebook-export"
