@@ -427,9 +427,10 @@ def purge_api_keys(now=None, batch_size=PURGE_BATCH_SIZE, dry_run=False, progres
     while True:
         with transaction.atomic():
             # In the order of the due keys' index, from where the last batch stopped: each batch
-            # reads what it deletes, not the index entries its predecessors left behind.
+            # reads what it deletes, not the index entries its predecessors left behind. Locked, so
+            # that of two purges at once each audits only the keys it deleted itself.
             page = due if reached is None else due.filter(stops_working__gte=reached)
-            rows = list(page.values_list("stops_working", "pk")[:batch_size])
+            rows = list(page.select_for_update().values_list("stops_working", "pk")[:batch_size])
             batch = [pk for _, pk in rows]
             if batch:
                 deleted += due.filter(pk__in=batch).delete()[0]
