@@ -10,7 +10,7 @@ TEST_DATA_DIR := var/test
 # The races and crash tests run longer and wider under KEYWARD_SOAK=1, one module at a time.
 SOAK_TESTS := tests/test_concurrency.py tests/test_crash_safety.py
 
-.PHONY: run test soak lint demo bench clean
+.PHONY: run test soak lint demo reset bench clean
 
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --no-input
@@ -58,6 +58,12 @@ lint: $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
+
+# Empties the database, SQLite or DATABASE_URL; var/ keeps the secret key and the certificate, and
+# the next `make run` creates elastic again. Migrating first lets it run on a database never used.
+reset: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py flush --no-input
 
 # Removes what can be rebuilt; var/ keeps the database, the secret key and the certificate.
 clean:

@@ -2,12 +2,14 @@
 
 gunicorn terminates TLS itself, so ``request.is_secure()`` is true and the API key service is on
 (SPEC §3). Without ``KEYWARD_TLS_CERTFILE``/``KEYWARD_TLS_KEYFILE``, a self-signed certificate is
-generated once into ``<data dir>/tls/``.
+generated once into ``<data dir>/tls/``. A plain HTTP request on the port is answered with a
+redirect to https (``config/plain_http.py``) instead of a dropped connection.
 """
 
 import os
 from pathlib import Path
 
+from config.plain_http import RedirectPlainHTTP
 from config.tls import ensure_certificate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -24,6 +26,11 @@ if os.environ.get("KEYWARD_TLS_CERTFILE") and os.environ.get("KEYWARD_TLS_KEYFIL
     certfile, keyfile = os.environ["KEYWARD_TLS_CERTFILE"], os.environ["KEYWARD_TLS_KEYFILE"]
 else:
     certfile, keyfile = (str(path) for path in ensure_certificate(DATA_DIR / "tls"))
+
+
+def ssl_context(conf, default_ssl_context_factory):
+    return RedirectPlainHTTP(default_ssl_context_factory())
+
 
 # Threads keep a keep-alive connection open without holding a whole process; the official
 # Elasticsearch client reuses its connections, so the idle timeout must outlast its pauses.

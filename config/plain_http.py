@@ -1,0 +1,153 @@
+"""A plain HTTP request on the HTTPS port is answered with a redirect to https, in plain text.
+
+Left to TLS, ``http://127.0.0.1:8443/`` fails the handshake on its first line and the connection
+is dropped without a word: curl says "Empty reply from server" and a browser shows an error page.
+Every TLS connection starts with a handshake record, whose first byte is 0x16; a request line
+starts with a letter. The first byte is peeked, not read, so a TLS connection reaches the
+handshake untouched.
+"""
+
+import errno
+import socket
+import time
+
+TLS_HANDSHAKE_RECORD = 0x16
+# Enough for a browser's request head; a longer one is answered from what arrived.
+HEAD_LIMIT = 8192
+# A client that starts a request and stalls holds a worker thread for this long at most.
+READ_TIMEOUT = 5.0
+HTTP_METHOD_CHARACTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+HOST_CHARACTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]")
+
+
+class PlainHTTPAnswered(OSError):
+    """The connection spoke plain HTTP and has been answered.
+
+    gunicorn ends a connection whose setup raised ENOTCONN quietly, as one the client already
+    left, and closes it gracefully so that the answer is not cut short.
+    """
+
+    def __init__(self):
+        super().__init__(errno.ENOTCONN, "plain HTTP on the HTTPS port: answered with a redirect to https")
+
+
+class RedirectPlainHTTP:
+    """gunicorn's SSLContext, except that a connection not opening with TLS gets a redirect.
+
+    gunicorn's ``ssl_context`` server hook returns it; gunicorn only calls ``wrap_socket`` on it,
+    in the worker thread that serves the connection, once the client has sent something.
+    """
+
+    def __init__(self, context):
+        self.context = context
+
+    def __getattr__(self, name):
+        return getattr(self.context, name)
+
+    def wrap_socket(self, sock, *args, **kwargs):
+        if _opens_with_plain_text(sock):
+            _answer_with_redirect(sock)
+            raise PlainHTTPAnswered
+        return self.context.wrap_socket(sock, *args, **kwargs)
+
+
+def _opens_with_plain_text(sock) -> bool:
+    timeout = sock.gettimeout()
+    sock.settimeout(READ_TIMEOUT)
+    try:
+        first = sock.recv(1, socket.MSG_PEEK)
+    except OSError:
+        # Silence or a reset: the handshake meets the same end and gunicorn deals with it.
+        return False
+    finally:
+        sock.settimeout(timeout)
+    return bool(first) and first[0] != TLS_HANDSHAKE_RECORD
+
+
+def _answer_with_redirect(sock) -> None:
+    timeout = sock.gettimeout()
+    sock.settimeout(READ_TIMEOUT)
+    try:
+        request = _parse_head(_read_head(sock), sock)
+        if request is not None:
+            method, location = request
+            sock.sendall(_redirect(location, with_body=method != b"HEAD"))
+    except OSError:
+        pass
+    finally:
+        sock.settimeout(timeout)
+
+
+def _read_head(sock) -> bytes:
+    """The request line and headers, or what of them arrived within READ_TIMEOUT in all."""
+    head = b""
+    deadline = time.monotonic() + READ_TIMEOUT
+    while b"\r\n\r\n" not in head and len(head) < HEAD_LIMIT:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(HEAD_LIMIT - len(head))
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def _parse_head(head: bytes, sock) -> tuple[bytes, bytes] | None:
+    """(method, the https URL of the request's target), or None when ``head`` is no HTTP request."""
+    line, newline, headers = head.partition(b"\n")
+    parts = line.rstrip(b"\r").split(b" ")
+    if not newline or len(parts) != 3:
+        return None
+    method, target, version = parts
+    if not (method and set(method) <= HTTP_METHOD_CHARACTERS and version.startswith(b"HTTP/")):
+        return None
+    if target.lower().startswith(b"http://"):
+        # The absolute form a proxy receives: the host is in the target.
+        host, _, path = target[len(b"http://"):].partition(b"/")
+        target = b"/" + path
+    else:
+        host = _host_header(headers)
+    if not target.startswith(b"/") or not all(0x21 <= byte <= 0x7E for byte in target):
+        target = b"/"
+    if not host or not set(host) <= HOST_CHARACTERS:
+        host = _local_address(sock)
+    return method, b"https://" + host + target
+
+
+def _host_header(headers: bytes) -> bytes:
+    for line in headers.split(b"\n"):
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower() == b"host":
+            return value.strip()
+    return b""
+
+
+def _local_address(sock) -> bytes:
+    host, port = sock.getsockname()[:2]
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port}".encode()
+
+
+def _redirect(location: bytes, with_body: bool) -> bytes:
+    body = (
+        b"This port speaks HTTPS only. The address you asked for is\n\n    "
+        + location
+        + b"\n\nA server started by `make run` uses a self-signed certificate: your browser warns about it,"
+        b" and curl trusts it with --cacert var/tls/cert.pem.\n"
+    )
+    head = (
+        b"HTTP/1.1 308 Permanent Redirect\r\n"
+        b"Location: " + location + b"\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+        # Not remembered: the port might serve something else one day.
+        b"Cache-Control: no-store\r\n"
+        b"Connection: close\r\n"
+        b"\r\n"
+    )
+    return head + body if with_body else head

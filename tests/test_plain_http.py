@@ -1,0 +1,171 @@
+"""Plain HTTP on the HTTPS port: a redirect to https with a word of explanation, never an empty
+reply, and nothing a silent or babbling client can hold for long (config/plain_http.py)."""
+
+import json
+import socket
+import time
+
+import pytest
+import urllib3
+
+from config.plain_http import READ_TIMEOUT
+
+pytestmark = pytest.mark.server
+
+# gunicorn waits 5 s for a new connection's first bytes in a thread, then 5 s more (its keep-alive)
+# in its poller, which checks once a second. With more silent clients than threads, the last ones
+# wait for a thread first: two rounds of 5 s, then the poller.
+SILENT_CLIENT_LIMIT = 5 + 5 + 5 + 1 + 4
+
+
+def connect(server, timeout: float) -> socket.socket:
+    return socket.create_connection((server.host, server.port), timeout=timeout)
+
+
+def exchange(server, data: bytes, timeout: float = 10) -> bytes:
+    """Send ``data`` in plain text on a new connection; return all the server sends until it closes."""
+    with connect(server, timeout) as sock:
+        sock.sendall(data)
+        return read_until_closed(sock)
+
+
+def read_until_closed(sock) -> bytes:
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def parse_response(raw: bytes) -> tuple[str, dict, bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("ascii").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status_line, headers, body
+
+
+def https_works(server) -> bool:
+    client = server.connection(timeout=10)
+    try:
+        client.request("GET", "/api/schema/?format=json")
+        response = client.getresponse()
+        return response.status == 200 and "openapi" in json.loads(response.read())
+    finally:
+        client.close()
+
+
+def test_a_plain_http_request_is_redirected_to_the_same_url_over_https(keyward_server):
+    target = "/_security/api_key?name=cron*&active_only=true"
+    raw = exchange(
+        keyward_server,
+        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{keyward_server.port}\r\n"
+        "User-Agent: curl/8\r\nAccept: */*\r\n\r\n".encode(),
+    )
+
+    status_line, headers, body = parse_response(raw)
+    location = f"https://127.0.0.1:{keyward_server.port}{target}"
+    assert status_line == "HTTP/1.1 308 Permanent Redirect"
+    assert headers["location"] == location
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+    assert headers["connection"] == "close"
+    assert int(headers["content-length"]) == len(body)
+    assert "HTTPS only" in body.decode() and location in body.decode()
+
+
+def test_the_redirect_names_the_host_the_client_asked_for(keyward_server):
+    host = f"localhost:{keyward_server.port}"
+    raw = exchange(keyward_server, f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+
+    assert parse_response(raw)[1]["location"] == f"https://localhost:{keyward_server.port}/"
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["evil.example@127.0.0.1", "a b", "x\x0bLocation: https://evil.example/", ""],
+    ids=["userinfo", "space", "control-character", "empty"],
+)
+def test_a_host_header_that_is_no_host_name_gives_way_to_the_servers_own_address(keyward_server, host):
+    raw = exchange(keyward_server, f"GET /login HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+
+    status_line, headers, _ = parse_response(raw)
+    assert status_line == "HTTP/1.1 308 Permanent Redirect"
+    assert headers["location"] == f"https://127.0.0.1:{keyward_server.port}/login"
+    assert raw.count(b"Location:") == 1
+
+
+def test_a_head_request_gets_the_headers_without_the_body(keyward_server):
+    raw = exchange(keyward_server, b"HEAD /login HTTP/1.0\r\n\r\n")
+
+    status_line, headers, body = parse_response(raw)
+    assert status_line == "HTTP/1.1 308 Permanent Redirect"
+    assert int(headers["content-length"]) > 0
+    assert body == b""
+
+
+def test_an_http_client_following_the_redirect_gets_its_answer_over_https_on_the_same_pool(keyward_server):
+    pool = urllib3.PoolManager(ca_certs=str(keyward_server.certfile), retries=urllib3.Retry(redirect=2))
+    try:
+        plain = f"http://127.0.0.1:{keyward_server.port}/api/schema/?format=json"
+        followed = pool.request("GET", plain)
+        again = pool.request("GET", f"{keyward_server.base_url}/api/schema/?format=json")
+        https_pool = pool.connection_from_url(keyward_server.base_url)
+    finally:
+        pool.clear()
+
+    assert followed.status == 200 and "openapi" in followed.json()
+    assert followed.geturl() == f"{keyward_server.base_url}/api/schema/?format=json"
+    assert again.status == 200
+    # The https request after the redirect reused the connection that the redirect opened.
+    assert https_pool.num_connections == 1
+    assert https_pool.num_requests == 2
+
+
+def test_garbage_is_answered_by_closing_the_connection_and_the_server_goes_on(keyward_server):
+    for garbage in (b"\x00\x01\x02garbage\r\n\r\n", b"hello\r\n", b"GET\r\n\r\n", b"\xff" * 100_000):
+        try:
+            assert exchange(keyward_server, garbage) == b""
+        except ConnectionResetError:
+            pass  # the server closed with the rest of a long garbage unread: closed all the same
+
+    assert https_works(keyward_server)
+    log = (keyward_server.data_dir / "gunicorn.log").read_text()
+    assert "Traceback" not in log and "[ERROR]" not in log
+
+
+def test_a_client_that_stalls_in_its_request_line_is_let_go_after_the_read_timeout(keyward_server):
+    with connect(keyward_server, READ_TIMEOUT + 10) as sock:
+        sock.sendall(b"GET /log")
+        started = time.monotonic()
+
+        assert https_works(keyward_server)
+        assert read_until_closed(sock) == b""
+        assert time.monotonic() - started < READ_TIMEOUT + 3
+
+
+def test_a_request_head_that_never_ends_is_answered_from_its_request_line_after_the_read_timeout(
+    keyward_server,
+):
+    with connect(keyward_server, READ_TIMEOUT + 10) as sock:
+        sock.sendall(b"GET /login HTTP/1.1\r\nHost: localhost\r\n")
+        started = time.monotonic()
+
+        raw = read_until_closed(sock)
+
+        assert READ_TIMEOUT - 1 < time.monotonic() - started < READ_TIMEOUT + 3
+    assert parse_response(raw)[1]["location"] == "https://localhost/login"
+
+
+def test_clients_that_connect_and_send_nothing_are_closed_and_do_not_stop_https(keyward_server):
+    # More silent connections than the server has threads (2 workers of 4).
+    silent = [connect(keyward_server, 30) for _ in range(10)]
+    try:
+        started = time.monotonic()
+        for sock in silent:
+            assert read_until_closed(sock) == b""
+        assert time.monotonic() - started < SILENT_CLIENT_LIMIT
+        assert https_works(keyward_server)
+    finally:
+        for sock in silent:
+            sock.close()
