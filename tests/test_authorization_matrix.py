@@ -7,37 +7,46 @@ column of the privilege it was narrowed to, a derived key (made by a key) gets t
 API key privilege at all, and a key whose owner was since disabled or deleted gets 401
 everywhere. A key that holds ``manage_own_api_key`` acts on itself only, as in Elasticsearch, so
 the table has one column of a user holding that privilege, logged in, beside its key's. The web
-UI table's callers are logged-in users, a disabled one included. Every refusal is checked to
-change nothing: every stored field of every key, user and role is compared before and after.
+UI table's callers are logged-in users, a disabled one included.
+
+Every refusal, and every read, is checked to change nothing: every stored field of every realm,
+user, role, role holder, key and audit event is compared before and after (``tests/snapshots.py``).
+A 401 writes exactly one audit event, the authentication failure with its reason, and nothing else.
+
+Every route the URL resolver knows has a row in one of the tables, or is listed as public.
 """
 
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import pytest
+from django.db import transaction
+from django.test import Client, override_settings
+from django.urls import URLResolver, get_resolver, resolve
 
-from accounts.models import Role, User
+from accounts import services
+from accounts.models import Realm, Role, User
+from accounts.principals import Principal
 from apikeys.credentials import encode_credential
+from apikeys.hashers import verification_cache
 from apikeys.models import ApiKey
-from apikeys.services import authenticate_api_key
+from apikeys.services import authenticate_api_key, create_api_key
+from tests.conftest import PRIVILEGED_ROLES
+from tests.snapshots import new_audit_events, security_state, without_audit_events
 
 pytestmark = pytest.mark.django_db
 
 CALLERS = ("superuser", "security_admin", "api_key_admin", "own_keys", "security_reader", "monitor_only")
 OWN_KEYS_USER = "own_keys user, logged in"
 API_COLUMNS = (*CALLERS, OWN_KEYS_USER)
-
-
-def security_state() -> tuple:
-    """Everything a refused request must leave as it was: every stored field of every key (but
-    ``last_used``, which authenticating the request itself writes), user and role, and who holds
-    which role."""
-    keys = [{**row, "last_used": None} for row in ApiKey.objects.order_by("pk").values()]
-    users = list(User.objects.order_by("pk").values())
-    roles = list(Role.objects.order_by("pk").values())
-    holders = list(User.roles.through.objects.order_by("user_id", "role_id").values_list())
-    return (keys, users, roles, holders)
+# Who holds each column's privilege. The superuser is the reserved ``elastic``: it can be neither
+# deleted nor disabled while it is the one administrator, so the keys and the session of a since
+# deleted or disabled superuser belong to ``root``, a superuser of its own.
+HOLDERS = {name: "elastic" if name == "superuser" else name for name in CALLERS}
+ROOT = "root"
+NEW_PASSWORD = "matrix-password-7731"
 
 
 @dataclass
@@ -49,7 +58,11 @@ class World:
     session_key: str
     own_key: str
     others_key: str
-    before: tuple = field(default=())
+    # The key the request authenticates with: authenticating writes its ``last_used``.
+    used_key: str | None = None
+    # The audit event a refused credential writes, for a key whose owner is gone.
+    refusal: dict | None = None
+    before: dict = field(default_factory=dict)
 
     def key(self, key_id) -> ApiKey:
         return ApiKey.objects.get(pk=key_id)
@@ -62,6 +75,26 @@ class World:
         old = self.key(key_id)
         replacement = ApiKey.objects.filter(name=old.name, owner=old.owner_id, invalidated__isnull=True)
         return old.invalidated is not None and replacement.exists()
+
+    def placeholders(self) -> dict:
+        return {
+            "session_key": self.session_key,
+            "own_key": self.own_key,
+            "others_key": self.others_key,
+            "caller": self.caller.username,
+        }
+
+
+def holds_role(username: str, role: str) -> bool:
+    return Role.objects.filter(name=role, users__username=username).exists()
+
+
+def password_is(username: str, password: str) -> bool:
+    return User.objects.get(username=username).check_password(password)
+
+
+def role_grants_all(world) -> bool:
+    return Role.objects.get(name="target_role").cluster == ["all"]
 
 
 @dataclass(frozen=True)
@@ -125,35 +158,80 @@ ACTIONS = {
     ),
     "authenticate": Action("GET", "/_security/_authenticate"),
     "has privileges": Action("POST", "/_security/user/_has_privileges", {"cluster": ["monitor"]}),
+    "check own privileges by name": Action(
+        "POST", "/_security/user/{caller}/_has_privileges", {"cluster": ["monitor"]}
+    ),
+    "check another user's privileges": Action(
+        "POST", "/_security/user/target/_has_privileges", {"cluster": ["monitor"]}
+    ),
+    "get all users": Action("GET", "/_security/user"),
     "get user": Action("GET", "/_security/user/target"),
     "put user": Action(
-        "PUT", "/_security/user/newcomer", {"password": "matrix-password-7731", "roles": []},
+        "PUT", "/_security/user/newcomer", {"password": NEW_PASSWORD, "roles": []},
         effect=lambda world: User.objects.filter(username="newcomer").exists(),
+    ),
+    "give oneself the superuser role": Action(
+        "PUT", "/_security/user/{caller}", {"roles": ["superuser"]},
+        effect=lambda world: holds_role(world.caller.username, "superuser"),
     ),
     "delete user": Action(
         "DELETE", "/_security/user/target",
         effect=lambda world: not User.objects.filter(username="target").exists(),
     ),
+    "change own password": Action(
+        "PUT", "/_security/user/_password", {"password": NEW_PASSWORD},
+        effect=lambda world: password_is(world.caller.username, NEW_PASSWORD),
+    ),
+    "change own password by name": Action(
+        "PUT", "/_security/user/{caller}/_password", {"password": NEW_PASSWORD},
+        effect=lambda world: password_is(world.caller.username, NEW_PASSWORD),
+    ),
+    "change another user's password": Action(
+        "PUT", "/_security/user/target/_password", {"password": NEW_PASSWORD},
+        effect=lambda world: password_is("target", NEW_PASSWORD),
+    ),
+    "disable a user": Action(
+        "PUT", "/_security/user/target/_disable",
+        effect=lambda world: not User.objects.get(username="target").enabled,
+    ),
+    "enable a user": Action(
+        "PUT", "/_security/user/dormant/_enable",
+        effect=lambda world: User.objects.get(username="dormant").enabled,
+    ),
+    "get all roles": Action("GET", "/_security/role"),
     "get role": Action("GET", "/_security/role/target_role"),
     "put role": Action(
         "PUT", "/_security/role/new_role", {"cluster": ["monitor"]},
         effect=lambda world: Role.objects.filter(name="new_role").exists(),
     ),
+    "overwrite an existing role with cluster all": Action(
+        "PUT", "/_security/role/target_role", {"cluster": ["all"]}, effect=role_grants_all,
+    ),
     "delete role": Action(
         "DELETE", "/_security/role/target_role",
         effect=lambda world: not Role.objects.filter(name="target_role").exists(),
     ),
+    "Kibana get all roles": Action("GET", "/api/security/role"),
     "Kibana get role": Action("GET", "/api/security/role/target_role"),
     "Kibana put role": Action(
         "PUT", "/api/security/role/new_role",
         {"elasticsearch": {"cluster": ["monitor"], "indices": [], "run_as": []}, "kibana": []},
         effect=lambda world: Role.objects.filter(name="new_role").exists(),
     ),
+    "Kibana overwrite an existing role with cluster all": Action(
+        "PUT", "/api/security/role/target_role",
+        {"elasticsearch": {"cluster": ["all"], "indices": [], "run_as": []}, "kibana": []},
+        effect=role_grants_all,
+    ),
     "Kibana delete role": Action(
         "DELETE", "/api/security/role/target_role",
         effect=lambda world: not Role.objects.filter(name="target_role").exists(),
     ),
 }
+
+
+def assert_unchanged(world: World) -> None:
+    assert security_state(authenticated_with=world.used_key) == world.before
 
 
 class Outcome:
@@ -163,17 +241,15 @@ class Outcome:
         raise NotImplementedError
 
 
-def unchanged(world: World) -> bool:
-    return security_state() == world.before
-
-
 class Allowed(Outcome):
-    """The action succeeds and, for a write, takes effect."""
+    """The action succeeds: a write takes effect, a read changes nothing."""
 
     def check(self, action, response, world):
         assert response.status_code == action.success_status, response.content
         if action.effect:
             assert action.effect(world)
+        else:
+            assert_unchanged(world)
 
 
 class Denied(Outcome):
@@ -186,11 +262,12 @@ class Denied(Outcome):
             assert (body["statusCode"], body["error"]) == (403, "Forbidden")
         else:
             assert body["error"]["type"] == "security_exception"
-        assert unchanged(world)
+        assert_unchanged(world)
 
 
 class Unauthenticated(Outcome):
-    """401 in the route's error shape with the ``ApiKey`` challenge, and nothing changes."""
+    """401 in the route's error shape with the ``ApiKey`` challenge; nothing changes but the one
+    audit event of the refused credential, with its reason."""
 
     def check(self, action, response, world):
         assert response.status_code == 401, response.content
@@ -200,7 +277,9 @@ class Unauthenticated(Outcome):
             assert (body["statusCode"], body["error"]) == (401, "Unauthorized")
         else:
             assert body["error"]["type"] == "security_exception"
-        assert unchanged(world)
+        after = security_state()
+        assert without_audit_events(after) == without_audit_events(world.before)
+        assert new_audit_events(world.before, after) == [world.refusal]
 
 
 class Keys(Outcome):
@@ -217,6 +296,7 @@ class Keys(Outcome):
         assert (world.others_key in ids) is self.others_visible
         if not self.others_visible:
             assert {key["username"] for key in keys} == {world.caller.username}
+        assert_unchanged(world)
 
 
 class ItselfOnly(Outcome):
@@ -225,17 +305,19 @@ class ItselfOnly(Outcome):
     def check(self, action, response, world):
         assert response.status_code == 200, response.content
         assert [key["id"] for key in response.json()["api_keys"]] == [world.session_key]
+        assert_unchanged(world)
 
 
 class Invalid(Outcome):
-    """400 naming the rule (a key may create only keys that ask for no privileges); nothing changes."""
+    """400 naming the rule that refuses the request; nothing changes."""
+
+    def __init__(self, rule: str):
+        self.rule = rule
 
     def check(self, action, response, world):
         assert response.status_code == 400, response.content
-        assert "creating derived api keys requires an explicit role descriptor" in (
-            response.json()["error"]["reason"]
-        )
-        assert unchanged(world)
+        assert self.rule in response.json()["error"]["reason"]
+        assert_unchanged(world)
 
 
 class KeyById(Outcome):
@@ -248,17 +330,18 @@ class KeyById(Outcome):
         assert response.status_code == (200 if self.visible else 404), response.content
         ids = [key["id"] for key in response.json()["api_keys"]]
         assert ids == ([world.others_key] if self.visible else [])
+        assert_unchanged(world)
 
 
 class ReportedAsError(Outcome):
-    """200 listing the id among the errors, as Elasticsearch does, and the key stays valid."""
+    """200 listing the id among the errors, as Elasticsearch does; nothing changes."""
 
     def check(self, action, response, world):
         assert response.status_code == 200, response.content
         body = response.json()
         assert body["invalidated_api_keys"] == []
         assert body["error_count"] == 1
-        assert not action.effect(world)
+        assert_unchanged(world)
 
 
 class AnotherUsersKeys(Outcome):
@@ -273,6 +356,7 @@ class AnotherUsersKeys(Outcome):
         keys = response.json()["api_keys"]
         assert (world.others_key in {key["id"] for key in keys}) is self.visible
         assert {key["username"] for key in keys} <= ({"bystander"} if self.visible else set())
+        assert_unchanged(world)
 
 
 class OnlyOwnInvalidated(Outcome):
@@ -287,13 +371,20 @@ class OnlyOwnInvalidated(Outcome):
         assert not world.invalidated(world.others_key)
 
 
-ALLOWED, DENIED, UNAUTHENTICATED, INVALID = Allowed(), Denied(), Unauthenticated(), Invalid()
+ALLOWED, DENIED, UNAUTHENTICATED = Allowed(), Denied(), Unauthenticated()
+INVALID = Invalid("creating derived api keys requires an explicit role descriptor")
+RESERVED = Invalid("user [elastic] is reserved and only the password can be changed")
+OWN_ONLY_CHECK = Invalid("users may only check the privileges of their own account")
 THEIRS, NONE_OF_THEIRS = AnotherUsersKeys(visible=True), AnotherUsersKeys(visible=False)
 ONLY_OWN = OnlyOwnInvalidated()
 ALL_KEYS, OWN_ONLY, ITSELF = Keys(others_visible=True), Keys(others_visible=False), ItselfOnly()
 SHOWN, HIDDEN = KeyById(visible=True), KeyById(visible=False)
 AN_ERROR = ReportedAsError()
 
+# Elasticsearch's rules: manage_security writes users and roles, read_security reads them. A user
+# changes their own password with no privilege at all, but never through an API key, which takes
+# manage_security as for anyone's password. Anyone checks their own privileges, by name too, and
+# no one another's (400). The reserved ``elastic`` keeps its roles: only its password changes.
 MATRIX = {
     # action        superuser  security_admin api_key_admin own_keys security_reader monitor_only  own_keys
     #                                                                                               user
@@ -331,15 +422,39 @@ MATRIX = {
                     (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  ALLOWED,       ALLOWED,     ALLOWED),
     "has privileges":
                     (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  ALLOWED,       ALLOWED,     ALLOWED),
+    "check own privileges by name":
+                    (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  ALLOWED,       ALLOWED,     ALLOWED),
+    "check another user's privileges":
+        (OWN_ONLY_CHECK, OWN_ONLY_CHECK, OWN_ONLY_CHECK, OWN_ONLY_CHECK, OWN_ONLY_CHECK, OWN_ONLY_CHECK,
+         OWN_ONLY_CHECK),
+    "get all users":(ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
     "get user":     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
     "put user":     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "give oneself the superuser role":
+                    (RESERVED, ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
     "delete user":  (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "change own password":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      ALLOWED),
+    "change own password by name":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      ALLOWED),
+    "change another user's password":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "disable a user":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "enable a user":(ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "get all roles":(ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
     "get role":     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
     "put role":     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "overwrite an existing role with cluster all":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
     "delete role":  (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "Kibana get all roles":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
     "Kibana get role":
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
     "Kibana put role":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "Kibana overwrite an existing role with cluster all":
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
     "Kibana delete role":
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
@@ -358,8 +473,6 @@ NARROWED_TO = {
     "security_reader": ["read_security"],
     "own_keys": ["manage_own_api_key"],
 }
-# A key whose owner was since disabled or deleted authenticates no request at all.
-ORPHANED_KEYS = ("key of a since disabled superuser", "key of a since deleted superuser")
 # A key created with a key asks for no privileges, and gets none, whatever the creating key had.
 DERIVED_KEY = "key derived from a superuser's key"
 
@@ -372,16 +485,30 @@ class Caller:
     holder: str
     narrowed_to: tuple[str, ...] = ()
     owner: str = "active"
+    # The key's hash is the slow PBKDF2 one, held in the verification cache when its owner goes.
+    hash_cached: bool = False
     derived: bool = False
     logged_in: bool = False
 
 
+# A key whose owner was since disabled or deleted authenticates no request at all. Each has
+# authenticated a request first, so that the server has seen it; then its owner goes the way the
+# users API takes them. A deleted owner's keys are deleted with it (docs/security.md).
+ORPHANED_KEYS = {
+    "key of a since disabled superuser": Caller(ROOT, owner="disabled"),
+    "key of a since disabled superuser, its hash cached": Caller(ROOT, owner="disabled", hash_cached=True),
+    "key of a since deleted superuser": Caller(ROOT, owner="deleted"),
+    "key of a since deleted superuser, its hash cached": Caller(ROOT, owner="deleted", hash_cached=True),
+}
+
 API_CALLERS = {
-    **{name: Caller(name) for name in CALLERS},
-    **{name: Caller(holder, tuple(NARROWED_TO[column])) for name, (holder, column) in NARROWED_KEYS.items()},
-    ORPHANED_KEYS[0]: Caller("superuser", owner="disabled"),
-    ORPHANED_KEYS[1]: Caller("superuser", owner="deleted"),
-    DERIVED_KEY: Caller("superuser", derived=True),
+    **{name: Caller(HOLDERS[name]) for name in CALLERS},
+    **{
+        name: Caller(HOLDERS[holder], tuple(NARROWED_TO[column]))
+        for name, (holder, column) in NARROWED_KEYS.items()
+    },
+    **ORPHANED_KEYS,
+    DERIVED_KEY: Caller("elastic", derived=True),
     OWN_KEYS_USER: Caller("own_keys", logged_in=True),
 }
 
@@ -403,68 +530,156 @@ CASES = [
 ]
 
 
-@pytest.fixture
-def grant_api_key(users, make_api_key):
-    """A key for ``user`` limited by the user's own roles, made on its behalf by the superuser as
+# ---------------------------------------------------------------------------------------------
+# The cast: made once for the module, each test case runs in a savepoint rolled back after it
+
+
+@dataclass
+class Cast:
+    sessions: dict[str, tuple[str, str]]  # API caller → (key id, secret) of the key it sends
+    own_keys: dict[str, str]  # username → the id of a key of theirs
+    others_key: str  # bystander's
+
+
+def cast_user(username: str, cluster=None, roles=(), enabled=True) -> User:
+    """A native user without a usable password, holding a role of ``cluster`` privileges."""
+    user = User(
+        username=username, realm=Realm.objects.get(name="default_native"), full_name=username.title(),
+        enabled=enabled,
+    )
+    user.set_unusable_password()
+    user.save()
+    if cluster is not None:
+        user.roles.add(Role.objects.create(name=f"{username}_default_native_role", cluster=cluster))
+    user.roles.add(*Role.objects.filter(name__in=roles))
+    return user
+
+
+def grant_api_key(granter: User, user: User, name: str, role_descriptors=None) -> tuple[str, str]:
+    """A key for ``user`` limited by the user's own roles, made on its behalf by a superuser as
     Elasticsearch's grant API key does: users who may not create keys can still hold one."""
-
-    def grant(user, name, role_descriptors=None) -> ApiKey:
-        key = make_api_key(users["superuser"], name, role_descriptors=role_descriptors)
-        ApiKey.objects.filter(pk=key.pk).update(
-            owner=user, realm_name=user.realm.name, realm_type=user.realm.type,
-            limited_by=user.role_descriptors(),
-        )
-        return key
-
-    return grant
+    created = create_api_key(Principal(granter), name=name, role_descriptors=role_descriptors or {})
+    ApiKey.objects.filter(pk=created.api_key.pk).update(
+        owner=user, realm_name=user.realm.name, realm_type=user.realm.type,
+        limited_by=user.role_descriptors(),
+    )
+    return created.api_key.pk, created.secret
 
 
-def derive_api_key(parent: ApiKey, name: str) -> ApiKey:
+def derive_api_key(parent: tuple[str, str], name: str) -> tuple[str, str]:
     """A key made through the REST API with ``parent``'s credential, as a program would."""
-    from apikeys.services import create_api_key
-
-    caller = authenticate_api_key("ApiKey " + encode_credential(parent.id, parent.secret))
+    caller = authenticate_api_key("ApiKey " + encode_credential(*parent))
     created = create_api_key(caller, name=name, role_descriptors={"none": {}})
-    key = created.api_key
-    key.secret = created.secret
-    return key
+    return created.api_key.pk, created.secret
+
+
+def build_cast() -> Cast:
+    users = {
+        HOLDERS[name]: cast_user(HOLDERS[name], cluster, roles=["superuser"] if cluster is None else ())
+        for name, cluster in PRIVILEGED_ROLES.items()
+    }
+    users[ROOT] = cast_user(ROOT, roles=["superuser"])
+    bystander = cast_user("bystander", ["manage_own_api_key"])
+    cast_user("target")
+    cast_user("dormant", enabled=False)
+    Role.objects.create(name="target_role", cluster=["monitor"])
+    elastic = users["elastic"]
+    sessions = {}
+    for name, caller in API_CALLERS.items():
+        narrowed = {"narrowed": {"cluster": list(caller.narrowed_to)}} if caller.narrowed_to else None
+        owner = users[caller.holder]
+        if caller.derived:
+            parent = grant_api_key(elastic, owner, f"{name}, its parent")
+            sessions[name] = derive_api_key(parent, name)
+        elif caller.hash_cached:
+            # The iterations are few, to keep the suite fast; the stored hash names them, and the
+            # verification cache serves any PBKDF2 hash alike.
+            with override_settings(API_KEY_HASH_ALGORITHM="pbkdf2_sha256", API_KEY_PBKDF2_ITERATIONS=1000):
+                sessions[name] = grant_api_key(elastic, owner, name)
+        else:
+            sessions[name] = grant_api_key(elastic, owner, name, role_descriptors=narrowed)
+    return Cast(
+        sessions=sessions,
+        own_keys={name: grant_api_key(elastic, user, f"{name}-own")[0] for name, user in users.items()},
+        others_key=grant_api_key(elastic, bystander, "bystander-key")[0],
+    )
+
+
+@pytest.fixture(scope="module")
+def cast(django_db_setup, django_db_blocker):
+    """The users, roles and keys every test case starts from, made once inside a transaction that
+    is rolled back after the module, as Django's ``TestCase.setUpTestData`` does."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield build_cast()
+        transaction.set_rollback(True)
+
+
+@pytest.fixture(scope="module")
+def shared_client():
+    """One test client for the module: a client's handler loads the middleware on its first
+    request, WhiteNoise's walk of the static files included, which would take most of each case."""
+    return Client()
 
 
 @pytest.fixture
-def world(request, client, users, make_user, make_role, grant_api_key):
-    caller_kind = API_CALLERS[request.param]
-    caller = users[caller_kind.holder]
-    bystander = make_user("bystander", "manage_own_api_key")
-    make_user("target")
-    make_role("target_role", cluster=["monitor"])
-    narrowed = {"narrowed": {"cluster": list(caller_kind.narrowed_to)}} if caller_kind.narrowed_to else None
-    session_key = grant_api_key(caller, f"{caller_kind.holder}-session", role_descriptors=narrowed)
-    if caller_kind.derived:
-        session_key = derive_api_key(session_key, f"{caller_kind.holder}-derived")
+def client(shared_client):
+    shared_client.cookies.clear()  # each case starts with no session
+    return shared_client
+
+
+def orphan(client, kind: Caller, world: World, secret: str) -> dict:
+    """Have the key authenticate a request, then delete or disable its owner through the service
+    the users API calls; returns the audit event that refusing the key must write."""
+    key = world.key(world.session_key)  # a key that exists: its row is there, with its hash
+    verification_cache.clear()
+    answer = client.get(
+        "/_security/_authenticate", secure=True, headers={"Authorization": f"ApiKey {world.credential}"}
+    )
+    assert answer.status_code == 200 and answer.json()["api_key"]["id"] == key.pk, answer.content
+    assert verification_cache.contains(key.hash, secret) is kind.hash_cached
+    administrator = User.objects.get(username="elastic")
+    if kind.owner == "deleted":
+        assert services.delete_user(world.caller.username, acting_user=administrator)
+        assert not ApiKey.objects.filter(pk=key.pk).exists()  # keys go with their owner
+        reason = f"api key [{key.pk}] does not exist"
+    else:
+        services.set_user_enabled(world.caller.username, False, acting_user=administrator)
+        reason = f"api key [{key.pk}] belongs to disabled user [{world.caller.username}]"
+    return {
+        "action": "authentication_failed", "outcome": "failure", "actor_id": None, "actor_username": "",
+        "actor_realm": "", "via_api_key": "", "target": "", "api_key_ids": [], "count": 0,
+        "detail": {"reason": reason, "api_key_id": key.pk},
+    }
+
+
+@pytest.fixture
+def world(request, client, cast):
+    kind = API_CALLERS[request.param]
+    caller = User.objects.get(username=kind.holder)
+    key_id, secret = cast.sessions[request.param]
     built = World(
         caller=caller,
-        credential="" if caller_kind.logged_in else encode_credential(session_key.id, session_key.secret),
-        session_key=session_key.id,
-        own_key=grant_api_key(caller, f"{caller_kind.holder}-own").id,
-        others_key=grant_api_key(bystander, "bystander-key").id,
+        credential="" if kind.logged_in else encode_credential(key_id, secret),
+        session_key=key_id,
+        own_key=cast.own_keys[kind.holder],
+        others_key=cast.others_key,
+        used_key=None if kind.logged_in or kind.owner != "active" else key_id,
     )
-    if caller_kind.owner == "disabled":
-        User.objects.filter(pk=caller.pk).update(enabled=False)
-    elif caller_kind.owner == "deleted":
-        caller.delete()
-    if caller_kind.logged_in:
+    if kind.owner != "active":
+        built.refusal = orphan(client, kind, built, secret)
+    if kind.logged_in:
         client.force_login(caller)
-    built.before = security_state()
+    built.before = security_state(authenticated_with=built.used_key)
     return built
 
 
 def fill(template: str | dict | None, world: World) -> str:
-    """The action's path or JSON body, with the test case's key ids put in."""
+    """The action's path or JSON body, with the test case's key ids and caller's name put in."""
     if template is None:
         return ""
     text = template if isinstance(template, str) else json.dumps(template)
-    for name in ("session_key", "own_key", "others_key"):
-        text = text.replace(f"{{{name}}}", getattr(world, name))
+    for name, value in world.placeholders().items():
+        text = text.replace(f"{{{name}}}", value)
     return text
 
 
@@ -487,6 +702,17 @@ def test_each_caller_gets_what_its_privilege_grants(client, action_name, world, 
 # The web UI: the same rules, asked by the pages (SPEC §6)
 
 API_KEYS_PAGE = "/app/management/security/api_keys"
+ROLES_PAGE = "/app/management/security/roles"
+USERS_PAGE = "/app/management/security/users/default_native"
+PASSWORD_FORM = {"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD}
+
+
+def role_form(name: str, cluster: list) -> dict:
+    return {
+        "name": name, "cluster": cluster, "other_cluster": "", "run_as": "", "metadata": "",
+        "indices-TOTAL_FORMS": "0", "indices-INITIAL_FORMS": "0",
+        "indices-MIN_NUM_FORMS": "0", "indices-MAX_NUM_FORMS": "100",
+    }
 
 
 @dataclass(frozen=True)
@@ -495,6 +721,8 @@ class Page:
     path: str
     data: dict | None = None
     effect: Callable[[World], bool] | None = None
+    # The status of a granted request: a form that saves sends back to a page.
+    done: int = 200
 
 
 PAGES = {
@@ -507,20 +735,85 @@ PAGES = {
     ),
     "invalidate own key": Page(
         "POST", API_KEYS_PAGE + "/invalidate", {"id": ["{own_key}"]},
-        effect=lambda world: world.invalidated(world.own_key),
+        effect=lambda world: world.invalidated(world.own_key), done=302,
     ),
     "invalidate another's key": Page(
         "POST", API_KEYS_PAGE + "/invalidate", {"id": ["{others_key}"]},
-        effect=lambda world: world.invalidated(world.others_key),
+        effect=lambda world: world.invalidated(world.others_key), done=302,
     ),
     "bulk invalidate own and another's key": Page(
         "POST", API_KEYS_PAGE + "/invalidate", {"id": ["{own_key}", "{others_key}"]},
         effect=lambda world: world.invalidated(world.own_key) and world.invalidated(world.others_key),
+        done=302,
     ),
-    "roles page": Page("GET", "/app/management/security/roles"),
-    "role details page": Page("GET", "/app/management/security/roles/target_role"),
+    "rotate own key's confirmation": Page("GET", API_KEYS_PAGE + "/{own_key}/rotate"),
+    "rotate own key": Page(
+        "POST", API_KEYS_PAGE + "/{own_key}/rotate", {"expiration": ""},
+        effect=lambda world: world.rotated(world.own_key),
+    ),
+    "rotate another's key": Page(
+        "POST", API_KEYS_PAGE + "/{others_key}/rotate", {"expiration": ""},
+        effect=lambda world: world.rotated(world.others_key),
+    ),
+    "console page": Page("GET", "/app/dev_tools"),
+    "audit log page": Page("GET", "/app/management/security/audit"),
+    "roles page": Page("GET", ROLES_PAGE),
+    "role details page": Page("GET", ROLES_PAGE + "/target_role"),
+    "create role form": Page("GET", ROLES_PAGE + "/create"),
+    "create a role": Page(
+        "POST", ROLES_PAGE + "/create", role_form("new_role", ["monitor"]),
+        effect=lambda world: Role.objects.filter(name="new_role").exists(), done=302,
+    ),
+    "edit role form": Page("GET", ROLES_PAGE + "/target_role/edit"),
+    "overwrite a role with cluster all": Page(
+        "POST", ROLES_PAGE + "/target_role/edit", role_form("target_role", ["all"]),
+        effect=role_grants_all, done=302,
+    ),
+    "delete role confirmation": Page("GET", ROLES_PAGE + "/target_role/delete"),
+    "delete a role": Page(
+        "POST", ROLES_PAGE + "/target_role/delete",
+        effect=lambda world: not Role.objects.filter(name="target_role").exists(), done=302,
+    ),
     "users page": Page("GET", "/app/management/security/users"),
-    "user details page": Page("GET", "/app/management/security/users/default_native/target"),
+    "user details page": Page("GET", USERS_PAGE + "/target"),
+    "create user form": Page("GET", "/app/management/security/users/create"),
+    "create a user": Page(
+        "POST", "/app/management/security/users/create",
+        {"username": "newcomer", "full_name": "", "email": "", "roles": [], **PASSWORD_FORM},
+        effect=lambda world: User.objects.filter(username="newcomer").exists(), done=302,
+    ),
+    "edit user form": Page("GET", USERS_PAGE + "/target/edit"),
+    "edit another user": Page(
+        "POST", USERS_PAGE + "/target/edit",
+        {"full_name": "Changed", "email": "", "roles": [], "enabled": "on"},
+        effect=lambda world: User.objects.get(username="target").full_name == "Changed", done=302,
+    ),
+    "give oneself the superuser role": Page(
+        "POST", USERS_PAGE + "/{caller}/edit", {"full_name": "", "email": "", "roles": ["superuser"]},
+        effect=lambda world: holds_role(world.caller.username, "superuser"), done=302,
+    ),
+    "another user's password form": Page("GET", USERS_PAGE + "/target/password"),
+    "change another user's password": Page(
+        "POST", USERS_PAGE + "/target/password", PASSWORD_FORM,
+        effect=lambda world: password_is("target", NEW_PASSWORD), done=302,
+    ),
+    "change own password": Page(
+        "POST", USERS_PAGE + "/{caller}/password", PASSWORD_FORM,
+        effect=lambda world: password_is(world.caller.username, NEW_PASSWORD), done=302,
+    ),
+    "disable a user": Page(
+        "POST", USERS_PAGE + "/target/enabled", {"enabled": "false"},
+        effect=lambda world: not User.objects.get(username="target").enabled, done=302,
+    ),
+    "enable a user": Page(
+        "POST", USERS_PAGE + "/dormant/enabled", {"enabled": "true"},
+        effect=lambda world: User.objects.get(username="dormant").enabled, done=302,
+    ),
+    "delete user confirmation": Page("GET", USERS_PAGE + "/target/delete"),
+    "delete a user": Page(
+        "POST", USERS_PAGE + "/target/delete",
+        effect=lambda world: not User.objects.filter(username="target").exists(), done=302,
+    ),
 }
 
 
@@ -529,13 +822,15 @@ class PageOutcome:
         raise NotImplementedError
 
 
-class Shown(PageOutcome):
-    """200 (a redirect back to the list for an invalidation, a reveal for a create), taking effect."""
+class Granted(PageOutcome):
+    """The page is shown and changes nothing, or the form's change takes effect."""
 
     def check(self, page, response, world):
-        assert response.status_code == (302 if page.path.endswith("/invalidate") else 200), response.content
+        assert response.status_code == page.done, response.content
         if page.effect:
             assert page.effect(world)
+        else:
+            assert_unchanged(world)
 
 
 class KeyList(PageOutcome):
@@ -549,18 +844,20 @@ class KeyList(PageOutcome):
         text = response.content.decode()
         assert world.own_key in text
         assert (world.others_key in text) is self.others_visible
+        assert_unchanged(world)
 
 
 class Refused(PageOutcome):
     """The permission-denied page, or for someone else's key a not-found page that looks the same
-    as for no key at all; or for an invalidation, the list with an error; nothing changes."""
+    as for no key at all; for an invalidation or rotation a redirect with an error, and for the
+    reserved user a form error; nothing changes."""
 
     def __init__(self, status: int):
         self.status = status
 
     def check(self, page, response, world):
         assert response.status_code == self.status, response.content
-        assert unchanged(world)
+        assert_unchanged(world)
 
 
 class OnlyOwnInvalidatedOnPage(PageOutcome):
@@ -576,29 +873,61 @@ class LoggedOut(PageOutcome):
     def check(self, page, response, world):
         assert response.status_code == 302, response.content
         assert response["Location"].startswith("/login")
-        assert unchanged(world)
+        assert_unchanged(world)
 
 
-SHOWN, ALL_ROWS, OWN_ROWS = Shown(), KeyList(others_visible=True), KeyList(others_visible=False)
-FORBIDDEN, NOT_FOUND, NOT_DONE = Refused(403), Refused(404), Refused(302)
+SHOWN = DONE = Granted()
+ALL_ROWS, OWN_ROWS = KeyList(others_visible=True), KeyList(others_visible=False)
+FORBIDDEN, NOT_FOUND, NOT_DONE, REFUSED_FORM = Refused(403), Refused(404), Refused(302), Refused(400)
 ONLY_OWN_PAGE, LOGGED_OUT = OnlyOwnInvalidatedOnPage(), LoggedOut()
 
-UI_CALLERS = (*CALLERS, "disabled superuser")
+DISABLED_SUPERUSER = "disabled superuser"
+UI_CALLERS = (*CALLERS, DISABLED_SUPERUSER)
+# Only the owner rotates a key: an administrator who rotated someone else's would walk away with
+# its new secret, so the page sends them back with an error.
 UI_MATRIX = {
     # page                       superuser  security_admin api_key_admin own_keys security_reader monitor_only
     "API keys list page":        (ALL_ROWS, ALL_ROWS,     ALL_ROWS,     OWN_ROWS, ALL_ROWS,       FORBIDDEN),
     "own key's details page":    (SHOWN,    SHOWN,        SHOWN,        SHOWN,    SHOWN,          FORBIDDEN),
     "another's key's details page":
                                  (SHOWN,    SHOWN,        SHOWN,        NOT_FOUND, SHOWN,         FORBIDDEN),
-    "create key form":           (SHOWN,    SHOWN,        SHOWN,        SHOWN,    FORBIDDEN,      FORBIDDEN),
-    "invalidate own key":        (SHOWN,    SHOWN,        SHOWN,        SHOWN,    FORBIDDEN,      FORBIDDEN),
-    "invalidate another's key":  (SHOWN,    SHOWN,        SHOWN,        NOT_DONE, FORBIDDEN,      FORBIDDEN),
+    "create key form":           (DONE,     DONE,         DONE,         DONE,     FORBIDDEN,      FORBIDDEN),
+    "invalidate own key":        (DONE,     DONE,         DONE,         DONE,     FORBIDDEN,      FORBIDDEN),
+    "invalidate another's key":  (DONE,     DONE,         DONE,         NOT_DONE, FORBIDDEN,      FORBIDDEN),
     "bulk invalidate own and another's key":
-                                 (SHOWN,    SHOWN,        SHOWN,   ONLY_OWN_PAGE, FORBIDDEN,      FORBIDDEN),
+                                 (DONE,     DONE,         DONE,    ONLY_OWN_PAGE, FORBIDDEN,      FORBIDDEN),
+    "rotate own key's confirmation":
+                                 (SHOWN,    SHOWN,        SHOWN,        SHOWN,    FORBIDDEN,      FORBIDDEN),
+    "rotate own key":            (DONE,     DONE,         DONE,         DONE,     FORBIDDEN,      FORBIDDEN),
+    "rotate another's key":      (NOT_DONE, NOT_DONE,     NOT_DONE,     NOT_FOUND, FORBIDDEN,     FORBIDDEN),
+    "console page":              (SHOWN,    SHOWN,        SHOWN,        SHOWN,    SHOWN,          SHOWN),
+    "audit log page":            (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
     "roles page":                (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, SHOWN,         FORBIDDEN),
     "role details page":         (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, SHOWN,         FORBIDDEN),
+    "create role form":          (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "create a role":             (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "edit role form":            (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "overwrite a role with cluster all":
+                                 (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "delete role confirmation":  (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "delete a role":             (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
     "users page":                (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, SHOWN,         FORBIDDEN),
     "user details page":         (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, SHOWN,         FORBIDDEN),
+    "create user form":          (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "create a user":             (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "edit user form":            (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "edit another user":         (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "give oneself the superuser role":
+                                 (REFUSED_FORM, DONE,     FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "another user's password form":
+                                 (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "change another user's password":
+                                 (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "change own password":       (DONE,     DONE,         DONE,         DONE,     DONE,           DONE),
+    "disable a user":            (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "enable a user":             (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "delete user confirmation":  (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "delete a user":             (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
 }
 
 UI_CASES = [
@@ -609,23 +938,21 @@ UI_CASES = [
 
 
 @pytest.fixture
-def page_world(request, client, users, make_user, make_role, grant_api_key):
-    disabled = request.param == "disabled superuser"
-    caller = users["superuser" if disabled else request.param]
-    bystander = make_user("bystander", "manage_own_api_key")
-    make_user("target")
-    make_role("target_role", cluster=["monitor"])
+def page_world(request, client, cast):
+    disabled = request.param == DISABLED_SUPERUSER
+    caller = User.objects.get(username=ROOT if disabled else HOLDERS[request.param])
     built = World(
         caller=caller,
         credential="",
         session_key="",
-        own_key=grant_api_key(caller, "caller-own").id,
-        others_key=grant_api_key(bystander, "bystander-key").id,
+        own_key=cast.own_keys[caller.username],
+        others_key=cast.others_key,
     )
     client.force_login(caller)
     if disabled:
-        User.objects.filter(pk=caller.pk).update(enabled=False)
-        caller.refresh_from_db()
+        # A working session first; then the user is disabled as the users page and API do it.
+        assert client.get("/app/dev_tools", secure=True).status_code == 200
+        services.set_user_enabled(ROOT, False, acting_user=User.objects.get(username="elastic"))
     built.before = security_state()
     return built
 
@@ -646,12 +973,60 @@ def test_each_user_sees_in_the_ui_what_its_privilege_grants(client, page_name, p
     outcome.check(page, response, page_world)
 
 
-def test_the_matrices_cover_every_caller_and_action(capsys):
-    api_cases, ui_cases = len(MATRIX) * len(API_CALLERS), len(UI_MATRIX) * len(UI_CALLERS)
+# ---------------------------------------------------------------------------------------------
+# Every route is in a table
+
+# Routes that answer anyone, logged in or not, and so have no row: nothing on them depends on a
+# privilege. Each with the method it is asked with and the status it answers.
+PUBLIC_ROUTES = {
+    "": ("GET", 200),  # the home page, which links to the login page
+    "login": ("GET", 200),
+    "logout": ("POST", 302),  # Django logs out on POST only
+    "api/schema/": ("GET", 200),  # the OpenAPI document
+    "api/docs/": ("GET", 200),  # its rendering
+}
+
+
+def url_routes(patterns=None, prefix="") -> set[str]:
+    """Every route of the URL configuration, included ones too, written as ``ResolverMatch.route``."""
+    routes = set()
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            routes |= url_routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            routes.add(prefix + str(pattern.pattern))
+    return routes
+
+
+def route_of(path: str) -> str:
+    return resolve(urlsplit(path).path).route
+
+
+def test_every_route_has_a_row_in_a_matrix_or_is_public(capsys):
     assert set(MATRIX) == set(ACTIONS) and all(len(row) == len(API_COLUMNS) for row in MATRIX.values())
-    assert (len(CASES), len(UI_CASES)) == (api_cases, ui_cases)
+    assert set(UI_MATRIX) == set(PAGES) and all(len(row) == len(CALLERS) for row in UI_MATRIX.values())
+    routes = url_routes()
+    in_matrix = {route_of(action.path) for action in ACTIONS.values()}
+    in_ui_matrix = {route_of(page.path) for page in PAGES.values()}
+
+    assert routes - in_matrix - in_ui_matrix - set(PUBLIC_ROUTES) == set()
+    assert set(PUBLIC_ROUTES) <= routes
+    assert not set(PUBLIC_ROUTES) & (in_matrix | in_ui_matrix)
+
     with capsys.disabled():
         print(
-            f"\nauthorization matrix: API {len(MATRIX)} actions x {len(API_CALLERS)} callers = {api_cases}, "
-            f"UI {len(UI_MATRIX)} pages x {len(UI_CALLERS)} users = {ui_cases}"
+            f"\nauthorization matrix: {len(routes)} routes, {len(PUBLIC_ROUTES)} public; "
+            f"API {len(MATRIX)} actions x {len(API_CALLERS)} callers = {len(CASES)}, "
+            f"UI {len(UI_MATRIX)} pages x {len(UI_CALLERS)} users = {len(UI_CASES)}"
         )
+
+
+@pytest.mark.parametrize("route", PUBLIC_ROUTES)
+def test_public_routes_answer_without_authentication(client, route):
+    method, status = PUBLIC_ROUTES[route]
+    before = security_state()
+
+    response = client.generic(method, f"/{route}", secure=True)
+
+    assert response.status_code == status, response.content
+    assert security_state() == before

@@ -17,6 +17,7 @@ from accounts.privileges import validate_role_descriptors
 from apikeys.forms import ROLE_DESCRIPTOR_BOILERPLATES
 from apikeys.models import ApiKey
 from apikeys.services import authenticate_api_key
+from tests.snapshots import security_state
 
 pytestmark = pytest.mark.django_db
 
@@ -129,13 +130,16 @@ def test_user_with_read_security_and_manage_own_api_key_gets_checkboxes_on_own_k
 def test_user_without_api_key_privileges_gets_the_permission_denied_page(
     users, keys_of_two_owners, client_for
 ):
+    client = client_for(users["monitor_only"])
+    before = security_state()
     for url in (LIST, CREATE, details_url(keys_of_two_owners["alice-active"]), f"{INVALIDATE}?id=x"):
-        response = client_for(users["monitor_only"]).get(url, secure=True)
+        response = client.get(url, secure=True)
         assert response.status_code == 403, url
         page = text(response)
         assert "You need permission to manage API keys" in page
         assert "<code>manage_own_api_key</code>" in page and "<code>manage_api_key</code>" in page
         assert "alice-active" not in page
+    assert security_state() == before
 
 
 def test_read_security_user_cannot_open_the_create_form(users, client_for):
@@ -439,13 +443,15 @@ def test_query_count_does_not_grow_with_the_number_of_rows(
 
 def test_confirmation_lists_the_selected_names_and_changes_nothing(alice, keys_of_two_owners, client_for):
     chosen = [keys_of_two_owners["alice-active"], keys_of_two_owners["alice-expired"]]
-    response = client_for(alice).get(INVALIDATE, {"id": [key.pk for key in chosen]}, secure=True)
+    client = client_for(alice)
+    before = security_state()
+    response = client.get(INVALIDATE, {"id": [key.pk for key in chosen]}, secure=True)
     assert response.status_code == 200
     page = text(response)
     assert "Invalidate 2 API keys?" in page
     assert "alice-active" in page and "alice-expired" in page
     assert 'id="confirm-invalidate"' in page
-    assert ApiKey.objects.filter(invalidated__isnull=True, pk__in=[key.pk for key in chosen]).count() == 2
+    assert security_state() == before
 
 
 def test_bulk_invalidation_invalidates_the_selected_keys_and_returns_to_the_filtered_list(
@@ -482,10 +488,11 @@ def test_tampered_post_with_someone_elses_key_changes_nothing_and_says_so(
     alice, keys_of_two_owners, client_for
 ):
     bobs = keys_of_two_owners["bob-active"]
-    _, response = post_and_follow(client_for(alice), INVALIDATE, {"id": [bobs.pk]})
+    client = client_for(alice)
+    before = security_state()
+    _, response = post_and_follow(client, INVALIDATE, {"id": [bobs.pk]})
     assert response.status_code == 200
-    bobs.refresh_from_db()
-    assert bobs.invalidated is None
+    assert security_state() == before
     [message] = messages_of(response)
     assert f"Could not invalidate 1 API key ({bobs.pk})" in message
     assert "not found, or you do not have permission to invalidate it. Nothing was changed" in message
@@ -519,19 +526,21 @@ def test_administrator_invalidates_anyones_key(users, keys_of_two_owners, client
 
 def test_read_security_user_cannot_invalidate(users, keys_of_two_owners, client_for):
     key = keys_of_two_owners["alice-active"]
-    response = client_for(users["security_reader"]).post(INVALIDATE, {"id": [key.pk]}, secure=True)
+    client = client_for(users["security_reader"])
+    before = security_state()
+    response = client.post(INVALIDATE, {"id": [key.pk]}, secure=True)
     assert response.status_code == 403
     assert "You need permission to manage API keys" in text(response)
-    key.refresh_from_db()
-    assert key.invalidated is None
+    assert security_state() == before
 
 
 def test_invalidation_without_a_csrf_token_is_refused(alice, keys_of_two_owners, client_for):
     key = keys_of_two_owners["alice-active"]
-    response = client_for(alice, enforce_csrf_checks=True).post(INVALIDATE, {"id": [key.pk]}, secure=True)
+    client = client_for(alice, enforce_csrf_checks=True)
+    before = security_state()
+    response = client.post(INVALIDATE, {"id": [key.pk]}, secure=True)
     assert response.status_code == 403
-    key.refresh_from_db()
-    assert key.invalidated is None
+    assert security_state() == before
 
 
 def test_invalidation_with_nothing_selected_goes_back_with_a_message(alice, client_for):
@@ -615,20 +624,24 @@ def test_boilerplates_are_valid_role_descriptors():
 def test_create_form_shows_each_error_next_to_its_field_and_creates_nothing(
     data, field, message, alice, client_for
 ):
-    response = client_for(alice).post(CREATE, data, secure=True)
+    client = client_for(alice)
+    before = security_state()
+    response = client.post(CREATE, data, secure=True)
     assert response.status_code == 400
     assert message in " ".join(response.context["form"].errors[field])
     shown = re.search(rf'id="{field.replace("_", "-")}-errors">([^<]*)<', response.content.decode()).group(1)
     assert message in html.unescape(shown)
-    assert not ApiKey.objects.exists()
+    assert security_state() == before
 
 
 def test_create_with_a_name_in_use_says_so_next_to_the_name(alice, bob, make_api_key, client_for):
     make_api_key(bob, "taken")
-    response = client_for(alice).post(CREATE, {"name": "taken"}, secure=True)
+    client = client_for(alice)
+    before = security_state()
+    response = client.post(CREATE, {"name": "taken"}, secure=True)
     assert response.status_code == 400
     assert response.context["form"].errors["name"] == ["an active API key with name [taken] already exists"]
-    assert ApiKey.objects.count() == 1
+    assert security_state() == before
 
 
 def test_created_key_is_revealed_once_in_every_format_and_never_cached(alice, client_for):
@@ -669,9 +682,11 @@ def test_create_form_is_never_cached_either(alice, client_for):
 
 
 def test_create_without_a_csrf_token_is_refused(alice, client_for):
-    response = client_for(alice, enforce_csrf_checks=True).post(CREATE, {"name": "x"}, secure=True)
+    client = client_for(alice, enforce_csrf_checks=True)
+    before = security_state()
+    response = client.post(CREATE, {"name": "x"}, secure=True)
     assert response.status_code == 403
-    assert not ApiKey.objects.exists()
+    assert security_state() == before
 
 
 def test_created_key_with_empty_optional_fields_never_expires(alice, client_for):
@@ -740,11 +755,12 @@ def test_details_of_malformed_ids_are_not_found(key_id, alice, client_for):
 
 def test_invalidation_of_ids_with_null_characters_is_refused_cleanly(alice, keys_of_two_owners, client_for):
     key = keys_of_two_owners["alice-active"]
+    client = client_for(alice)
+    before = security_state()
     for method in ("get", "post"):
-        response = getattr(client_for(alice), method)(INVALIDATE, {"id": [key.pk, "a\x00b"]}, secure=True)
+        response = getattr(client, method)(INVALIDATE, {"id": [key.pk, "a\x00b"]}, secure=True)
         assert response.status_code == 302
-    key.refresh_from_db()
-    assert key.invalidated is None
+    assert security_state() == before
 
 
 def test_details_of_an_invalidated_key_show_when_and_offer_no_invalidate_button(
@@ -783,11 +799,10 @@ def test_over_plain_http_every_page_explains_that_https_is_required_and_shows_no
 def test_posts_over_plain_http_change_nothing(users, keys_of_two_owners, client_for):
     key = keys_of_two_owners["alice-active"]
     client = client_for(users["superuser"])
+    before = security_state()
     assert client.post(INVALIDATE, {"id": [key.pk]}, secure=False).status_code == 403
     assert client.post(CREATE, {"name": "over-http"}, secure=False).status_code == 403
-    key.refresh_from_db()
-    assert key.invalidated is None
-    assert not ApiKey.objects.filter(name="over-http").exists()
+    assert security_state() == before
 
 
 def test_home_page_links_logged_in_users_to_the_api_keys_page(alice, client_for):
