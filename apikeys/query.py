@@ -23,8 +23,21 @@ from functools import reduce
 from operator import and_, or_
 
 from django.core.exceptions import EmptyResultSet, FullResultSet
-from django.db.models import BooleanField, Expression, ExpressionWrapper, F, Func, IntegerField, Q, TextField
-from django.db.models.fields.json import KeyTextTransform, KeyTransform, KeyTransformIsNull
+from django.db.models import (
+    BooleanField,
+    Case,
+    DateTimeField,
+    Expression,
+    ExpressionWrapper,
+    F,
+    Func,
+    IntegerField,
+    Q,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, In, LessThan, LessThanOrEqual
 from django.db.models.sql.where import AND, OR, WhereNode
@@ -119,9 +132,24 @@ def _like(tokens: tuple) -> str:
     return "".join(wildcards.get(token) or re.sub(r"([\\%_])", r"\\\1", token) for token in tokens)
 
 
-def _glob(tokens: tuple) -> str:
+def _glob_char(char: str, case_insensitive: bool) -> str:
+    """One literal character of a GLOB pattern; ignoring case, a class of the character and its other
+    case, as Lucene's case-insensitive queries match, for SQLite's LOWER and UPPER fold ASCII only."""
+    variants = {char}
+    if case_insensitive:
+        variants |= {other for other in (char.lower(), char.upper()) if len(other) == 1}
+    if len(variants) > 1:
+        return "[" + "".join(sorted(variants)) + "]"
+    return f"[{char}]" if char in "*?[" else char
+
+
+def _glob(tokens: tuple, case_insensitive: bool = False) -> str:
     wildcards = {STAR: "*", ANY_CHAR: "?"}
-    return "".join(wildcards.get(token) or re.sub(r"([*?\[])", r"[\1]", token) for token in tokens)
+    return "".join(wildcards.get(token) or _glob_char(token, case_insensitive) for token in tokens)
+
+
+# SQLite refuses a LIKE or GLOB pattern longer than this many bytes.
+SQLITE_PATTERN_BYTES = 50_000
 
 
 class WildcardMatch(Func):
@@ -131,23 +159,24 @@ class WildcardMatch(Func):
     output_field = BooleanField()
 
     def __init__(self, expression, tokens: tuple, case_insensitive: bool = False):
-        if len(tokens) > MAX_PATTERN_LENGTH:
+        too_long = len(tokens) > MAX_PATTERN_LENGTH or (
+            case_insensitive and len(_glob(tokens, True).encode()) > SQLITE_PATTERN_BYTES
+        )
+        if too_long:
             raise ValidationError(f"a pattern may not be longer than [{MAX_PATTERN_LENGTH}] characters")
         super().__init__(expression)
         self.tokens = tokens
         self.case_insensitive = case_insensitive
 
-    def _compile(self, compiler, template: str, fold: str, pattern: str):
+    def as_sql(self, compiler, connection, **extra):
         sql, params = compiler.compile(self.source_expressions[0])
         if self.case_insensitive:
-            sql = f"{fold}({sql})"
-        return template.format(sql, f"{fold}(%s)" if self.case_insensitive else "%s"), (*params, pattern)
-
-    def as_sql(self, compiler, connection, **extra):
-        return self._compile(compiler, "{} LIKE {} ESCAPE '\\'", "UPPER", _like(self.tokens))
+            return f"UPPER({sql}) LIKE UPPER(%s) ESCAPE '\\'", (*params, _like(self.tokens))
+        return f"{sql} LIKE %s ESCAPE '\\'", (*params, _like(self.tokens))
 
     def as_sqlite(self, compiler, connection, **extra):
-        return self._compile(compiler, "{} GLOB {}", "LOWER", _glob(self.tokens))
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"{sql} GLOB %s", (*params, _glob(self.tokens, self.case_insensitive))
 
 
 def name_matches(name: str) -> Q:
@@ -167,6 +196,7 @@ def name_matches(name: str) -> Q:
 
 DATE_MATH = re.compile(r"([+-])(\d{1,9})([yMwdhHms])|/([yMwdhHms])")
 PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{2}))?")
+TIME_PARTS = re.compile(r"T(\d{2})(:\d{2})?(:\d{2})?([.,]\d+)?")
 DATE_FORMATS = frozenset({"epoch_millis", "strict_date_optional_time", "date_optional_time"})
 TIME_ZONE = re.compile(r"([+-])(\d{2}):?(\d{2})")
 
@@ -211,17 +241,25 @@ def _round(moment: datetime, unit: str, up: bool) -> datetime:
 
 
 def _iso_date(text: str, zone, round_up: bool) -> datetime:
+    """Rounding up fills what the date leaves out as Elasticsearch documents it: month and day 01,
+    the time 23:59:59.999 (so ``2024-03`` rounds up to 2024-03-01T23:59:59.999)."""
     partial = PARTIAL_DATE.fullmatch(text)
     if partial:
-        year, month = int(partial[1]), int(partial[2] or 1)
-        moment = datetime(year, month, 1, tzinfo=zone)
-        return _round(moment, "M" if partial[2] else "y", round_up)
-    moment = datetime.fromisoformat(text)
+        moment = datetime(int(partial[1]), int(partial[2] or 1), 1, tzinfo=zone)
+    else:
+        moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    if round_up and "T" not in text and len(text) == 10:
-        return _round(moment, "d", up=True)
-    return moment
+    if not round_up:
+        return moment
+    time = TIME_PARTS.search(text)
+    hour, minute, second, fraction = time.groups() if time else (None, None, None, None)
+    return moment.replace(
+        hour=moment.hour if hour else 23,
+        minute=moment.minute if minute else 59,
+        second=moment.second if second else 59,
+        microsecond=moment.microsecond if fraction else 999_000,
+    )
 
 
 def _date(value, zone, round_up: bool) -> datetime:
@@ -357,6 +395,10 @@ class Field:
     def expression(self):
         raise NotImplementedError
 
+    def sort_expression(self, tie_broken: bool):
+        """What the field sorts by; ``tie_broken`` when another sort key follows it."""
+        return self.expression()
+
     def sort_value(self, value):
         return value
 
@@ -373,6 +415,21 @@ class ColumnField(Field):
 
     def terms(self, values: list) -> Q:
         return Q(**{f"{self.column}__in": [self.value("terms", value) for value in values]})
+
+
+class Millisecond(Func):
+    """A time truncated to its millisecond, the precision Elasticsearch stores."""
+
+    output_field = DateTimeField()
+
+    def as_sql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"DATE_TRUNC('milliseconds', {sql})", params
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Django stores a time as text there, "YYYY-MM-DD HH:MM:SS" and then any fraction.
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"SUBSTR({sql} || '.000', 1, 23)", params
 
 
 class MillisecondIn(Func):
@@ -418,14 +475,26 @@ class DateField(ColumnField):
             return Q(**{f"{self.column}__lt": value})
         return Q(**{f"{self.column}__gte": value + MILLISECOND})
 
+    def span(self, value) -> tuple[datetime, datetime]:
+        """What a term on a date matches, as in Elasticsearch: the value read rounding down to the value
+        read rounding up, so that ``2024-03-01`` is the whole day and an epoch millisecond itself."""
+        return parse_date(value), parse_date(value, round_up=True)
+
+    def between(self, first: datetime, last: datetime) -> Q:
+        return Q(**{f"{self.column}__gte": first, f"{self.column}__lt": last + MILLISECOND})
+
     def term(self, value, case_insensitive: bool = False) -> Q:
-        return self.guard(self.equals(self.value("term", value)))
+        return self.guard(self.between(*self.span(value)))
 
     def terms(self, values: list) -> Q:
-        moments = [self.value("terms", value) for value in values]
+        spans = dict.fromkeys(self.span(value) for value in values)
+        moments = [first for first, last in spans if first == last]
         if len(moments) > MAX_DATE_RANGES:
-            return self.guard(Q(MillisecondIn(F(self.column), moments)))
-        return self.guard(reduce(or_, [self.equals(moment) for moment in moments]))
+            clauses = [Q(MillisecondIn(F(self.column), moments))]
+        else:
+            clauses = [self.equals(moment) for moment in moments]
+        clauses += [self.between(first, last) for first, last in spans if first != last]
+        return self.guard(reduce(or_, clauses))
 
     def like(self, query: str, tokens: tuple, case_insensitive: bool) -> Q:
         raise self.not_supported(query)
@@ -446,6 +515,11 @@ class DateField(ColumnField):
 
     def guard(self, clause: Q) -> Q:
         return self.exists() & clause if self.nullable else clause
+
+    def sort_expression(self, tie_broken: bool):
+        # Keys created within one millisecond tie, as in Elasticsearch, and the next sort key orders
+        # them; search_after relies on it. Alone, the column keeps the order its indexes serve.
+        return Millisecond(F(self.column)) if tie_broken else F(self.column)
 
     def sort_value(self, value):
         return None if value is None else epoch_millis(value)
@@ -473,9 +547,11 @@ class InvalidatedField(Field):
 
     def range(self, bounds: dict, zone) -> Q:
         tests = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__}
+        # Every bound is read first, so that a bad one is refused even where another excludes all.
+        limits = {op: int(self.value("range", value)) for op, value in bounds.items()}
         return self._any_of({
             candidate for candidate in (False, True)
-            if all(tests[op](int(candidate), int(self.value("range", value))) for op, value in bounds.items())
+            if all(tests[op](int(candidate), limit) for op, limit in limits.items())
         })
 
     def sort_value(self, value):
@@ -489,9 +565,38 @@ class InvalidatedField(Field):
         return Q(invalidated__isnull=not values.pop())
 
 
+class HasScalar(Func):
+    """The JSON value at ``path`` is a string, a number or a boolean: a leaf of Elasticsearch's
+    flattened field. An object, an array or a null is no value there. False, never unknown, where
+    the path is missing, so that ``must_not`` holds."""
+
+    output_field = BooleanField()
+
+    def __init__(self, expression, path: tuple[str, ...]):
+        super().__init__(expression)
+        self.path = path
+
+    def as_sql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return (
+            f"COALESCE(JSONB_TYPEOF({sql} #> %s::text[]) IN ('string', 'number', 'boolean'), FALSE)",
+            (*params, list(self.path)),
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        # METADATA_KEY admits no double quote, so each key may be quoted as it is.
+        path = "$" + "".join(f'."{key}"' for key in self.path)
+        return f"COALESCE(JSON_TYPE({sql}, %s) IN ('text', 'integer', 'real', 'true', 'false'), FALSE)", (
+            *params,
+            path,
+        )
+
+
 class MetadataField(Field):
     """``metadata.<path>``: a value inside the metadata object, compared as text like Elasticsearch's
-    flattened keywords. A key that is absent matches nothing (and so does match ``must_not``)."""
+    flattened keywords. A key that is absent, or holds an object or a null, has no value: it matches
+    nothing (and so does match ``must_not``)."""
 
     nullable = True
 
@@ -503,10 +608,11 @@ class MetadataField(Field):
         return reduce(lambda parent, key: KeyTransform(key, parent), self.path[:-1], "metadata")
 
     def expression(self):
-        return Cast(KeyTextTransform(self.path[-1], self._transform()), TextField())
+        text = Cast(KeyTextTransform(self.path[-1], self._transform()), TextField())
+        return Case(When(self.exists(), then=text), default=Value(None), output_field=TextField())
 
     def exists(self) -> Q:
-        return Q(KeyTransformIsNull(KeyTransform(self.path[-1], self._transform()), False))
+        return Q(HasScalar(F("metadata"), self.path))
 
     def guard(self, clause: Q) -> Q:
         return self.exists() & clause
@@ -1079,7 +1185,10 @@ def search_api_keys(keys, query: ApiKeyQuery) -> tuple[int, list[tuple[object, l
     matching = keys.filter(query.where)
     total = matching.count()
     sort = query.sort or (SortKey(FIELDS["creation"]),)
-    aliases = {f"sort_value_{index}": key.field.expression() for index, key in enumerate(sort)}
+    aliases = {
+        f"sort_value_{index}": key.field.sort_expression(tie_broken=index < len(sort) - 1)
+        for index, key in enumerate(sort)
+    }
     ordering = [key.order_by(alias) for key, alias in zip(sort, aliases, strict=True)]
     if DOC not in [key.field for key in sort]:
         ordering.append(F("id").asc() if sort[0].descending else F("id").desc())
