@@ -1,16 +1,44 @@
 """Shared fixtures: realms, users holding each privilege of SPEC §2, and keys in each state."""
 
+import os
 from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.utils import timezone
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from accounts.models import Realm, Role, User
 from accounts.principals import Principal
 
 # The real gunicorn server and the real browser, as fixtures for every test module.
 pytest_plugins = ["tests.server", "tests.browser"]
+
+# Every run, CI's and a developer's alike, generates the same examples unless HYPOTHESIS_PROFILE
+# says otherwise, so a failure seen once is seen again. "dev" explores with a fresh seed each run
+# and keeps what failed in .hypothesis/ to try first next time. Both print the failing example's
+# @reproduce_failure decorator. On a shared machine a timing limit fails at random, so neither
+# profile has a deadline or checks speed. Loaded here, before any test module builds its own
+# settings on top of the profile.
+hypothesis_settings.register_profile(
+    "ci",
+    max_examples=100,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile(
+    "dev",
+    max_examples=100,
+    derandomize=False,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "ci")
 
 # One role per cluster privilege that decides something about API keys (SPEC §2).
 PRIVILEGED_ROLES = {
@@ -156,8 +184,6 @@ def bob(make_user):
 @pytest.fixture(autouse=True, scope="session")
 def no_throttling_in_servers():
     """Many tests fail authentication on purpose; the servers they start count nothing."""
-    import os
-
     for name in ("KEYWARD_AUTH_FAILURE_LIMIT_PER_IP", "KEYWARD_AUTH_FAILURE_LIMIT_PER_USERNAME"):
         os.environ.setdefault(name, "0")
 
