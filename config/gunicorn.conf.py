@@ -29,7 +29,7 @@ else:
 
 
 def ssl_context(conf, default_ssl_context_factory):
-    return RedirectPlainHTTP(default_ssl_context_factory())
+    return RedirectPlainHTTP(default_ssl_context_factory(), timeout=conf.keepalive)
 
 
 # Threads keep a keep-alive connection open without holding a whole process; the official
@@ -37,7 +37,8 @@ def ssl_context(conf, default_ssl_context_factory):
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
 threads = int(os.environ.get("KEYWARD_THREADS") or 4)
-keepalive = 5
+# Behind a load balancer, longer than its idle timeout, so that it never reuses a closed connection.
+keepalive = int(os.environ.get("KEYWARD_KEEPALIVE") or 5)
 
 accesslog = "-"
 errorlog = "-"

@@ -14,7 +14,8 @@ import time
 TLS_HANDSHAKE_RECORD = 0x16
 # Enough for a browser's request head; a longer one is answered from what arrived.
 HEAD_LIMIT = 8192
-# A client that starts a request and stalls holds a worker thread for this long at most.
+# A client that starts a request and stalls holds a worker thread this long at most; gunicorn's
+# configuration passes its keep-alive timeout, which it gives a silent connection too.
 READ_TIMEOUT = 5.0
 HTTP_METHOD_CHARACTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 HOST_CHARACTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]")
@@ -38,22 +39,23 @@ class RedirectPlainHTTP:
     in the worker thread that serves the connection, once the client has sent something.
     """
 
-    def __init__(self, context):
+    def __init__(self, context, timeout: float = READ_TIMEOUT):
         self.context = context
+        self.timeout = timeout
 
     def __getattr__(self, name):
         return getattr(self.context, name)
 
     def wrap_socket(self, sock, *args, **kwargs):
-        if _opens_with_plain_text(sock):
-            _answer_with_redirect(sock)
+        if _opens_with_plain_text(sock, self.timeout):
+            _answer_with_redirect(sock, self.timeout)
             raise PlainHTTPAnswered
         return self.context.wrap_socket(sock, *args, **kwargs)
 
 
-def _opens_with_plain_text(sock) -> bool:
+def _opens_with_plain_text(sock, read_timeout: float) -> bool:
     timeout = sock.gettimeout()
-    sock.settimeout(READ_TIMEOUT)
+    sock.settimeout(read_timeout)
     try:
         first = sock.recv(1, socket.MSG_PEEK)
     except OSError:
@@ -64,11 +66,11 @@ def _opens_with_plain_text(sock) -> bool:
     return bool(first) and first[0] != TLS_HANDSHAKE_RECORD
 
 
-def _answer_with_redirect(sock) -> None:
+def _answer_with_redirect(sock, read_timeout: float) -> None:
     timeout = sock.gettimeout()
-    sock.settimeout(READ_TIMEOUT)
+    sock.settimeout(read_timeout)
     try:
-        request = _parse_head(_read_head(sock), sock)
+        request = _parse_head(_read_head(sock, read_timeout), sock)
         if request is not None:
             method, location = request
             sock.sendall(_redirect(location, with_body=method != b"HEAD"))
@@ -78,10 +80,10 @@ def _answer_with_redirect(sock) -> None:
         sock.settimeout(timeout)
 
 
-def _read_head(sock) -> bytes:
-    """The request line and headers, or what of them arrived within READ_TIMEOUT in all."""
+def _read_head(sock, read_timeout: float) -> bytes:
+    """The request line and headers, or what of them arrived within ``read_timeout`` in all."""
     head = b""
-    deadline = time.monotonic() + READ_TIMEOUT
+    deadline = time.monotonic() + read_timeout
     while b"\r\n\r\n" not in head and len(head) < HEAD_LIMIT:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
