@@ -8,7 +8,7 @@ PYTEST_ARGS ?= -n auto --dist loadfile
 TEST_DATA_DIR := var/test
 
 # The races and crash tests run longer and wider under KEYWARD_SOAK=1, one module at a time.
-SOAK_TESTS := tests/test_concurrency.py tests/test_crash_safety.py
+SOAK_TESTS := tests/test_concurrency.py tests/test_races.py tests/test_crash_safety.py
 
 .PHONY: run test soak lint demo reset bench clean
 

@@ -4,6 +4,7 @@ the audit event of a purge of more keys than it names.
 """
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -22,7 +23,9 @@ from apikeys.models import ApiKey
 from apikeys.services import PURGE_AUDITED_IDS, PURGE_BATCH_SIZE
 from tests.server import BASE_DIR, COMMAND_TIMEOUT, start_keyward_server
 
-ROTATION_ROUNDS = 40
+# KEYWARD_SOAK=1 (make soak) races many more keys.
+SOAK = os.environ.get("KEYWARD_SOAK") == "1"
+ROTATION_ROUNDS = 200 if SOAK else 15
 ROTATION_SECONDS = 60
 EXPIRING_KEYS = 200
 PURGED_KEYS = 2345
@@ -44,6 +47,7 @@ def server(tmp_path_factory):
 # Made by the service, as elastic: keys that may rotate themselves, from one process start.
 CREATE_KEYS = """
 import json
+import os
 from accounts.models import User
 from accounts.principals import Principal
 from apikeys.services import create_api_key
