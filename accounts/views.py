@@ -33,7 +33,7 @@ from accounts.principals import principal_of_session
 from accounts.privileges import INDEX_PRIVILEGES
 from accounts.tables import AuditEventTable, RoleTable, UserTable
 from apikeys.tables import ApiKeyPaginator
-from apikeys.tls import api_key_service_enabled
+from restapi.tls import api_key_service_enabled
 
 PER_PAGE = 25
 

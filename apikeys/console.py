@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from apikeys.tls import api_key_service_enabled
+from restapi.tls import api_key_service_enabled
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from accounts.exceptions import ValidationError
 from accounts.privileges import validate_role_descriptors
 from accounts.services import validate_metadata
 from apikeys import periods
-from apikeys.api.wire import parse_json
 from apikeys.services import validate_api_key_name
 from apikeys.timeunits import expiration_from, max_lifetime
+from restapi.wire import parse_json
 
 # Kibana's boilerplates for the role descriptors editor.
 ROLE_DESCRIPTOR_BOILERPLATES = {

@@ -29,7 +29,7 @@ from apikeys.forms import (
 )
 from apikeys.preview import privileges_without_effect
 from apikeys.tables import ApiKeyPaginator, ApiKeyTable, api_key_status
-from apikeys.tls import api_key_service_enabled, https_required
+from restapi.tls import api_key_service_enabled, https_required
 
 PER_PAGE_CHOICES = (10, 20, 50, 100)
 DEFAULT_PER_PAGE = 20

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "django_filters",
     "accounts",
     "apikeys",
+    "restapi",
 ]
 
 MIDDLEWARE = [
@@ -271,7 +272,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "apikeys.api.wire.exception_handler",
+    "EXCEPTION_HANDLER": "restapi.wire.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 

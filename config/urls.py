@@ -1,8 +1,8 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from apikeys.api.schema import api_docs
 from apikeys.console import console
+from restapi.schema import api_docs
 
 urlpatterns = [
     path("", include("apikeys.api.urls")),
@@ -14,5 +14,5 @@ urlpatterns = [
     path("", include("apikeys.urls")),
 ]
 
-handler404 = "apikeys.api.wire.api_not_found"
-handler500 = "apikeys.api.wire.api_server_error"
+handler404 = "restapi.wire.api_not_found"
+handler500 = "restapi.wire.api_server_error"

@@ -33,10 +33,10 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
 from accounts.models import Role, User
-from apikeys.api.schema import HTTP_METHODS, generated_schema
 from apikeys.credentials import encode_credential
 from apikeys.forms import MAX_SELECTED_API_KEYS
 from apikeys.models import ApiKey
+from restapi.schema import HTTP_METHODS, generated_schema
 
 pytestmark = pytest.mark.django_db
 

@@ -16,9 +16,9 @@ from django.conf import settings as django_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apikeys.api.wire import MAX_JSON_DEPTH
 from apikeys.models import ApiKey
 from apikeys.query import MAX_BOOL_DEPTH, MAX_CLAUSES, MAX_DATE_RANGES, MAX_TERMS, epoch_millis
+from restapi.wire import MAX_JSON_DEPTH
 from tests.test_api_keys_get import assert_error, call
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,7 @@
 
 Kibana's rules apply: once the caller is authenticated, every request but GET needs a
 ``kbn-xsrf`` (or ``kbn-version``) header; PUT and DELETE answer 204 No Content; errors are
-``{statusCode, error, message}``, which ``apikeys.api.wire`` renders for every ``/api/`` path.
+``{statusCode, error, message}``, which ``restapi.wire`` renders for every ``/api/`` path.
 Deciding and writing go through the same selectors and services as Elasticsearch's role API.
 """
 
@@ -14,8 +14,8 @@ from accounts import selectors, services
 from accounts.api.serializers import KibanaPutRoleSerializer, KibanaRoleSerializer
 from accounts.api.views import DELETE_ROLE, GET_ROLES, PUT_ROLE, has_body, require
 from accounts.exceptions import NotFound, ValidationError
-from apikeys.api.authentication import principal_of
-from apikeys.api.views import SecurityAPIView
+from restapi.authentication import principal_of
+from restapi.views import SecurityAPIView
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 XSRF_HEADERS = ("HTTP_KBN_XSRF", "HTTP_KBN_VERSION")

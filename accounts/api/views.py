@@ -1,7 +1,7 @@
 """Elasticsearch-compatible users, roles and has-privileges endpoints (SPEC §4).
 
 Thin callers: ``accounts.selectors`` decides who may do what, ``accounts.services`` does every
-write, ``apikeys.api.wire`` renders errors. Denials name the Elasticsearch action, as
+write, ``restapi.wire`` renders errors. Denials name the Elasticsearch action, as
 Elasticsearch's do.
 """
 
@@ -23,9 +23,9 @@ from accounts.api.serializers import (
     UsersByNameSerializer,
 )
 from accounts.exceptions import ValidationError
-from apikeys.api.authentication import principal_of
-from apikeys.api.views import SecurityAPIView
 from apikeys.selectors import unauthorized
+from restapi.authentication import principal_of
+from restapi.views import SecurityAPIView
 
 GET_USERS = "cluster:admin/xpack/security/user/get"
 PUT_USER = "cluster:admin/xpack/security/user/put"

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from apikeys.models import ApiKey
 from apikeys.query import epoch_millis
+from restapi.serializers import ErrorCauseSerializer
 
 
 def role_descriptors(descriptors: dict) -> dict:
@@ -60,20 +61,6 @@ def api_key_info(key: ApiKey, *, with_limited_by: bool = False, sort_values: lis
 # OpenAPI shapes
 
 EPOCH_MILLIS = "Time in milliseconds since the epoch."
-
-
-class ErrorCauseSerializer(serializers.Serializer):
-    type = serializers.CharField(help_text="Elasticsearch's error type, e.g. illegal_argument_exception.")
-    reason = serializers.CharField()
-
-
-class ElasticsearchErrorDetailSerializer(ErrorCauseSerializer):
-    root_cause = ErrorCauseSerializer(many=True)
-
-
-class ElasticsearchErrorSerializer(serializers.Serializer):
-    error = ElasticsearchErrorDetailSerializer()
-    status = serializers.IntegerField()
 
 
 class CreateApiKeyRequestSerializer(serializers.Serializer):

@@ -9,22 +9,15 @@ the caller may see and ``apikeys.services`` to change them, and render keys with
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.api.serializers import UserSerializer
-from accounts.exceptions import FeatureNotEnabled, RequestValidationFailed, ValidationError
+from accounts.exceptions import RequestValidationFailed, ValidationError
 from apikeys import selectors
-from apikeys.api.authentication import (
-    ApiKeyAuthentication,
-    RealmBasicAuthentication,
-    SessionPrincipalAuthentication,
-)
 from apikeys.api.serializers import (
     AuthenticateResponseSerializer,
     CreateApiKeyRequestSerializer,
     CreateApiKeyResponseSerializer,
-    ElasticsearchErrorSerializer,
     GetApiKeysResponseSerializer,
     InvalidateApiKeysRequestSerializer,
     InvalidateApiKeysResponseSerializer,
@@ -32,21 +25,22 @@ from apikeys.api.serializers import (
     QueryApiKeysResponseSerializer,
     api_key_info,
 )
-from apikeys.api.wire import ElasticsearchAPIView
-from apikeys.query import (
-    ContentParseError,
-    epoch_millis,
-    parse_query_request,
-    search_api_keys,
-    storable_text,
-)
+from apikeys.query import ContentParseError, epoch_millis, parse_query_request, search_api_keys
 from apikeys.services import CreatedApiKey, create_api_key, invalidate_api_keys, rotate_api_key
-from apikeys.tls import api_key_service_enabled
+from restapi.serializers import ElasticsearchErrorSerializer
+from restapi.views import (
+    ERRORS,
+    ApiKeyServiceView,
+    SecurityAPIView,
+    flag,
+    flag_parameter,
+    json_object,
+    string_parameter,
+    url_params,
+)
 
 CREATE_FIELDS = {"name", "expiration", "role_descriptors", "metadata"}
 INVALIDATE_FIELDS = {"ids", "id", "name", "realm_name", "username", "owner"}
-# Parameters every Elasticsearch endpoint accepts; none changes these endpoints' answers.
-COMMON_PARAMS = frozenset({"pretty", "human", "error_trace"})
 GET_PARAMS = frozenset(
     {"id", "name", "owner", "realm_name", "username", "active_only", "with_limited_by", "with_profile_uid"}
 )
@@ -57,74 +51,14 @@ API_KEY_REALM = "_es_api_key"
 
 
 # ---------------------------------------------------------------------------------------------
-# URL parameters, read as Elasticsearch reads them
-
-
-def _similarity(left: str, right: str) -> float:
-    """Lucene's Levenshtein similarity, with which Elasticsearch suggests parameter names."""
-    previous = list(range(len(right) + 1))
-    for row, left_char in enumerate(left, 1):
-        current = [row]
-        for column, right_char in enumerate(right, 1):
-            substitution = previous[column - 1] + (left_char != right_char)
-            current.append(min(previous[column] + 1, current[-1] + 1, substitution))
-        previous = current
-    return 1 - previous[-1] / max(len(left), len(right), 1)
-
-
-def _unrecognized(path: str, unknown: list[str], candidates: frozenset) -> ValidationError:
-    """Elasticsearch's refusal, with its "did you mean" for names close to a known one."""
-    described = []
-    for name in unknown:
-        scored = sorted((-_similarity(name, candidate), candidate) for candidate in candidates)
-        close = [candidate for score, candidate in scored if -score > 0.5]
-        suggestion = f"[{close[0]}]" if len(close) == 1 else f"any of [{', '.join(close)}]"
-        described.append(f"[{name}]" + (f" -> did you mean {suggestion}?" if close else ""))
-    noun = "parameters" if len(unknown) > 1 else "parameter"
-    return ValidationError(f"request [{path}] contains unrecognized {noun}: {', '.join(described)}")
-
-
-def url_params(request, allowed: frozenset) -> dict[str, str]:
-    """The URL parameters; one the endpoint does not know is refused, never ignored."""
-    params = request.query_params
-    unknown = sorted(name for name in params if name not in allowed | COMMON_PARAMS)
-    if unknown:
-        raise _unrecognized(request.path, unknown, allowed | COMMON_PARAMS)
-    return {name: storable_text(name, params[name]) for name in params}
-
-
-def flag(params: dict, name: str) -> bool:
-    """A boolean parameter: ``true``, ``false``, or present without a value, which means true."""
-    raw = params.get(name)
-    if raw in ("", "true"):
-        return True
-    if raw in (None, "false"):
-        return False
-    raise ValidationError(f"Failed to parse value [{raw}] as only [true] or [false] are allowed.")
-
-
-# ---------------------------------------------------------------------------------------------
 # OpenAPI
 
 
-def _flag_parameter(name: str, description: str) -> OpenApiParameter:
-    return OpenApiParameter(name, OpenApiTypes.BOOL, OpenApiParameter.QUERY, description=description)
-
-
-def _string_parameter(name: str, description: str) -> OpenApiParameter:
-    return OpenApiParameter(name, OpenApiTypes.STR, OpenApiParameter.QUERY, description=description)
-
-
-ERRORS = {
-    400: OpenApiResponse(ElasticsearchErrorSerializer, description="Malformed request, or plain HTTP."),
-    401: OpenApiResponse(ElasticsearchErrorSerializer, description="Missing or wrong credentials."),
-    403: OpenApiResponse(ElasticsearchErrorSerializer, description="The caller lacks the privilege."),
-}
-WITH_LIMITED_BY = _flag_parameter(
+WITH_LIMITED_BY = flag_parameter(
     "with_limited_by",
     "Also return each key's limited_by snapshot. Through an API key this needs manage_api_key.",
 )
-WITH_PROFILE_UID = _flag_parameter("with_profile_uid", "Accepted for compatibility; no user profiles here.")
+WITH_PROFILE_UID = flag_parameter("with_profile_uid", "Accepted for compatibility; no user profiles here.")
 CREATE_SCHEMA = {
     "summary": "Create an API key",
     "description": "The secret is in this response only. Requires manage_own_api_key or higher.",
@@ -145,8 +79,8 @@ QUERY_SCHEMA = {
     "parameters": [
         WITH_LIMITED_BY,
         WITH_PROFILE_UID,
-        _flag_parameter("typed_keys", "Accepted for compatibility; aggregations are not supported."),
-        _string_parameter("sort", "The sort as `field:order,field`, instead of a body `sort`."),
+        flag_parameter("typed_keys", "Accepted for compatibility; aggregations are not supported."),
+        string_parameter("sort", "The sort as `field:order,field`, instead of a body `sort`."),
     ],
     "request": QueryApiKeysRequestSerializer,
     "responses": {200: QueryApiKeysResponseSerializer, **ERRORS},
@@ -177,26 +111,6 @@ ROTATE_RESPONSE = inline_serializer(
 # Views
 
 
-class SecurityAPIView(ElasticsearchAPIView):
-    authentication_classes = [ApiKeyAuthentication, RealmBasicAuthentication, SessionPrincipalAuthentication]
-    permission_classes = [IsAuthenticated]
-
-
-class ApiKeyServiceView(SecurityAPIView):
-    """An endpoint of the API key service, which answers only over HTTPS (SPEC §3)."""
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        if not api_key_service_enabled(request):
-            raise FeatureNotEnabled("api keys are not enabled")
-
-
-def _json_object(body) -> dict:
-    if not isinstance(body, dict):
-        raise ValidationError("request body must be a JSON object")
-    return body
-
-
 def _created_key(created: CreatedApiKey) -> dict:
     """The create response: the only time the secret is ever shown."""
     key = created.api_key
@@ -211,7 +125,7 @@ class ApiKeyView(ApiKeyServiceView):
 
     @extend_schema(operation_id="security_create_api_key", **CREATE_SCHEMA)
     def post(self, request):
-        body = _json_object(request.data)
+        body = json_object(request.data)
         unknown = sorted(set(body) - CREATE_FIELDS)
         if unknown:
             raise ValidationError(f"unknown field [{unknown[0]}] in create api key request")
@@ -237,12 +151,12 @@ class ApiKeyView(ApiKeyServiceView):
         "may only ask for that key itself, by `id`. An id that is not found, or not the caller's to "
         "see, gives 404 with an empty list, as Elasticsearch does.",
         parameters=[
-            _string_parameter("id", "A key id. Not with name, username or realm_name."),
-            _string_parameter("name", "A key name; `*` is a wildcard. Not with id, username or realm_name."),
-            _flag_parameter("owner", "Only the caller's own keys. Not with username or realm_name."),
-            _string_parameter("username", "The owner's username."),
-            _string_parameter("realm_name", "The owner's realm."),
-            _flag_parameter("active_only", "Leave out invalidated and expired keys."),
+            string_parameter("id", "A key id. Not with name, username or realm_name."),
+            string_parameter("name", "A key name; `*` is a wildcard. Not with id, username or realm_name."),
+            flag_parameter("owner", "Only the caller's own keys. Not with username or realm_name."),
+            string_parameter("username", "The owner's username."),
+            string_parameter("realm_name", "The owner's realm."),
+            flag_parameter("active_only", "Leave out invalidated and expired keys."),
             WITH_LIMITED_BY,
             WITH_PROFILE_UID,
         ],
@@ -307,7 +221,7 @@ class ApiKeyView(ApiKeyServiceView):
     )
     def delete(self, request):
         url_params(request, frozenset())
-        body = _json_object(request.data)
+        body = json_object(request.data)
         for field in body:
             if field not in INVALIDATE_FIELDS:
                 raise ContentParseError(f"[invalidate_api_key] unknown field [{field}]")
@@ -371,7 +285,7 @@ class RotateApiKeyView(ApiKeyServiceView):
     def post(self, request, api_key_id):
         url_params(request, frozenset())
         # No body, as curl and the client send it, is an empty one.
-        body = {} if request.data == {} else _json_object(request.data)
+        body = {} if request.data == {} else json_object(request.data)
         unknown = sorted(set(body) - {"expiration"})
         if unknown:
             raise ValidationError(f"unknown field [{unknown[0]}] in rotate api key request")

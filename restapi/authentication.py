@@ -9,10 +9,10 @@ from accounts import throttling
 from accounts.exceptions import AuthenticationFailed, FeatureNotEnabled
 from accounts.principals import Principal
 from accounts.realms import authenticate_realm_chain
-from apikeys.api.wire import authenticate_header
 from apikeys.credentials import is_api_key_header
 from apikeys.services import ApiKeyRefused, authenticate_api_key
-from apikeys.tls import api_key_service_enabled
+from restapi.tls import api_key_service_enabled
+from restapi.wire import authenticate_header
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -18,7 +18,7 @@ MAX_SHAPE_DEPTH = 5
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "apikeys.api.authentication.ApiKeyAuthentication"
+    target_class = "restapi.authentication.ApiKeyAuthentication"
     name = "apiKeyAuth"
 
     def get_security_definition(self, auto_schema):
@@ -32,7 +32,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 
 class RealmBasicScheme(OpenApiAuthenticationExtension):
-    target_class = "apikeys.api.authentication.RealmBasicAuthentication"
+    target_class = "restapi.authentication.RealmBasicAuthentication"
     name = "basicAuth"
 
     def get_security_definition(self, auto_schema):
@@ -44,7 +44,7 @@ class RealmBasicScheme(OpenApiAuthenticationExtension):
 
 
 class SessionPrincipalScheme(OpenApiAuthenticationExtension):
-    target_class = "apikeys.api.authentication.SessionPrincipalAuthentication"
+    target_class = "restapi.authentication.SessionPrincipalAuthentication"
     name = "cookieAuth"
 
     def get_security_definition(self, auto_schema):
