@@ -10,7 +10,7 @@ from django import forms
 
 from accounts.exceptions import ValidationError
 from accounts.models import Role
-from accounts.privileges import CLUSTER_PRIVILEGES, validate_role_descriptor
+from accounts.privileges import CLUSTER_PRIVILEGES, MAX_DESCRIPTION_LENGTH, validate_role_descriptor
 from accounts.services import check_password, validate_role_name, validate_username
 
 # Shown first in the cluster privilege picker; the rest of the catalog sits under "More".
@@ -86,6 +86,11 @@ class RoleForm(BootstrapForm):
         max_length=507, strip=False, help_text="A role name cannot be changed after it is created.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
+    description = forms.CharField(
+        required=False, max_length=MAX_DESCRIPTION_LENGTH, strip=False,
+        help_text="What the role is for, shown with it.",
+        widget=forms.TextInput(attrs={"spellcheck": "true"}),
+    )
     cluster = forms.MultipleChoiceField(
         label="Cluster privileges", required=False, widget=forms.CheckboxSelectMultiple,
         choices=[(name, name) for name in sorted(CLUSTER_PRIVILEGES)],
@@ -110,6 +115,7 @@ class RoleForm(BootstrapForm):
             cluster = list(role.cluster)
             kwargs.setdefault("initial", {
                 "name": role.name,
+                "description": role.description,
                 "cluster": [name for name in cluster if name in CLUSTER_PRIVILEGES],
                 "other_cluster": join_list(name for name in cluster if name not in CLUSTER_PRIVILEGES),
                 "run_as": join_list(role.run_as),
@@ -169,6 +175,7 @@ class RoleForm(BootstrapForm):
             "indices": indices,
             "run_as": self.cleaned_data["run_as_users"],
             "metadata": self.cleaned_data["metadata"],
+            **({"description": self.cleaned_data["description"]} if self.cleaned_data["description"] else {}),
         }
 
 

@@ -33,6 +33,7 @@ class Role(models.Model):
     indices = models.JSONField(default=list, blank=True)
     run_as = models.JSONField(default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    description = models.TextField(blank=True, default="")
     built_in = models.BooleanField(default=False, editable=False)
 
     class Meta:
@@ -43,12 +44,13 @@ class Role(models.Model):
 
     def descriptor(self) -> dict:
         """The role as an Elasticsearch role descriptor, as stored in an API key's limited_by."""
-        return {
+        descriptor = {
             "cluster": list(self.cluster),
             "indices": [dict(entry) for entry in self.indices],
             "run_as": list(self.run_as),
             "metadata": dict(self.metadata),
         }
+        return descriptor | ({"description": self.description} if self.description else {})
 
 
 class UserManager(BaseUserManager):

@@ -120,7 +120,7 @@ INDEX_IMPLIED = _closure(_INDEX_IMPLIES, INDEX_PRIVILEGES)
 # Validation
 
 ROLE_DESCRIPTOR_FIELDS = frozenset({
-    "cluster", "indices", "applications", "run_as", "metadata", "transient_metadata", "global",
+    "cluster", "indices", "index", "applications", "run_as", "metadata", "transient_metadata", "global",
     "remote_indices", "remote_cluster", "restriction", "description",
 })
 INDEX_ENTRY_FIELDS = frozenset({"names", "privileges", "field_security", "query", "allow_restricted_indices"})
@@ -128,6 +128,7 @@ REMOTE_INDEX_ENTRY_FIELDS = INDEX_ENTRY_FIELDS | {"clusters"}
 APPLICATION_FIELDS = frozenset({"application", "privileges", "resources"})
 REMOTE_CLUSTER_FIELDS = frozenset({"privileges", "clusters"})
 REMOTE_CLUSTER_PRIVILEGES = frozenset({"monitor_enrich", "monitor_stats"})
+MAX_DESCRIPTION_LENGTH = 1000
 
 
 def _is_cluster_action(name: str) -> bool:
@@ -294,10 +295,17 @@ def _list_of(where: str, field: str, value, parse) -> list:
 MAX_REGEX_PATTERNS = 100
 
 
+def _indices_field(descriptor: dict) -> str:
+    """Which of ``indices`` and its alias ``index`` a descriptor's index privileges are read from:
+    as in Elasticsearch, the one given last in the body when both are."""
+    given = [field for field in descriptor if field in ("indices", "index")]
+    return given[-1] if given else "indices"
+
+
 def _regex_pattern_count(descriptor) -> int:
     """How many ``/regex/`` index name patterns a (not yet validated) descriptor holds."""
     count = 0
-    for field in ("indices", "remote_indices"):
+    for field in ("indices", "index", "remote_indices"):
         entries = descriptor.get(field) if isinstance(descriptor, dict) else None
         for entry in entries if isinstance(entries, list) else []:
             names = _as_list(entry.get("names")) if isinstance(entry, dict) else []
@@ -313,7 +321,8 @@ def _limit_regex_patterns(descriptors: Iterable) -> None:
 
 
 def validate_role_descriptor(name, descriptor) -> dict:
-    """One role descriptor, validated; returns a normalised copy (e.g. ``names`` always a list)."""
+    """One role descriptor, validated; returns a normalised copy (e.g. ``names`` always a list, and
+    index privileges given under Elasticsearch's alias ``index`` kept as ``indices``)."""
     if not isinstance(name, str) or not name.strip():
         raise ValidationError("role names must be non-empty strings")
     _limit_regex_patterns([descriptor])
@@ -327,7 +336,7 @@ def validate_role_descriptor(name, descriptor) -> dict:
     normalised = {
         "cluster": _cluster_privileges(where, descriptor.get("cluster", [])),
         "indices": _list_of(
-            where, "indices", descriptor.get("indices", []),
+            where, "indices", descriptor.get(_indices_field(descriptor), []),
             lambda entry: _index_entry(name, entry, INDEX_ENTRY_FIELDS, "indices"),
         ),
         "run_as": _strings(where, "run_as", descriptor.get("run_as", [])),
@@ -358,6 +367,8 @@ def validate_role_descriptor(name, descriptor) -> dict:
     if "description" in descriptor:
         if not isinstance(descriptor["description"], str):
             raise ValidationError(f"{where}. expected field [description] value to be a string")
+        if len(descriptor["description"]) > MAX_DESCRIPTION_LENGTH:
+            raise ValidationError(f"Role description must be less than {MAX_DESCRIPTION_LENGTH} characters.")
         normalised["description"] = descriptor["description"]
     return normalised
 
@@ -424,6 +435,7 @@ class PrivilegeSet:
             for entry in (role.get("indices") if isinstance(role.get("indices"), list) else [])
             if isinstance(entry, dict)
         ]
+        self._run_as = NamePatterns([name for role in roles for name in _as_list(role.get("run_as"))])
 
     def has_cluster(self, name: str) -> bool:
         name = name.lower()
@@ -434,6 +446,10 @@ class PrivilegeSet:
     def has_index(self, index_name: str, privilege: str) -> bool:
         privilege = privilege.lower()
         return any(grant.grants(index_name, privilege) for grant in self._indices)
+
+    def can_run_as(self, username: str) -> bool:
+        """Whether a ``run_as`` entry (a name, a wildcard or a ``/regex/`` pattern) names the user."""
+        return self._run_as.matches(username)
 
     def cluster_privileges(self) -> list[str]:
         """The named cluster privileges held, leaving out those implied by another held one (for display)."""
@@ -462,6 +478,9 @@ class LimitedPrivilegeSet(PrivilegeSet):
             self.assigned.has_index(index_name, privilege)
             and self.limited_by.has_index(index_name, privilege)
         )
+
+    def can_run_as(self, username: str) -> bool:
+        return self.assigned.can_run_as(username) and self.limited_by.can_run_as(username)
 
 
 def privileges_of(role_descriptors: dict, limited_by: dict | None = None) -> PrivilegeSet:

@@ -298,7 +298,7 @@ def test_only_read_security_reads_and_only_manage_security_writes(
         ),
         ({"elasticsearch": {"cluster": ["manage_apikey"]}}, "unknown cluster privilege [manage_apikey]"),
         ({"elasticsearch": {}, "metadata": {"_private": 1}}, "[_private]"),
-        ({"elasticsearch": {}, "description": "Reads logs"}, "[description]"),
+        ({"elasticsearch": {}, "description": "x" * 1001}, "Role description must be less than 1000"),
     ],
 )
 def test_bad_bodies_get_kibanas_400_and_create_nothing(kibana, body, message):

@@ -272,7 +272,7 @@ def test_a_key_cannot_exceed_its_owner_whatever_its_descriptors_say(client, make
             {"applications": [{"application": "app", "privileges": ["read"], "resources": ["*"]}]},
             "[applications]",
         ),
-        ({"description": "Reads logs"}, "[description]"),
+        ({"description": "x" * 1001}, "Role description must be less than 1000 characters."),
         (
             {"remote_indices": [{"clusters": ["c"], "names": ["a"], "privileges": ["read"]}]},
             "[remote_indices]",

@@ -43,6 +43,7 @@ class RoleDescriptorSerializer(serializers.Serializer):
     run_as = _names(required=False)
     metadata = serializers.DictField(required=False, help_text="Keys must not start with `_`.")
     transient_metadata = serializers.DictField(required=False, help_text="Accepted and ignored.")
+    description = serializers.CharField(required=False, help_text="What the role is for; at most 1000 characters.")
 
 
 class RoleSerializer(serializers.Serializer):
@@ -54,9 +55,10 @@ class RoleSerializer(serializers.Serializer):
     run_as = _names()
     metadata = serializers.DictField(help_text="Built-in roles carry `_reserved: true`.")
     transient_metadata = serializers.DictField()
+    description = serializers.CharField(required=False, help_text="Present when the role has one.")
 
     def to_representation(self, role):
-        return {
+        shown = {
             "cluster": list(role.cluster),
             "indices": [indices_entry(entry) for entry in role.indices],
             "applications": [],
@@ -64,6 +66,7 @@ class RoleSerializer(serializers.Serializer):
             "metadata": role.metadata,
             "transient_metadata": {"enabled": True},
         }
+        return shown | ({"description": role.description} if role.description else {})
 
 
 class CreatedSerializer(serializers.Serializer):
@@ -203,6 +206,7 @@ class KibanaRoleSerializer(serializers.Serializer):
     """A role in Kibana's shape (GET /api/security/role)."""
 
     name = serializers.CharField()
+    description = serializers.CharField(required=False, help_text="Present when the role has one.")
     metadata = serializers.DictField()
     transient_metadata = serializers.DictField()
     elasticsearch = KibanaElasticsearchSerializer()
@@ -213,6 +217,7 @@ class KibanaRoleSerializer(serializers.Serializer):
     def to_representation(self, role):
         return {
             "name": role.name,
+            **({"description": role.description} if role.description else {}),
             "metadata": role.metadata,
             "transient_metadata": {"enabled": True},
             "elasticsearch": {
