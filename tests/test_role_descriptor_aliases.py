@@ -101,7 +101,8 @@ def test_a_role_without_a_description_shows_none(client, elastic_basic):
 
 def test_a_roles_description_travels_into_the_limited_by_of_its_holders_keys(make_user, make_api_key):
     holder = make_user("holder")
-    holder.roles.add(Role.objects.create(name="described", cluster=["manage_own_api_key"], description="Watches"))
+    role = Role.objects.create(name="described", cluster=["manage_own_api_key"], description="Watches")
+    holder.roles.add(role)
 
     key = make_api_key(holder, "holders-key")
 

@@ -43,7 +43,9 @@ class RoleDescriptorSerializer(serializers.Serializer):
     run_as = _names(required=False)
     metadata = serializers.DictField(required=False, help_text="Keys must not start with `_`.")
     transient_metadata = serializers.DictField(required=False, help_text="Accepted and ignored.")
-    description = serializers.CharField(required=False, help_text="What the role is for; at most 1000 characters.")
+    description = serializers.CharField(
+        required=False, help_text="What the role is for; at most 1000 characters."
+    )
 
 
 class RoleSerializer(serializers.Serializer):
