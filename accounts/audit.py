@@ -14,6 +14,9 @@ log = logging.getLogger("keyward.audit")
 
 # Actions, in Elasticsearch's audit vocabulary where it has one.
 API_KEY_CREATED = "api_key_created"
+# A key made for another user, who proved themselves in the request: the actor is the granter,
+# the detail names the owner.
+API_KEY_GRANTED = "api_key_granted"
 API_KEYS_INVALIDATED = "api_keys_invalidated"
 API_KEY_ROTATED = "api_key_rotated"
 API_KEYS_PURGED = "api_keys_purged"

@@ -13,6 +13,7 @@ from accounts.models import AuditEvent, Realm, Role, User
 # The audit actions, as the filter offers them and the table labels them.
 AUDIT_ACTIONS = {
     audit.API_KEY_CREATED: "API key created",
+    audit.API_KEY_GRANTED: "API key granted",
     audit.API_KEYS_INVALIDATED: "API keys invalidated",
     audit.API_KEY_ROTATED: "API key rotated",
     audit.API_KEYS_PURGED: "API keys purged",

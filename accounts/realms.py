@@ -68,6 +68,9 @@ class NativeRealm:
     def lookup(self, username: str) -> User | None:
         return User.objects.select_related("realm").filter(realm=self.realm, username=username).first()
 
+    def find(self, username: str) -> User | None:
+        return self.lookup(username)
+
     def authenticate(self, username: str, password: str) -> AuthResult:
         user = self.lookup(username)
         if user is None:
@@ -221,6 +224,10 @@ class FileRealm:
             return None
         return User.objects.select_related("realm").filter(realm=self.realm, username=username).first()
 
+    def find(self, username: str) -> User | None:
+        """The user the file lists, with its row and roles made as at a first authentication."""
+        return self._sync_user(username) if username in self.users() else None
+
     def authenticate(self, username: str, password: str) -> AuthResult:
         stored = self.users().get(username)
         if stored is None:
@@ -296,4 +303,16 @@ def authenticate_realm_chain(username: str, password: str) -> User | None:
     # Hash anyway, so that an unknown username costs about as much as a wrong password.
     make_password(password)
     _authentication_failed(None, username, "unknown user")
+    return None
+
+
+def lookup_realm_chain(username: str) -> User | None:
+    """The user of that name in the first realm that knows it, with no password: whom a request
+    made on another user's behalf (``run_as``) names, as Elasticsearch's realms look users up."""
+    if not username:
+        return None
+    for realm in realm_chain():
+        user = realm.find(username)
+        if user is not None:
+            return user
     return None

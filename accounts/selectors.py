@@ -33,6 +33,12 @@ def can_view_audit_log(principal: Principal) -> bool:
     return can_manage_security(principal)
 
 
+def can_run_as(principal: Principal, username: str) -> bool:
+    """Whether the principal's roles name ``username`` in ``run_as``, as Elasticsearch checks a
+    request made on another user's behalf."""
+    return principal.privileges.can_run_as(username)
+
+
 def can_change_password(principal: Principal, username: str) -> bool:
     """A native user may change their own password, though not through an API key (as in
     Elasticsearch); anyone else's takes ``manage_security``."""

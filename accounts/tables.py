@@ -55,6 +55,7 @@ class UserTable(tables.Table):
 # Bootstrap's text-bg-* colour of each audit action and outcome.
 AUDIT_ACTION_COLOURS = {
     audit.API_KEY_CREATED: "primary",
+    audit.API_KEY_GRANTED: "primary",
     audit.API_KEYS_INVALIDATED: "warning",
     audit.API_KEY_ROTATED: "info",
     audit.API_KEYS_PURGED: "secondary",

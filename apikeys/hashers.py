@@ -8,12 +8,16 @@ it names, so keys created under an earlier setting keep working.
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 from collections import OrderedDict
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger("keyward.apikeys.hashing")
 
 DEFAULT_ALGORITHM = "salted_sha256"
 DEFAULT_PBKDF2_ITERATIONS = 100_000
@@ -115,24 +119,27 @@ class VerificationCache:
     """Remembers which secret verified against a slow hash, so PBKDF2 runs once per key per process.
 
     Only the hashing is skipped: callers still check invalidation and expiry in the database on every request.
-    Secrets are held as HMACs under a per-process random key, never in plain text.
+    Secrets are held as HMACs under a per-process random key, never in plain text. Each entry
+    counts only under the verification epoch it was stored in (``verification_epoch``).
     """
 
     def __init__(self, max_entries: int = 10_000):
         self.max_entries = max_entries
         self._key = secrets.token_bytes(32)
-        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def contains(self, encoded: str, secret: str) -> bool:
+    def contains(self, encoded: str, secret: str, epoch: str = "") -> bool:
         with self._lock:
             remembered = self._entries.get(encoded)
-        return remembered is not None and hmac.compare_digest(remembered, self._fingerprint(secret))
+        if remembered is None or not hmac.compare_digest(remembered[1], epoch):
+            return False
+        return hmac.compare_digest(remembered[0], self._fingerprint(secret))
 
-    def remember(self, encoded: str, secret: str):
+    def remember(self, encoded: str, secret: str, epoch: str = ""):
         fingerprint = self._fingerprint(secret)
         with self._lock:
-            self._entries[encoded] = fingerprint
+            self._entries[encoded] = (fingerprint, epoch)
             self._entries.move_to_end(encoded)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
@@ -150,6 +157,40 @@ class VerificationCache:
 
 HASHERS = {hasher.algorithm: hasher for hasher in (SaltedSHA256Hasher(), PBKDF2SHA256Hasher())}
 verification_cache = VerificationCache()
+
+# The verification epoch: one random token in the shared cache that every worker of every host
+# reads. A remembered verification counts only while the token it was stored under is current;
+# clearing the cache writes a new one. A token the cache lost is replaced by a new random one, so
+# an eviction only ever makes workers hash again, never revives an entry.
+EPOCH_KEY = "keyward:apikeys:verification-epoch"
+
+
+class SharedCacheUnavailable(Exception):
+    """The shared cache could not be read or written."""
+
+
+def verification_epoch() -> str:
+    """The current epoch, created if the shared cache has none; raises SharedCacheUnavailable."""
+    try:
+        epoch = cache.get(EPOCH_KEY)
+        if epoch is None:
+            cache.add(EPOCH_KEY, secrets.token_urlsafe(16), timeout=None)
+            epoch = cache.get(EPOCH_KEY)
+    except Exception as error:  # any backend's connection or storage error
+        raise SharedCacheUnavailable(str(error)) from error
+    if not isinstance(epoch, str):
+        raise SharedCacheUnavailable("the verification epoch could not be read back")
+    return epoch
+
+
+def clear_verification_cache() -> None:
+    """Forget every remembered verification on every worker that shares the cache: the next
+    request with any key hashes its secret again. Raises SharedCacheUnavailable."""
+    verification_cache.clear()
+    try:
+        cache.set(EPOCH_KEY, secrets.token_urlsafe(16), timeout=None)
+    except Exception as error:
+        raise SharedCacheUnavailable(str(error)) from error
 
 
 def configured_hasher() -> ApiKeyHasher:
@@ -170,17 +211,28 @@ def make_api_key_hash(secret: str) -> str:
     return hasher.encode(secret, hasher.salt())
 
 
-def verify_api_key_hash(secret: str, encoded: str) -> bool:
-    """Whether ``secret`` matches the stored hash; a malformed or unknown stored hash never does."""
+def verify_api_key_hash(secret: str, encoded: str, api_key_id: str = "") -> bool:
+    """Whether ``secret`` matches the stored hash; a malformed or unknown stored hash never does.
+
+    A slow hash's verification may come from the verification cache, under the current epoch only;
+    that costs one shared-cache read, on the slow path alone. If the shared cache cannot be read,
+    the hash is computed: the cache can only ever save work, never decide."""
     if not isinstance(secret, str) or not isinstance(encoded, str):
         return False
     hasher = HASHERS.get(encoded.partition("$")[0])
     if hasher is None:
         return False
-    cached = hasher.slow and getattr(settings, "API_KEY_VERIFICATION_CACHE", True)
-    if cached and verification_cache.contains(encoded, secret):
+    epoch = None
+    if hasher.slow and getattr(settings, "API_KEY_VERIFICATION_CACHE", True):
+        try:
+            epoch = verification_epoch()
+        except SharedCacheUnavailable as error:
+            logger.warning("verification cache bypassed, the shared cache is unavailable: %s", error)
+    if epoch is not None and verification_cache.contains(encoded, secret, epoch):
         return True
     verified = hasher.verify(secret, encoded)
-    if verified and cached:
-        verification_cache.remember(encoded, secret)
+    if hasher.slow:
+        logger.debug("api key [%s] secret verified against its stored hash", api_key_id)
+    if verified and epoch is not None:
+        verification_cache.remember(encoded, secret, epoch)
     return verified

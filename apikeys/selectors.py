@@ -21,12 +21,17 @@ from apikeys.query import name_matches
 GET_ACTION = "cluster:admin/xpack/security/api_key/get"
 INVALIDATE_ACTION = "cluster:admin/xpack/security/api_key/invalidate"
 CREATE_ACTION = "cluster:admin/xpack/security/api_key/create"
+GRANT_ACTION = "cluster:admin/xpack/security/api_key/grant"
+# Elasticsearch clears every security cache through one action, naming the cache in the request.
+CLEAR_CACHE_ACTION = "cluster:admin/xpack/security/cache/clear"
 
 # The privileges that grant each action, least first, as Elasticsearch lists them in its denial.
 GRANTED_BY = {
     GET_ACTION: ["manage_own_api_key", "read_security", "manage_api_key", "manage_security", "all"],
     INVALIDATE_ACTION: ["manage_own_api_key", "manage_api_key", "manage_security", "all"],
     CREATE_ACTION: ["manage_own_api_key", "manage_api_key", "manage_security", "all"],
+    GRANT_ACTION: ["grant_api_key", "manage_api_key", "manage_security", "all"],
+    CLEAR_CACHE_ACTION: ["manage_security", "all"],
 }
 
 
@@ -45,6 +50,17 @@ def can_manage_own_api_keys(principal: Principal) -> bool:
 
 def can_create_api_key(principal: Principal) -> bool:
     return can_manage_own_api_keys(principal)
+
+
+def can_grant_api_key(principal: Principal) -> bool:
+    """Create a key for another user who proves themselves in the request: ``grant_api_key``, which
+    ``manage_api_key`` implies. ``manage_own_api_key`` does not: not even for oneself."""
+    return principal.has_cluster_privilege("grant_api_key")
+
+
+def can_clear_api_key_cache(principal: Principal) -> bool:
+    """Elasticsearch's security cache action: ``manage_security``, not ``manage_api_key``."""
+    return principal.has_cluster_privilege("manage_security")
 
 
 def can_view_api_keys(principal: Principal) -> bool:

@@ -6,6 +6,7 @@ disagree about who may do what. The privilege rules themselves live in ``apikeys
 """
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -17,9 +18,20 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts import audit
-from accounts.exceptions import AuthenticationFailed, Conflict, NotFound, PermissionDenied, ValidationError
+from accounts.exceptions import (
+    AuthenticationFailed,
+    Conflict,
+    FeatureNotEnabled,
+    NotFound,
+    PermissionDenied,
+    RequestValidationFailed,
+    ValidationError,
+)
+from accounts.models import User
 from accounts.principals import Principal
 from accounts.privileges import validate_role_descriptors
+from accounts.realms import lookup_realm_chain
+from accounts.selectors import can_run_as
 from accounts.services import validate_metadata
 from apikeys import selectors
 from apikeys.charts import forget_overviews
@@ -29,7 +41,7 @@ from apikeys.credentials import (
     generate_api_key_secret,
     parse_authorization_header,
 )
-from apikeys.hashers import make_api_key_hash, verify_api_key_hash
+from apikeys.hashers import clear_verification_cache, make_api_key_hash, verify_api_key_hash
 from apikeys.key_lookup import api_key_with_owner
 from apikeys.models import ApiKey
 from apikeys.query import storable_text
@@ -42,6 +54,7 @@ from apikeys.timeunits import (
 )
 
 NAME_MAX_LENGTH = 256
+CREATE_FIELDS = frozenset({"name", "expiration", "role_descriptors", "metadata"})
 PURGE_BATCH_SIZE = 1000
 # The purge audits its count and this many ids: enough to trace a key, bounded at any volume.
 PURGE_AUDITED_IDS = 1000
@@ -94,39 +107,173 @@ def _milliseconds(moment):
     return moment and moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
 
 
+@dataclass(frozen=True)
+class NewApiKey:
+    """A create request's fields, validated: what a key is made from, whoever it is made for."""
+
+    name: str
+    expiration: str | None
+    role_descriptors: dict
+    metadata: dict
+
+
+def validate_new_api_key(name, expiration=None, role_descriptors=None, metadata=None) -> NewApiKey:
+    """The create rules for a key's fields, before anything is written or anyone's password checked."""
+    name = validate_api_key_name(name)
+    metadata = validate_metadata(metadata)
+    role_descriptors = validate_role_descriptors(role_descriptors if role_descriptors is not None else {})
+    if expiration is not None and not isinstance(expiration, str):
+        raise ValidationError("expiration must be a string such as [30d]")
+    expiration_from(expiration, timezone.now())  # its syntax and the lifetime policy
+    return NewApiKey(name, expiration, role_descriptors, metadata)
+
+
 def create_api_key(
     principal: Principal, name, expiration=None, role_descriptors=None, metadata=None
 ) -> CreatedApiKey:
     """Create a key for the principal's user; the returned secret is shown once and then gone."""
     if not selectors.can_create_api_key(principal):
         raise selectors.unauthorized(principal, selectors.CREATE_ACTION)
-    name = validate_api_key_name(name)
-    metadata = validate_metadata(metadata)
-    role_descriptors = validate_role_descriptors(role_descriptors if role_descriptors is not None else {})
+    new = validate_new_api_key(name, expiration, role_descriptors, metadata)
     limited_by = principal.role_descriptors
     if principal.api_key is not None:
-        _check_derived_api_key(role_descriptors)
+        _check_derived_api_key(new.role_descriptors)
         # As in Elasticsearch, a derived key is limited by nothing: it can never do anything, so it
         # cannot outlive or widen the key that made it (SPEC §2).
         limited_by = {}
+    return _store_new_api_key(principal, principal.user, limited_by, new, audit.API_KEY_CREATED)
+
+
+def _store_new_api_key(
+    principal: Principal, owner, limited_by: dict, new: NewApiKey, action: str, /, **audit_detail
+) -> CreatedApiKey:
+    """Write a validated key for ``owner`` within the lifetime policy, audited as ``action`` by the
+    principal; a name an active key already has is a conflict, whoever owns that key."""
     now = _milliseconds(timezone.now())
-    if expiration is not None and not isinstance(expiration, str):
-        raise ValidationError("expiration must be a string such as [30d]")
-    expires = _milliseconds(expiration_from(expiration, now))
+    expires = _milliseconds(expiration_from(new.expiration, now))
     try:
         with transaction.atomic():
             created = _insert_api_key(
-                principal.user, name, now, expires, role_descriptors, limited_by, metadata
+                owner, new.name, now, expires, new.role_descriptors, limited_by, new.metadata
             )
             audit.record(
-                audit.API_KEY_CREATED, principal=principal, target=name, api_key_ids=[created.api_key.id]
+                action, principal=principal, target=new.name, api_key_ids=[created.api_key.id], **audit_detail
             )
             forget_overviews()
     except IntegrityError:
-        if ApiKey.objects.filter(name=name, invalidated__isnull=True).exists():
-            raise Conflict(f"an active API key with name [{name}] already exists") from None
+        if ApiKey.objects.filter(name=new.name, invalidated__isnull=True).exists():
+            raise Conflict(f"an active API key with name [{new.name}] already exists") from None
         raise
     return created
+
+
+PASSWORD_GRANT = "password"
+ACCESS_TOKEN_GRANT = "access_token"
+# Elasticsearch's action for "who am I", whose run-as check a grant's run_as goes through.
+AUTHENTICATE_ACTION = "cluster:admin/xpack/security/user/authenticate"
+
+
+def _validate_grant(grant_type, username, password, access_token, client_authentication) -> None:
+    """Elasticsearch's request validation of the grant fields, every problem numbered in one 400."""
+    problems = []
+
+    def required(field, value):
+        if not value:
+            problems.append(f"[{field}] is required for grant_type [{grant_type}]")
+
+    def unsupported(field, value):
+        if value:
+            problems.append(f"[{field}] is not supported for grant_type [{grant_type}]")
+
+    for name, value in (("username", username), ("password", password), ("access_token", access_token)):
+        if value is not None and not isinstance(value, str):
+            problems.append(f"[{name}] must be a string")
+    if grant_type is None:
+        problems.append("[grant_type] is required")
+    elif grant_type == PASSWORD_GRANT:
+        required("username", username)
+        required("password", password)
+        unsupported("access_token", access_token)
+        unsupported("client_authentication", client_authentication)
+    elif grant_type == ACCESS_TOKEN_GRANT:
+        required("access_token", access_token)
+        unsupported("username", username)
+        unsupported("password", password)
+    else:
+        problems.append(f"grant_type [{grant_type}] is not supported")
+    if problems:
+        raise RequestValidationFailed(*problems)
+
+
+def grant_api_key(
+    principal: Principal,
+    authenticate_password: Callable[[str, str], User | None],
+    grant_type=None,
+    username=None,
+    password=None,
+    access_token=None,
+    run_as=None,
+    client_authentication=None,
+    api_key=None,
+) -> CreatedApiKey:
+    """Create a key for another user, who proves themselves with their password in the request, as
+    Elasticsearch's grant API key does; the caller needs ``grant_api_key`` and keeps nothing of
+    the key's privileges.
+
+    The key belongs to the proven user, or to the user it may ``run_as``, and is limited by that
+    owner's roles. Every create rule holds (name uniqueness, lifetime policy), except the one for
+    derived keys: the key is the proven user's, not the caller's, whatever the caller authenticated
+    with. The caller's privilege is checked before the request is read and the request is read
+    before the password is, so grant is no password oracle for those who may not use it and no
+    malformed body costs a password attempt; ``authenticate_password`` applies the abuse limits of
+    HTTP Basic. There is no token service here, so an ``access_token`` grant is refused as
+    Elasticsearch refuses one with its token service off.
+    """
+    if not selectors.can_grant_api_key(principal):
+        raise selectors.unauthorized(principal, selectors.GRANT_ACTION)
+    _validate_grant(grant_type, username, password, access_token, client_authentication)
+    if run_as is not None and (not isinstance(run_as, str) or not run_as):
+        raise ValidationError("[run_as] must be a non-empty string")
+    api_key = {} if api_key is None else api_key
+    if not isinstance(api_key, dict):
+        raise ValidationError("[api_key] must be an object")
+    unknown = sorted(set(api_key) - CREATE_FIELDS)
+    if unknown:
+        raise ValidationError(f"unknown field [{unknown[0]}] in create api key request")
+    new = validate_new_api_key(**{field: api_key.get(field) for field in CREATE_FIELDS})
+    if grant_type == ACCESS_TOKEN_GRANT:
+        raise FeatureNotEnabled("security tokens are not enabled")
+    proven = authenticate_password(username, password)
+    if proven is None:
+        raise AuthenticationFailed(
+            f"unable to authenticate user [{username}] for action [{selectors.GRANT_ACTION}]"
+        )
+    owner = proven if run_as is None else _run_as_user(proven, run_as)
+    detail = {"owner": owner.username, "owner_realm": owner.realm.name, "grant_type": grant_type}
+    if run_as is not None:
+        detail.update(authenticated_user=proven.username, authenticated_realm=proven.realm.name)
+    return _store_new_api_key(
+        principal, owner, owner.role_descriptors(), new, audit.API_KEY_GRANTED, **detail
+    )
+
+
+def _run_as_user(proven, username: str):
+    """The user the proven one may act for: named in its roles' ``run_as`` and known to a realm. An
+    unknown user is refused as one not named, as Elasticsearch does, so names are not revealed."""
+    acting = Principal(proven)
+    target = lookup_realm_chain(username) if can_run_as(acting, username) else None
+    if target is None:
+        roles = ",".join(sorted(acting.role_descriptors))
+        raise PermissionDenied(
+            f"action [{AUTHENTICATE_ACTION}] is unauthorized for user [{proven.username}] with effective "
+            f"roles [{roles}], because user [{proven.username}] is unauthorized to run as [{username}]"
+        )
+    if not target.enabled:
+        raise AuthenticationFailed(
+            f"unable to authenticate user [{proven.username}] for action [{selectors.GRANT_ACTION}]",
+            detail=f"run_as user [{username}] is disabled",
+        )
+    return target
 
 
 # Parts of a role descriptor that describe it without granting or restricting anything.
@@ -335,6 +482,23 @@ def _rotated_lifetime(key: ApiKey) -> timedelta | None:
     return lifetime
 
 
+def clear_api_key_cache(principal: Principal, ids: list[str]) -> None:
+    """Make every worker on every host that shares the cache hash each key's secret again on its
+    next request, as Elasticsearch's clear API key cache does on every node.
+
+    ``*`` names every key; naming some keys clears all of them too: forgetting more remembered
+    verifications than asked costs hashing and never lets a key in. Raises SharedCacheUnavailable
+    when the shared cache cannot be written; this worker's own cache is cleared all the same.
+    """
+    if not selectors.can_clear_api_key_cache(principal):
+        raise selectors.unauthorized(principal, selectors.CLEAR_CACHE_ACTION)
+    if not ids or any(not key_id.strip() for key_id in ids):
+        raise ValidationError("Field [ids] must not contain blank id")
+    for key_id in ids:
+        storable_text("ids", key_id)
+    clear_verification_cache()
+
+
 class ApiKeyRefused(AuthenticationFailed):
     """A refused ``ApiKey`` credential: the same 401 for every reason; ``audit_detail`` holds the
     reason and the key id, never the secret, for the audit row."""
@@ -364,7 +528,7 @@ def authenticate_api_key(header_value: str) -> Principal:
     key = _api_key_by_id(key_id)
     if key is None:
         _refuse(f"api key [{key_id[:20]}] does not exist", key_id)
-    if not verify_api_key_hash(secret, key.hash):
+    if not verify_api_key_hash(secret, key.hash, api_key_id=key.id):
         _refuse(f"api key [{key_id}] secret does not match", key_id)
     now = timezone.now()
     if key.invalidated is not None:

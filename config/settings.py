@@ -153,6 +153,9 @@ else:
         }
     }
 
+# The cluster name answers like Elasticsearch's name the deployment (e.g. clear API key cache).
+CLUSTER_NAME = env("KEYWARD_CLUSTER_NAME", "keyward")
+
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["accounts.backends.RealmChainBackend"]
 PASSWORD_HASHERS = [
@@ -258,10 +261,15 @@ WHITENOISE_USE_FINDERS = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # The process id tells a server's workers apart in one log.
+    "formatters": {"plain": {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
         "keyward.audit": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # DEBUG logs each slow-hash verification of an API key secret (its id only, never the secret).
+        "keyward.apikeys.hashing": {
+            "handlers": ["console"], "level": env("KEYWARD_HASHING_LOG_LEVEL", "INFO"), "propagate": False,
+        },
         "django": {"handlers": ["console"], "level": "WARNING"},
     },
 }

@@ -55,18 +55,28 @@ class RealmBasicAuthentication(BaseAuthentication):
         username, colon, password = decoded.partition(":")
         if not colon or not username:
             raise AuthenticationFailed("unable to authenticate: malformed basic credentials")
-        throttling.check_password(request, username)
-        user = authenticate_realm_chain(username, password)
+        user = authenticate_password(request, username, password)
         if user is None:
-            throttling.password_failed(request, username)
             raise AuthenticationFailed(
                 f"unable to authenticate user [{username}] for REST request [{request.path}]"
             )
-        throttling.password_succeeded(request, username)
         return user, Principal(user)
 
     def authenticate_header(self, request):
         return authenticate_header()["WWW-Authenticate"]
+
+
+def authenticate_password(request, username: str, password: str):
+    """The user a username and password prove through the realm chain, or None; counted by the
+    abuse limits of this request's address exactly as HTTP Basic is, wherever a password arrives
+    (the grant API key body too), so that no endpoint guesses passwords faster than another."""
+    throttling.check_password(request, username)
+    user = authenticate_realm_chain(username, password)
+    if user is None:
+        throttling.password_failed(request, username)
+        return None
+    throttling.password_succeeded(request, username)
+    return user
 
 
 class SessionPrincipalAuthentication(SessionAuthentication):

@@ -30,7 +30,7 @@ from accounts import services
 from accounts.models import Realm, Role, User
 from accounts.principals import Principal
 from apikeys.credentials import encode_credential
-from apikeys.hashers import verification_cache
+from apikeys.hashers import verification_cache, verification_epoch
 from apikeys.models import ApiKey
 from apikeys.services import authenticate_api_key, create_api_key
 from tests.conftest import PRIVILEGED_ROLES
@@ -636,7 +636,7 @@ def orphan(client, kind: Caller, world: World, secret: str) -> dict:
         "/_security/_authenticate", secure=True, headers={"Authorization": f"ApiKey {world.credential}"}
     )
     assert answer.status_code == 200 and answer.json()["api_key"]["id"] == key.pk, answer.content
-    assert verification_cache.contains(key.hash, secret) is kind.hash_cached
+    assert verification_cache.contains(key.hash, secret, verification_epoch()) is kind.hash_cached
     administrator = User.objects.get(username="elastic")
     if kind.owner == "deleted":
         assert services.delete_user(world.caller.username, acting_user=administrator)

@@ -287,7 +287,7 @@ def test_salted_sha256_verifications_are_not_cached(settings):
 def test_verification_cache_never_holds_the_plain_secret(fast_pbkdf2):
     encoded = make_api_key_hash(SECRET)
     assert verify_api_key_hash(SECRET, encoded)
-    remembered = verification_cache._entries[encoded]
+    remembered = verification_cache._entries[encoded][0]
     assert SECRET.encode() not in remembered
     assert remembered != hashlib.sha256(SECRET.encode()).digest()
 

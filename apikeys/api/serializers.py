@@ -180,3 +180,33 @@ class AuthenticateResponseSerializer(serializers.Serializer):
     lookup_realm = RealmRefSerializer()
     authentication_type = serializers.ChoiceField(choices=["realm", "api_key"])
     api_key = ApiKeyRefSerializer(required=False, help_text="Present when authenticated with an API key.")
+
+
+class GrantApiKeyRequestSerializer(serializers.Serializer):
+    grant_type = serializers.ChoiceField(
+        choices=["password", "access_token"], help_text="`password`; `access_token` needs a token service."
+    )
+    username = serializers.CharField(required=False, help_text="The user to prove, for `password`.")
+    password = serializers.CharField(required=False, help_text="That user's password, for `password`.")
+    access_token = serializers.CharField(required=False, help_text="For `access_token`: refused here.")
+    run_as = serializers.CharField(
+        required=False, help_text="A user the proven one may run as (role `run_as`): the key is theirs."
+    )
+    api_key = CreateApiKeyRequestSerializer(help_text="The key, as the create API key body.")
+
+
+class NodesSummarySerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    successful = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    failures = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+class NodeNameSerializer(serializers.Serializer):
+    name = serializers.CharField()
+
+
+class ClearApiKeyCacheResponseSerializer(serializers.Serializer):
+    _nodes = NodesSummarySerializer()
+    cluster_name = serializers.CharField()
+    nodes = serializers.DictField(child=NodeNameSerializer(), help_text="By node id.")

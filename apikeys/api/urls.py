@@ -4,6 +4,11 @@ from apikeys.api import views
 
 urlpatterns = [
     path("_security/api_key", views.ApiKeyView.as_view(), name="api-key"),
+    path("_security/api_key/grant", views.GrantApiKeyView.as_view(), name="grant-api-key"),
+    path(
+        "_security/api_key/<str:ids>/_clear_cache", views.ClearApiKeyCacheView.as_view(),
+        name="clear-api-key-cache",
+    ),
     # Keyward's own: Elasticsearch has no rotate API.
     path(
         "_security/api_key/<str:api_key_id>/_rotate", views.RotateApiKeyView.as_view(), name="rotate-api-key"

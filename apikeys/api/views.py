@@ -1,11 +1,17 @@
-"""Elasticsearch-compatible API key endpoints (SPEC §4): create, get, query, invalidate, and
-``_authenticate``; and Keyward's own rotate endpoint beside them.
+"""Elasticsearch-compatible API key endpoints (SPEC §4): create, get, query, invalidate, grant, clear
+cache, and ``_authenticate``; and Keyward's own rotate endpoint beside them.
 
 Views read requests with Elasticsearch's rules and messages, ask ``apikeys.selectors`` which keys
 the caller may see and ``apikeys.services`` to change them, and render keys with
 ``serializers.api_key_info``.
 """
 
+import base64
+import functools
+import hashlib
+import socket
+
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -16,17 +22,29 @@ from accounts.exceptions import RequestValidationFailed, ValidationError
 from apikeys import selectors
 from apikeys.api.serializers import (
     AuthenticateResponseSerializer,
+    ClearApiKeyCacheResponseSerializer,
     CreateApiKeyRequestSerializer,
     CreateApiKeyResponseSerializer,
     GetApiKeysResponseSerializer,
+    GrantApiKeyRequestSerializer,
     InvalidateApiKeysRequestSerializer,
     InvalidateApiKeysResponseSerializer,
     QueryApiKeysRequestSerializer,
     QueryApiKeysResponseSerializer,
     api_key_info,
 )
+from apikeys.hashers import SharedCacheUnavailable
 from apikeys.query import ContentParseError, epoch_millis, parse_query_request, search_api_keys
-from apikeys.services import CreatedApiKey, create_api_key, invalidate_api_keys, rotate_api_key
+from apikeys.services import (
+    CREATE_FIELDS,
+    CreatedApiKey,
+    clear_api_key_cache,
+    create_api_key,
+    grant_api_key,
+    invalidate_api_keys,
+    rotate_api_key,
+)
+from restapi.authentication import authenticate_password
 from restapi.serializers import ElasticsearchErrorSerializer
 from restapi.views import (
     ERRORS,
@@ -39,7 +57,6 @@ from restapi.views import (
     url_params,
 )
 
-CREATE_FIELDS = {"name", "expiration", "role_descriptors", "metadata"}
 INVALIDATE_FIELDS = {"ids", "id", "name", "realm_name", "username", "owner"}
 GET_PARAMS = frozenset(
     {"id", "name", "owner", "realm_name", "username", "active_only", "with_limited_by", "with_profile_uid"}
@@ -363,3 +380,108 @@ class AuthenticateView(SecurityAPIView):
                 "api_key": {"id": principal.api_key.id, "name": principal.api_key.name},
             }
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Grant API key
+
+
+GRANT_FIELDS = ("grant_type", "username", "password", "access_token", "run_as", "client_authentication")
+# Elasticsearch's refresh policies; writes here are visible at once, whichever is asked for.
+REFRESH_VALUES = frozenset({"true", "false", "wait_for", ""})
+
+
+class GrantApiKeyView(ApiKeyServiceView):
+    """``POST /_security/api_key/grant``: a key for another user, who proves themselves in the body."""
+
+    @extend_schema(
+        operation_id="security_grant_api_key",
+        summary="Grant an API key",
+        description="Creates a key on behalf of another user, who proves themselves with "
+        "`grant_type: password`, `username` and `password` (checked through the realm chain, and "
+        "counted by the same failed-password limits as HTTP Basic). The key belongs to that user, or "
+        "to the `run_as` user their roles may run as, and is limited by the owner's roles. Requires "
+        "grant_api_key (implied by manage_api_key and manage_security). `grant_type: access_token` is "
+        "refused (400): there is no token service. The secret is in this response only.",
+        parameters=[
+            OpenApiParameter(
+                "refresh", OpenApiTypes.STR, OpenApiParameter.QUERY, enum=["true", "false", "wait_for"],
+                description="Accepted for compatibility; the key is visible at once.",
+            )
+        ],
+        request=GrantApiKeyRequestSerializer,
+        responses={
+            200: CreateApiKeyResponseSerializer,
+            **ERRORS,
+            401: OpenApiResponse(
+                ElasticsearchErrorSerializer, description="Wrong credentials, of the caller or in the body."
+            ),
+            409: OpenApiResponse(ElasticsearchErrorSerializer, description="An active key has that name."),
+            429: OpenApiResponse(ElasticsearchErrorSerializer, description="Too many failed passwords."),
+        },
+        tags=TAGS,
+    )
+    def post(self, request):
+        params = url_params(request, frozenset({"refresh"}))
+        if params.get("refresh") not in REFRESH_VALUES | {None}:
+            raise ValidationError(f"Unknown value for refresh: [{params['refresh']}].")
+        body = json_object(request.data)
+        for field in body:
+            if field not in (*GRANT_FIELDS, "api_key"):
+                raise ContentParseError(f"[grant_api_key_request] unknown field [{field}]")
+        created = grant_api_key(
+            request.auth,
+            functools.partial(authenticate_password, request),
+            api_key=body.get("api_key"),
+            **{field: body.get(field) for field in GRANT_FIELDS},
+        )
+        return Response(_created_key(created), headers={"Cache-Control": "no-store"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Clear API key cache
+
+
+def _node() -> tuple[str, str]:
+    """(id, name) of this host as a node: its name, and a stable id of Elasticsearch's length."""
+    name = socket.gethostname()
+    digest = hashlib.sha256(name.encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("="), name
+
+
+class ClearApiKeyCacheView(ApiKeyServiceView):
+    """``POST /_security/api_key/{ids}/_clear_cache``: every worker verifies keys' secrets afresh."""
+
+    @extend_schema(
+        operation_id="security_clear_api_key_cache",
+        summary="Clear the API key cache",
+        description="Forgets remembered verifications of API key secrets (kept for slow hashes such as "
+        "PBKDF2) on every worker of every host that shares the cache: the next request with a key "
+        "hashes its secret again. `ids` is a comma-separated list of key ids, or `*`; naming some "
+        "keys clears them all, which is always safe. Requires manage_security. If the shared cache "
+        "cannot be written, `_nodes.failed` is 1 and the failure is listed.",
+        parameters=[
+            OpenApiParameter(
+                "ids", OpenApiTypes.STR, OpenApiParameter.PATH, description="Key ids, or `*`."
+            )
+        ],
+        request=None,
+        responses={200: ClearApiKeyCacheResponseSerializer, **ERRORS},
+        tags=TAGS,
+    )
+    def post(self, request, ids):
+        url_params(request, frozenset())
+        node_id, node_name = _node()
+        try:
+            clear_api_key_cache(request.auth, ids.split(","))
+        except SharedCacheUnavailable as error:
+            failure = {
+                "type": "failed_node_exception",
+                "reason": f"Failed node [{node_id}]",
+                "node_id": node_id,
+                "caused_by": {"type": "exception", "reason": f"the shared cache is unavailable: {error}"},
+            }
+            nodes_summary, nodes = {"total": 1, "successful": 0, "failed": 1, "failures": [failure]}, {}
+        else:
+            nodes_summary, nodes = {"total": 1, "successful": 1, "failed": 0}, {node_id: {"name": node_name}}
+        return Response({"_nodes": nodes_summary, "cluster_name": settings.CLUSTER_NAME, "nodes": nodes})
