@@ -47,6 +47,7 @@ API_COLUMNS = (*CALLERS, OWN_KEYS_USER)
 HOLDERS = {name: "elastic" if name == "superuser" else name for name in CALLERS}
 ROOT = "root"
 NEW_PASSWORD = "matrix-password-7731"
+GRANTEE_PASSWORD = "grantee-password-4410"
 
 
 @dataclass
@@ -156,6 +157,13 @@ ACTIONS = {
         "POST", "/_security/api_key/{own_key}/_rotate",
         effect=lambda world: world.rotated(world.own_key),
     ),
+    "grant a key for another user": Action(
+        "POST", "/_security/api_key/grant",
+        {"grant_type": "password", "username": "grantee", "password": GRANTEE_PASSWORD,
+         "api_key": {"name": "matrix-granted"}},
+        effect=lambda world: ApiKey.objects.filter(name="matrix-granted", owner__username="grantee").exists(),
+    ),
+    "clear the API key cache": Action("POST", "/_security/api_key/*/_clear_cache"),
     "authenticate": Action("GET", "/_security/_authenticate"),
     "has privileges": Action("POST", "/_security/user/_has_privileges", {"cluster": ["monitor"]}),
     "check own privileges by name": Action(
@@ -418,6 +426,12 @@ MATRIX = {
                     (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  DENIED,        DENIED,      ALLOWED),
     "rotate own key":
                     (DENIED,   DENIED,        DENIED,       DENIED,   DENIED,        DENIED,      ALLOWED),
+    # grant_api_key is implied by manage_api_key; manage_own_api_key does not grant, not even to oneself.
+    "grant a key for another user":
+                    (ALLOWED,  ALLOWED,       ALLOWED,      DENIED,   DENIED,        DENIED,      DENIED),
+    # Elasticsearch's security cache action: manage_security, not manage_api_key.
+    "clear the API key cache":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
     "authenticate":
                     (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  ALLOWED,       ALLOWED,     ALLOWED),
     "has privileges":
@@ -581,6 +595,9 @@ def build_cast() -> Cast:
     users[ROOT] = cast_user(ROOT, roles=["superuser"])
     bystander = cast_user("bystander", ["manage_own_api_key"])
     cast_user("target")
+    grantee = cast_user("grantee", ["monitor"])
+    grantee.set_password(GRANTEE_PASSWORD)
+    grantee.save(update_fields=["password"])
     cast_user("dormant", enabled=False)
     Role.objects.create(name="target_role", cluster=["monitor"])
     elastic = users["elastic"]
