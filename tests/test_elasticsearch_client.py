@@ -284,3 +284,38 @@ def test_a_key_with_manage_own_api_key_acts_on_itself_only(keyward_server, own_k
         assert answer["has_all_requested"] is False
         assert answer["cluster"] == {"manage_own_api_key": False, "monitor": False}
     assert own_keys_user.security.get_api_key(id=sibling["id"])["api_keys"][0]["invalidated"] is False
+
+
+def test_grant_api_key_makes_a_key_for_a_user_who_proves_themselves(keyward_server, admin, own_keys_user):
+    granted = admin.security.grant_api_key(
+        grant_type="password", username="kim", password=OWN_KEYS_PASSWORD,
+        api_key={"name": "granted-for-kim", "expiration": "1d"}, refresh="wait_for",
+    )
+
+    assert granted.meta.headers["Cache-Control"] == "no-store"
+    assert {"id", "name", "api_key", "encoded", "expiration"} <= set(granted)
+    with connect(keyward_server, api_key=granted["encoded"]) as as_kim:
+        me = as_kim.security.authenticate()
+    assert (me["username"], me["api_key"]["id"]) == ("kim", granted["id"])
+    with pytest.raises(AuthenticationException) as refused:
+        admin.security.grant_api_key(
+            grant_type="password", username="kim", password="not " + OWN_KEYS_PASSWORD,
+            api_key={"name": "not-granted"},
+        )
+    assert refused.value.body["error"]["reason"] == (
+        "unable to authenticate user [kim] for action [cluster:admin/xpack/security/api_key/grant]"
+    )
+    with pytest.raises(AuthorizationException):
+        own_keys_user.security.grant_api_key(
+            grant_type="password", username="kim", password=OWN_KEYS_PASSWORD, api_key={"name": "self"}
+        )
+
+
+def test_clear_api_key_cache_answers_every_node_cleared(admin):
+    key_id = admin.security.create_api_key(name="to-forget", role_descriptors={"none": {}})["id"]
+
+    for ids in ("*", [key_id, "AAAAAAAAAAAAAAAAAAAA"]):
+        cleared = admin.security.clear_api_key_cache(ids=ids)
+
+        assert cleared["_nodes"] == {"total": 1, "successful": 1, "failed": 0}
+        assert cleared["cluster_name"] and len(cleared["nodes"]) == 1
