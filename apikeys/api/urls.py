@@ -4,6 +4,11 @@ from apikeys.api import views
 
 urlpatterns = [
     path("_security/api_key", views.ApiKeyView.as_view(), name="api-key"),
+    # Before the id route, which would take "_bulk_update" for an id.
+    path(
+        "_security/api_key/_bulk_update", views.BulkUpdateApiKeysView.as_view(), name="bulk-update-api-keys"
+    ),
+    path("_security/api_key/<str:api_key_id>", views.UpdateApiKeyView.as_view(), name="update-api-key"),
     # Keyward's own: Elasticsearch has no rotate API.
     path(
         "_security/api_key/<str:api_key_id>/_rotate", views.RotateApiKeyView.as_view(), name="rotate-api-key"
