@@ -19,6 +19,8 @@ API_KEY_CREATED = "api_key_created"
 API_KEY_GRANTED = "api_key_granted"
 API_KEYS_INVALIDATED = "api_keys_invalidated"
 API_KEY_ROTATED = "api_key_rotated"
+API_KEY_UPDATED = "api_key_updated"
+API_KEYS_UPDATED = "api_keys_updated"
 API_KEYS_PURGED = "api_keys_purged"
 AUTHENTICATION_FAILED = "authentication_failed"
 # Keyward's own: one row per throttled bucket and window, counting the attempts refused.

@@ -16,6 +16,8 @@ AUDIT_ACTIONS = {
     audit.API_KEY_GRANTED: "API key granted",
     audit.API_KEYS_INVALIDATED: "API keys invalidated",
     audit.API_KEY_ROTATED: "API key rotated",
+    audit.API_KEY_UPDATED: "API key updated",
+    audit.API_KEYS_UPDATED: "API keys updated",
     audit.API_KEYS_PURGED: "API keys purged",
     audit.AUTHENTICATION_FAILED: "Authentication failed",
     audit.AUTHENTICATION_THROTTLED: "Authentication throttled",

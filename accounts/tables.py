@@ -58,6 +58,8 @@ AUDIT_ACTION_COLOURS = {
     audit.API_KEY_GRANTED: "primary",
     audit.API_KEYS_INVALIDATED: "warning",
     audit.API_KEY_ROTATED: "info",
+    audit.API_KEY_UPDATED: "info",
+    audit.API_KEYS_UPDATED: "info",
     audit.API_KEYS_PURGED: "secondary",
     audit.AUTHENTICATION_FAILED: "danger",
     audit.AUTHENTICATION_THROTTLED: "danger",

@@ -1,9 +1,11 @@
-"""Forms of the API key pages: create a key, and choose the keys to invalidate (SPEC §6, §7).
+"""Forms of the API key pages: create, update and rotate a key, and choose the keys to invalidate
+(SPEC §6, §7).
 
 Fields are checked with the very functions the create service uses, so a form error says what
 the REST API would say, next to the field it is about.
 """
 
+import json
 from datetime import timedelta
 
 from django import forms
@@ -63,17 +65,22 @@ class JSONObjectField(forms.CharField):
         return parsed
 
 
-class CreateApiKeyForm(forms.Form):
-    """The create page. With ``API_KEY_MAX_EXPIRATION`` set, a key must expire within it, and the
-    page states the limit (``max_lifetime_words``)."""
+def _optional_expiration(text: str) -> str | None:
+    """A new expiration, checked by the rule the service applies to one; None when left empty."""
+    text = text.strip() or None
+    if text is not None:
+        _domain_rule(lambda: expiration_from(text, timezone.now()))
+    return text
 
-    # Not stripped and not "required" here: the name rule itself says what is wrong with it.
-    name = forms.CharField(strip=False, required=False)
-    expiration = forms.CharField(
-        required=False,
-        label="Expiration",
-        help_text=f"{TIME_UNITS_HELP}. Leave empty for a key that does not expire.",
-    )
+
+def _shown_json(value: dict) -> str:
+    return json.dumps(value, indent=2) if value else ""
+
+
+class ApiKeyFieldsForm(forms.Form):
+    """What a key may do and carry, as the create and update pages both ask for it, and the
+    ``API_KEY_MAX_EXPIRATION`` policy their expiration hints state (``max_lifetime_words``)."""
+
     role_descriptors = JSONObjectField(
         required=False,
         label="Role descriptors",
@@ -89,18 +96,6 @@ class CreateApiKeyForm(forms.Form):
         self.max_lifetime_words = self.max_lifetime and periods.in_words(self.max_lifetime)
         # For the live hint, which tells of a too long lifetime before the form is sent.
         self.max_lifetime_ms = self.max_lifetime and self.max_lifetime // timedelta(milliseconds=1)
-        if self.max_lifetime is not None:
-            self.fields["expiration"].help_text = f"{TIME_UNITS_HELP}; at most {self.max_lifetime_words}."
-
-    def clean_name(self):
-        return _domain_rule(lambda: validate_api_key_name(self.cleaned_data["name"]))
-
-    def clean_expiration(self):
-        """Checked by the very rule the service applies: with a maximum lifetime set, an empty
-        expiration is refused in the service's words, next to the field."""
-        text = self.cleaned_data["expiration"] or None
-        _domain_rule(lambda: expiration_from(text, timezone.now()))
-        return text
 
     def clean_role_descriptors(self):
         """Validated and normalised, as the service stores them (``names`` always a list)."""
@@ -114,12 +109,72 @@ class CreateApiKeyForm(forms.Form):
 
     def role_descriptors_for_preview(self) -> dict | None:
         """For the Preview button: the role descriptors checked alone (their errors shown, those of
-        the other fields left out, as nothing is created); None when they are wrong."""
+        the other fields left out, as nothing is saved); None when they are wrong."""
         for name in [name for name in self.errors if name != "role_descriptors"]:
             del self.errors[name]
         if self.errors:
             return None
         return self.cleaned_data["role_descriptors"] or {}
+
+
+class CreateApiKeyForm(ApiKeyFieldsForm):
+    """The create page. With ``API_KEY_MAX_EXPIRATION`` set, a key must expire within it."""
+
+    # Not stripped and not "required" here: the name rule itself says what is wrong with it.
+    name = forms.CharField(strip=False, required=False)
+    expiration = forms.CharField(
+        required=False,
+        label="Expiration",
+        help_text=f"{TIME_UNITS_HELP}. Leave empty for a key that does not expire.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.max_lifetime is not None:
+            self.fields["expiration"].help_text = f"{TIME_UNITS_HELP}; at most {self.max_lifetime_words}."
+
+    def clean_name(self):
+        return _domain_rule(lambda: validate_api_key_name(self.cleaned_data["name"]))
+
+    def clean_expiration(self):
+        """Checked by the very rule the service applies: with a maximum lifetime set, an empty
+        expiration is refused in the service's words, next to the field."""
+        text = self.cleaned_data["expiration"] or None
+        _domain_rule(lambda: expiration_from(text, timezone.now()))
+        return text
+
+
+class UpdateApiKeyForm(ApiKeyFieldsForm):
+    """The update page, filled in with the key as it is: the role descriptors and metadata shown are
+    what the key gets (empty: none); an empty expiration keeps the key's own."""
+
+    expiration = forms.CharField(
+        required=False,
+        label="New expiration",
+        help_text=f"{TIME_UNITS_HELP}, counted from now. Leave empty to keep the current expiration.",
+    )
+
+    def __init__(self, *args, key=None, **kwargs):
+        if key is not None:
+            kwargs["initial"] = {
+                "role_descriptors": _shown_json(key.role_descriptors),
+                "metadata": _shown_json(key.metadata),
+            }
+        super().__init__(*args, **kwargs)
+
+    def clean_expiration(self):
+        return _optional_expiration(self.cleaned_data["expiration"])
+
+    def changes(self) -> dict:
+        """The service's keyword arguments: role descriptors and metadata always, as the page shows
+        them; the expiration only when one was given."""
+        changes = {
+            "role_descriptors": self.cleaned_data["role_descriptors"] or {},
+            "metadata": self.cleaned_data["metadata"] or {},
+        }
+        if self.cleaned_data["expiration"] is not None:
+            changes["expiration"] = self.cleaned_data["expiration"]
+        return changes
 
 
 class RotateApiKeyForm(forms.Form):
@@ -132,11 +187,7 @@ class RotateApiKeyForm(forms.Form):
     )
 
     def clean_expiration(self):
-        """Checked by the rule the service applies to a chosen expiration."""
-        text = self.cleaned_data["expiration"].strip() or None
-        if text is not None:
-            _domain_rule(lambda: expiration_from(text, timezone.now()))
-        return text
+        return _optional_expiration(self.cleaned_data["expiration"])
 
 
 class ApiKeyIdsField(forms.Field):

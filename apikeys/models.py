@@ -1,4 +1,5 @@
-"""API keys (SPEC §1): secondary credentials owned by a user. A key is never modified."""
+"""API keys (SPEC §1): secondary credentials owned by a user. A key's id, name, owner and secret never
+change; its owner may update its role descriptors, metadata and expiration."""
 
 from django.conf import settings
 from django.db import models

@@ -1,4 +1,4 @@
-"""Who may see and invalidate which API keys (SPEC §2): the one place these rules live.
+"""Who may see, invalidate and update which API keys (SPEC §2): the one place these rules live.
 
 The web UI, the REST API and the management commands all ask these functions, so they cannot
 disagree. A principal's privileges are its user's roles, or for an API key the key's descriptors
@@ -13,7 +13,7 @@ never on its owner's other keys (an API key owns no keys).
 
 from django.db.models import QuerySet
 
-from accounts.exceptions import PermissionDenied
+from accounts.exceptions import PermissionDenied, ValidationError
 from accounts.principals import Principal
 from apikeys.models import ApiKey
 from apikeys.query import name_matches
@@ -24,6 +24,10 @@ CREATE_ACTION = "cluster:admin/xpack/security/api_key/create"
 GRANT_ACTION = "cluster:admin/xpack/security/api_key/grant"
 # Elasticsearch clears every security cache through one action, naming the cache in the request.
 CLEAR_CACHE_ACTION = "cluster:admin/xpack/security/cache/clear"
+UPDATE_ACTION = "cluster:admin/xpack/security/api_key/update"
+BULK_UPDATE_ACTION = "cluster:admin/xpack/security/api_key/bulk_update"
+# Elasticsearch refuses an update made with API key credentials outright, whatever the key holds.
+UPDATE_THROUGH_API_KEY = "authentication via API key not supported: only the owner user can update an API key"
 
 # The privileges that grant each action, least first, as Elasticsearch lists them in its denial.
 GRANTED_BY = {
@@ -32,6 +36,8 @@ GRANTED_BY = {
     CREATE_ACTION: ["manage_own_api_key", "manage_api_key", "manage_security", "all"],
     GRANT_ACTION: ["grant_api_key", "manage_api_key", "manage_security", "all"],
     CLEAR_CACHE_ACTION: ["manage_security", "all"],
+    UPDATE_ACTION: ["manage_own_api_key", "manage_api_key", "manage_security", "all"],
+    BULK_UPDATE_ACTION: ["manage_own_api_key", "manage_api_key", "manage_security", "all"],
 }
 
 
@@ -229,3 +235,22 @@ def can_rotate(principal: Principal, key: ApiKey) -> bool:
     if not (principal.owns(key) and can_manage_own_api_keys(principal)):
         return False
     return principal.api_key is None or principal.api_key.id == key.id
+
+
+def updatable_api_keys(principal: Principal, action: str = UPDATE_ACTION) -> QuerySet[ApiKey]:
+    """The keys the principal may update: its user's own, whatever else it may see or invalidate.
+
+    As in Elasticsearch, only the owner updates a key, as a user: an administrator's update would
+    put the key under the administrator's roles, and a key may not reach for its own limits.
+    ``manage_own_api_key`` or higher is asked first (403), then that no API key is acting (400).
+    """
+    if not can_manage_own_api_keys(principal):
+        raise unauthorized(principal, action)
+    if principal.api_key is not None:
+        raise ValidationError(UPDATE_THROUGH_API_KEY)
+    return _keys_of_scope(_own_scope(principal))
+
+
+def can_update(principal: Principal, key: ApiKey) -> bool:
+    """Row-level form of ``updatable_api_keys``: the owner, as a user, may update the key."""
+    return principal.api_key is None and principal.owns(key) and can_manage_own_api_keys(principal)

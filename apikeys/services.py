@@ -1,5 +1,5 @@
-"""Every write to API keys, in one place: create, invalidate, rotate, authenticate, purge, and the
-expiry warnings (SPEC §1–§3, §5).
+"""Every write to API keys, in one place: create, update, invalidate, rotate, authenticate, purge, and
+the expiry warnings (SPEC §1–§3, §5).
 
 The web UI, the REST API and the management commands all call these functions, so they cannot
 disagree about who may do what. The privilege rules themselves live in ``apikeys.selectors``.
@@ -25,6 +25,7 @@ from accounts.exceptions import (
     NotFound,
     PermissionDenied,
     RequestValidationFailed,
+    SecurityError,
     ValidationError,
 )
 from accounts.models import User
@@ -56,6 +57,7 @@ from apikeys.timeunits import (
 NAME_MAX_LENGTH = 256
 CREATE_FIELDS = frozenset({"name", "expiration", "role_descriptors", "metadata"})
 PURGE_BATCH_SIZE = 1000
+UPDATE_BATCH_SIZE = 1000
 # The purge audits its count and this many ids: enough to trace a key, bounded at any volume.
 PURGE_AUDITED_IDS = 1000
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -398,6 +400,166 @@ def invalidate_api_keys(
                 previously_invalidated=len(result.previously_invalidated),
             )
     return result
+
+
+class _Omitted:
+    """A field an update request leaves out: the key keeps its value."""
+
+    def __repr__(self):
+        return "OMITTED"
+
+
+OMITTED = _Omitted()
+
+
+@dataclass
+class UpdateResult:
+    """Each requested id once, in request order: updated, a no-op, or the error that left it as it was."""
+
+    updated: list[str] = field(default_factory=list)
+    noops: list[str] = field(default_factory=list)
+    errors: dict[str, SecurityError] = field(default_factory=dict)
+
+
+def _validate_update_ids(ids) -> list[str]:
+    if not isinstance(ids, list) or not all(isinstance(item, str) for item in ids):
+        raise ValidationError("[ids] must be a list of strings")
+    if not ids:
+        raise RequestValidationFailed("Field [ids] cannot be empty")
+    for item in ids:
+        storable_text("ids", item)
+    # A repeated id is one key, updated once and reported once, as Elasticsearch does.
+    return list(dict.fromkeys(ids))
+
+
+def _validated_changes(role_descriptors, metadata, expiration, now) -> dict:
+    """``{field: new value}`` for each field the request gives, validated as create validates it."""
+    changes = {}
+    if role_descriptors is not OMITTED:
+        changes["role_descriptors"] = validate_role_descriptors(role_descriptors)
+    if metadata is not OMITTED:
+        # Here null would not mean "no metadata", as it does on create: refused, not guessed.
+        if not isinstance(metadata, dict):
+            raise ValidationError("metadata must be an object")
+        changes["metadata"] = validate_metadata(metadata)
+    if expiration is not OMITTED:
+        if not isinstance(expiration, str):
+            raise ValidationError("expiration must be a string such as [30d]")
+        changes["expiration"] = _milliseconds(expiration_from(expiration, now))
+    return changes
+
+
+def _update_refusal(key_id: str, key: ApiKey | None, now) -> SecurityError | None:
+    """Why the key cannot be updated, in Elasticsearch's words, or None when it can."""
+    if key is None:
+        # Unknown and not-yours look the same, so ids of others' keys are not revealed.
+        return NotFound(f"no API key owned by requesting user found for ID [{key_id}]")
+    if key.invalidated is not None:
+        return ValidationError(f"cannot update invalidated API key [{key_id}]")
+    if key.is_expired(now):
+        return ValidationError(f"cannot update expired API key [{key_id}]")
+    return None
+
+
+def _is_noop(key: ApiKey, changes: dict) -> bool:
+    """Nothing would change. An expiration counts from now, so Elasticsearch always takes it for a
+    change; the other fields compare as stored JSON."""
+    if "expiration" in changes:
+        return False
+    return all(getattr(key, name) == value for name, value in changes.items())
+
+
+def update_api_keys(
+    principal: Principal,
+    ids,
+    *,
+    role_descriptors=OMITTED,
+    metadata=OMITTED,
+    expiration=OMITTED,
+    action: str = selectors.BULK_UPDATE_ACTION,
+) -> UpdateResult:
+    """Set the given fields of the principal's own keys, and refresh their ``limited_by`` from the
+    owner's roles of now, in one transaction (SPEC §1). The name never changes.
+
+    As Elasticsearch's bulk update reports it, each id is updated, a no-op (which writes and audits
+    nothing), or an error: not found (unknown, or another's), invalidated, or expired. A field left
+    out keeps each key's own value. Per batch of keys one locking SELECT and at most one UPDATE,
+    since every updated key gets the same new values.
+    """
+    requested = _validate_update_ids(ids)
+    now = _milliseconds(timezone.now())
+    changes = _validated_changes(role_descriptors, metadata, expiration, now)
+    own_keys = selectors.updatable_api_keys(principal, action).select_related(None).order_by()
+    changes["limited_by"] = principal.role_descriptors
+    result = UpdateResult()
+    names = {}
+    with transaction.atomic():
+        for start in range(0, len(requested), UPDATE_BATCH_SIZE):
+            batch = requested[start : start + UPDATE_BATCH_SIZE]
+            found = {
+                key.pk: key
+                for key in own_keys.filter(id__among=batch)
+                .only("id", "name", "expiration", "invalidated", "role_descriptors", "metadata", "limited_by")
+                .select_for_update(of=("self",))
+            }
+            to_update = []
+            for key_id in batch:
+                key = found.get(key_id)
+                refusal = _update_refusal(key_id, key, now)
+                if refusal is not None:
+                    result.errors[key_id] = refusal
+                elif _is_noop(key, changes):
+                    result.noops.append(key_id)
+                else:
+                    to_update.append(key_id)
+                    names[key_id] = key.name
+            if to_update:
+                ApiKey.objects.filter(id__among=to_update).update(**changes)
+                result.updated.extend(to_update)
+        if result.updated:
+            forget_overviews()
+            _audit_update(principal, action, result, changes, names)
+    return result
+
+
+def _audit_update(principal: Principal, action: str, result: UpdateResult, changes: dict, names: dict):
+    """One event: for a single key with its name, for a bulk update with what was left alone."""
+    fields = ", ".join(changes)
+    if action == selectors.UPDATE_ACTION:
+        [key_id] = result.updated
+        audit.record(
+            audit.API_KEY_UPDATED, principal=principal, target=names[key_id], api_key_ids=[key_id],
+            fields=fields,
+        )
+    else:
+        audit.record(
+            audit.API_KEYS_UPDATED,
+            principal=principal,
+            api_key_ids=result.updated,
+            fields=fields,
+            noops=len(result.noops),
+            errors=len(result.errors),
+        )
+
+
+def update_api_key(
+    principal: Principal, key_id, *, role_descriptors=OMITTED, metadata=OMITTED, expiration=OMITTED
+) -> bool:
+    """Update one key, as Elasticsearch's update API key API: True when it changed, False for a
+    no-op; a key that cannot be updated raises its error (404 not found, 400 invalidated or expired)."""
+    if not isinstance(key_id, str) or not key_id:
+        raise ValidationError("api key id must be a non-empty string")
+    result = update_api_keys(
+        principal,
+        [key_id],
+        role_descriptors=role_descriptors,
+        metadata=metadata,
+        expiration=expiration,
+        action=selectors.UPDATE_ACTION,
+    )
+    if result.errors:
+        raise result.errors[key_id]
+    return bool(result.updated)
 
 
 def rotate_api_key(principal: Principal, key_id, expiration=None) -> CreatedApiKey:

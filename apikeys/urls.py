@@ -12,5 +12,6 @@ urlpatterns = [
     path(f"{API_KEYS}/create", views.api_key_create, name="api_key_create"),
     path(f"{API_KEYS}/invalidate", views.api_keys_invalidate, name="api_keys_invalidate"),
     path(f"{API_KEYS}/<str:key_id>", views.api_key_details, name="api_key_details"),
+    path(f"{API_KEYS}/<str:key_id>/update", views.api_key_update, name="api_key_update"),
     path(f"{API_KEYS}/<str:key_id>/rotate", views.api_key_rotate, name="api_key_rotate"),
 ]

@@ -1,4 +1,5 @@
-"""The API Keys pages (SPEC §5, §6): list, create, details, rotate and invalidate, at Kibana's paths.
+"""The API Keys pages (SPEC §5, §6): list, create, details, update, rotate and invalidate, at Kibana's
+paths.
 
 Each view joins a queryset from ``apikeys.selectors`` with a FilterSet, a Table or a Form, and
 writes only through ``apikeys.services``; who may see or do what is asked of the selectors.
@@ -26,6 +27,7 @@ from apikeys.forms import (
     CreateApiKeyForm,
     InvalidateApiKeysForm,
     RotateApiKeyForm,
+    UpdateApiKeyForm,
 )
 from apikeys.preview import privileges_without_effect
 from apikeys.tables import ApiKeyPaginator, ApiKeyTable, api_key_status
@@ -117,12 +119,7 @@ def api_key_create(request, principal):
     form = CreateApiKeyForm(request.POST if request.method == "POST" else None)
     preview = None
     if form.is_bound and "preview" in request.POST:
-        descriptors = form.role_descriptors_for_preview()
-        if descriptors is not None:
-            preview = {
-                "requested": bool(descriptors),
-                "no_effect": privileges_without_effect(descriptors, principal.privileges),
-            }
+        preview = _preview(form, principal)
     elif form.is_bound and form.is_valid():
         try:
             created = services.create_api_key(principal, **form.cleaned_data)
@@ -132,13 +129,28 @@ def api_key_create(request, principal):
             form.add_error(None, error.reason)
         else:
             return _reveal(request, created)
-    boilerplates = {name: json.dumps(value, indent=2) for name, value in ROLE_DESCRIPTOR_BOILERPLATES.items()}
     return render(
         request,
         "apikeys/api_key_create.html",
-        {"section": "management", "form": form, "boilerplates": boilerplates, "preview": preview},
+        {"section": "management", "form": form, "boilerplates": _boilerplates(), "preview": preview},
         status=400 if form.is_bound and form.errors else 200,
     )
+
+
+def _preview(form, principal) -> dict | None:
+    """The Preview button's answer: nothing is saved; the parts of the role descriptors that go
+    beyond the user's own privileges are named. None when the descriptors themselves are wrong."""
+    descriptors = form.role_descriptors_for_preview()
+    if descriptors is None:
+        return None
+    return {
+        "requested": bool(descriptors),
+        "no_effect": privileges_without_effect(descriptors, principal.privileges),
+    }
+
+
+def _boilerplates() -> dict:
+    return {name: json.dumps(value, indent=2) for name, value in ROLE_DESCRIPTOR_BOILERPLATES.items()}
 
 
 def _reveal(request, created: services.CreatedApiKey, replaced=None):
@@ -181,11 +193,65 @@ def api_key_details(request, principal, key_id):
             "status": api_key_status(key),
             "may_invalidate": may_invalidate,
             "may_rotate": key.is_active() and selectors.can_rotate(principal, key),
+            "may_update": key.is_active() and selectors.can_update(principal, key),
             "metadata": json.dumps(key.metadata, indent=2),
             "role_descriptors": json.dumps(key.role_descriptors, indent=2),
             "limited_by": json.dumps(key.limited_by, indent=2),
         },
     )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@api_key_page(selectors.UPDATE_ACTION)
+def api_key_update(request, principal, key_id):
+    """GET shows the key's role descriptors and metadata to edit; POST sets them, and a new
+    expiration when one is given, and limits the key by the user's roles of now. Only the owner
+    updates a key: anyone else who sees it is sent back to its details page, as for a key that is
+    no longer active."""
+    if not selectors.can_manage_own_api_keys(principal):
+        raise selectors.unauthorized(principal, selectors.UPDATE_ACTION)
+    key = _find(selectors.visible_api_keys(principal), key_id)
+    if key is None:
+        return _not_found(request, key_id)
+    details = reverse("api_key_details", args=[key.pk])
+    refusal = _update_refusal(principal, key)
+    if refusal:
+        messages.error(request, f"API key '{key.name}' cannot be updated: {refusal}.")
+        return redirect(details)
+    form = UpdateApiKeyForm(request.POST if request.method == "POST" else None, key=key)
+    preview = None
+    if form.is_bound and "preview" in request.POST:
+        preview = _preview(form, principal)
+    elif form.is_bound and form.is_valid():
+        try:
+            updated = services.update_api_key(principal, key.pk, **form.changes())
+        except NotFound as error:
+            messages.error(request, f"Could not update API key '{key.name}': {error.reason}")
+            return redirect(details)
+        except ValidationError as error:
+            form.add_error(None, error.reason)
+        else:
+            if updated:
+                messages.success(request, f"Updated API key '{key.name}'.")
+            else:
+                messages.info(request, f"API key '{key.name}' already was as you asked: nothing changed.")
+            return redirect(details)
+    context = {"section": "management", "key": key, "form": form, "details_url": details}
+    return render(
+        request,
+        "apikeys/api_key_update.html",
+        {**context, "boilerplates": _boilerplates(), "preview": preview},
+        status=400 if form.is_bound and form.errors else 200,
+    )
+
+
+def _update_refusal(principal, key) -> str:
+    """Why the page will not update the key, in words for its details page; empty when it will."""
+    if not selectors.can_update(principal, key):
+        return f"only its owner, {key.owner.username}, can update it"
+    if not key.is_active():
+        return f"it is {api_key_status(key).label.lower()}"
+    return ""
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

@@ -48,6 +48,7 @@ HOLDERS = {name: "elastic" if name == "superuser" else name for name in CALLERS}
 ROOT = "root"
 NEW_PASSWORD = "matrix-password-7731"
 GRANTEE_PASSWORD = "grantee-password-4410"
+UPDATED_METADATA = {"matrix": "updated"}
 
 
 @dataclass
@@ -76,6 +77,9 @@ class World:
         old = self.key(key_id)
         replacement = ApiKey.objects.filter(name=old.name, owner=old.owner_id, invalidated__isnull=True)
         return old.invalidated is not None and replacement.exists()
+
+    def updated(self, key_id) -> bool:
+        return self.key(key_id).metadata == UPDATED_METADATA
 
     def placeholders(self) -> dict:
         return {
@@ -164,6 +168,23 @@ ACTIONS = {
         effect=lambda world: ApiKey.objects.filter(name="matrix-granted", owner__username="grantee").exists(),
     ),
     "clear the API key cache": Action("POST", "/_security/api_key/*/_clear_cache"),
+    "update itself": Action(
+        "PUT", "/_security/api_key/{session_key}", {"metadata": UPDATED_METADATA},
+        effect=lambda world: world.updated(world.session_key),
+    ),
+    "update own key": Action(
+        "PUT", "/_security/api_key/{own_key}", {"metadata": UPDATED_METADATA},
+        effect=lambda world: world.updated(world.own_key),
+    ),
+    "update another's key": Action(
+        "PUT", "/_security/api_key/{others_key}", {"metadata": UPDATED_METADATA},
+        effect=lambda world: world.updated(world.others_key),
+    ),
+    "bulk update own and another's key": Action(
+        "POST", "/_security/api_key/_bulk_update",
+        {"ids": ["{own_key}", "{others_key}"], "metadata": UPDATED_METADATA},
+        effect=lambda world: world.updated(world.own_key) and world.updated(world.others_key),
+    ),
     "authenticate": Action("GET", "/_security/_authenticate"),
     "has privileges": Action("POST", "/_security/user/_has_privileges", {"cluster": ["monitor"]}),
     "check own privileges by name": Action(
@@ -379,6 +400,28 @@ class OnlyOwnInvalidated(Outcome):
         assert not world.invalidated(world.others_key)
 
 
+class NotOwned(Outcome):
+    """404 as Elasticsearch answers for a key the caller does not own, whoever else may see it;
+    nothing changes."""
+
+    def check(self, action, response, world):
+        assert response.status_code == 404, response.content
+        assert response.json()["error"]["type"] == "resource_not_found_exception"
+        assert_unchanged(world)
+
+
+class OnlyOwnUpdated(Outcome):
+    """The caller's own key is updated; the other is reported as not found and stays as it was."""
+
+    def check(self, action, response, world):
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert body["updated"] == [world.own_key]
+        assert list(body["errors"]["details"]) == [world.others_key]
+        assert world.updated(world.own_key)
+        assert not world.updated(world.others_key)
+
+
 ALLOWED, DENIED, UNAUTHENTICATED = Allowed(), Denied(), Unauthenticated()
 INVALID = Invalid("creating derived api keys requires an explicit role descriptor")
 RESERVED = Invalid("user [elastic] is reserved and only the password can be changed")
@@ -388,6 +431,9 @@ ONLY_OWN = OnlyOwnInvalidated()
 ALL_KEYS, OWN_ONLY, ITSELF = Keys(others_visible=True), Keys(others_visible=False), ItselfOnly()
 SHOWN, HIDDEN = KeyById(visible=True), KeyById(visible=False)
 AN_ERROR = ReportedAsError()
+# Elasticsearch refuses an update through any API key, whatever it holds; only the owner updates.
+OWNER_ONLY = Invalid("only the owner user can update an API key")
+NOT_OWNED, ONLY_OWN_UPDATED = NotOwned(), OnlyOwnUpdated()
 
 # Elasticsearch's rules: manage_security writes users and roles, read_security reads them. A user
 # changes their own password with no privilege at all, but never through an API key, which takes
@@ -432,6 +478,14 @@ MATRIX = {
     # Elasticsearch's security cache action: manage_security, not manage_api_key.
     "clear the API key cache":
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "update itself":
+                    (OWNER_ONLY, OWNER_ONLY,  OWNER_ONLY,   OWNER_ONLY, DENIED,      DENIED,      ALLOWED),
+    "update own key":
+                    (OWNER_ONLY, OWNER_ONLY,  OWNER_ONLY,   OWNER_ONLY, DENIED,      DENIED,      ALLOWED),
+    "update another's key":
+                    (OWNER_ONLY, OWNER_ONLY,  OWNER_ONLY,   OWNER_ONLY, DENIED,      DENIED,      NOT_OWNED),
+    "bulk update own and another's key":
+                    (OWNER_ONLY, OWNER_ONLY,  OWNER_ONLY,   OWNER_ONLY, DENIED,    DENIED,  ONLY_OWN_UPDATED),
     "authenticate":
                     (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  ALLOWED,       ALLOWED,     ALLOWED),
     "has privileges":
@@ -722,6 +776,7 @@ API_KEYS_PAGE = "/app/management/security/api_keys"
 ROLES_PAGE = "/app/management/security/roles"
 USERS_PAGE = "/app/management/security/users/default_native"
 PASSWORD_FORM = {"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD}
+UPDATE_FORM = {"role_descriptors": "", "metadata": json.dumps(UPDATED_METADATA), "expiration": ""}
 
 
 def role_form(name: str, cluster: list) -> dict:
@@ -771,6 +826,15 @@ PAGES = {
     "rotate another's key": Page(
         "POST", API_KEYS_PAGE + "/{others_key}/rotate", {"expiration": ""},
         effect=lambda world: world.rotated(world.others_key),
+    ),
+    "update own key's form": Page("GET", API_KEYS_PAGE + "/{own_key}/update"),
+    "update own key": Page(
+        "POST", API_KEYS_PAGE + "/{own_key}/update", UPDATE_FORM,
+        effect=lambda world: world.updated(world.own_key), done=302,
+    ),
+    "update another's key": Page(
+        "POST", API_KEYS_PAGE + "/{others_key}/update", UPDATE_FORM,
+        effect=lambda world: world.updated(world.others_key), done=302,
     ),
     "console page": Page("GET", "/app/dev_tools"),
     "audit log page": Page("GET", "/app/management/security/audit"),
@@ -901,7 +965,8 @@ ONLY_OWN_PAGE, LOGGED_OUT = OnlyOwnInvalidatedOnPage(), LoggedOut()
 DISABLED_SUPERUSER = "disabled superuser"
 UI_CALLERS = (*CALLERS, DISABLED_SUPERUSER)
 # Only the owner rotates a key: an administrator who rotated someone else's would walk away with
-# its new secret, so the page sends them back with an error.
+# its new secret, so the page sends them back with an error. Only the owner updates a key too, as
+# in Elasticsearch: an administrator's update would put the key under the administrator's roles.
 UI_MATRIX = {
     # page                       superuser  security_admin api_key_admin own_keys security_reader monitor_only
     "API keys list page":        (ALL_ROWS, ALL_ROWS,     ALL_ROWS,     OWN_ROWS, ALL_ROWS,       FORBIDDEN),
@@ -917,6 +982,9 @@ UI_MATRIX = {
                                  (SHOWN,    SHOWN,        SHOWN,        SHOWN,    FORBIDDEN,      FORBIDDEN),
     "rotate own key":            (DONE,     DONE,         DONE,         DONE,     FORBIDDEN,      FORBIDDEN),
     "rotate another's key":      (NOT_DONE, NOT_DONE,     NOT_DONE,     NOT_FOUND, FORBIDDEN,     FORBIDDEN),
+    "update own key's form":     (SHOWN,    SHOWN,        SHOWN,        SHOWN,    FORBIDDEN,      FORBIDDEN),
+    "update own key":            (DONE,     DONE,         DONE,         DONE,     FORBIDDEN,      FORBIDDEN),
+    "update another's key":      (NOT_DONE, NOT_DONE,     NOT_DONE,     NOT_FOUND, FORBIDDEN,     FORBIDDEN),
     "console page":              (SHOWN,    SHOWN,        SHOWN,        SHOWN,    SHOWN,          SHOWN),
     "audit log page":            (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
     "roles page":                (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, SHOWN,         FORBIDDEN),

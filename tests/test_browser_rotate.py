@@ -1,6 +1,7 @@
-"""SPEC §5 and §6 in a real browser against the real server, which enforces a maximum lifetime of
+"""SPEC §1, §5 and §6 in a real browser against the real server, which enforces a maximum lifetime of
 90 days: rotating an API key from its details page gives a new credential that works while the old
-one is refused on the very next request, and the create page holds new keys to the maximum."""
+one is refused on the very next request, updating it keeps its credential, and the create page holds
+new keys to the maximum."""
 
 import base64
 import http.client
@@ -161,3 +162,31 @@ def test_rotating_with_a_new_expiration_held_to_the_maximum_lifetime(new_page, s
     assert new["expiration"] - new["creation"] == 7 * 24 * 3600 * 1000
     assert authenticate(server, new_encoded) == 200
     assert authenticate(server, created["encoded"]) == 401
+
+
+def test_updating_from_the_details_page_keeps_the_credential_and_shows_the_new_values(new_page, server):
+    created = json.loads(
+        server.manage(
+            "create_api_key", "--user", "elastic", "--name", "log-shipper", "--expiration", "1d",
+            "--metadata", '{"team": "ops"}',
+        )
+    )
+    page = new_page()
+    log_in(page, server, "elastic", server.password)
+    page.goto(server.base_url + f"{LIST}/{created['id']}")
+    click_and_wait(page, "#update-api-key")
+
+    assert page.input_value("#id_metadata") == json.dumps({"team": "ops"}, indent=2)
+    assert page.inner_text("#expiration-hint") == "The key keeps its current expiration."
+    page.click("#boilerplate-read-only")
+    page.fill("#id_metadata", '{"team": "sre"}')
+    page.fill("#id_expiration", "30d")
+    click_and_wait(page, "#update-submit")
+
+    page.wait_for_selector("#api-key-name")
+    assert "Updated API key 'log-shipper'." in page.inner_text(".alert")
+    assert json.loads(page.inner_text("#metadata")) == {"team": "sre"}
+    assert list(json.loads(page.inner_text("#role-descriptors"))) == ["read-only-role"]
+    key = get_api_key(server, created["id"])
+    assert abs(key["expiration"] - key["creation"] - 30 * 24 * 3600 * 1000) < 120_000
+    assert authenticate(server, created["encoded"]) == 200

@@ -319,3 +319,53 @@ def test_clear_api_key_cache_answers_every_node_cleared(admin):
 
         assert cleared["_nodes"] == {"total": 1, "successful": 1, "failed": 0}
         assert cleared["cluster_name"] and len(cleared["nodes"]) == 1
+def test_update_api_key_changes_what_the_key_may_do_on_its_very_next_request(
+    keyward_server, elastic, admin, own_keys_user
+):
+    created = elastic.security.create_api_key(name="client-update", role_descriptors=READ_ONLY_LOGS)
+    writer = {"logs-writer": {"indices": [{"names": ["logs-*"], "privileges": ["write"]}]}}
+    asked = {"index": [{"names": ["logs-2026"], "privileges": ["write"]}]}
+
+    with connect(keyward_server, api_key=created["encoded"]) as key:
+        before = key.security.has_privileges(**asked)["has_all_requested"]
+        updated = elastic.security.update_api_key(
+            id=created["id"], role_descriptors=writer, metadata={"owner": "ops"}, expiration="2d"
+        )
+        after = key.security.has_privileges(**asked)["has_all_requested"]
+        # Without manage_own_api_key the key is denied before Elasticsearch's rule is even asked.
+        with pytest.raises(AuthorizationException):
+            key.security.update_api_key(id=created["id"], metadata={"by": "itself"})
+    unchanged = elastic.security.update_api_key(id=created["id"])
+    with pytest.raises(BadRequestError) as through_a_key:
+        admin.security.update_api_key(id=created["id"], metadata={"by": "admin key"})
+    with pytest.raises(NotFoundError) as not_kims:
+        own_keys_user.security.update_api_key(id=created["id"], metadata={"by": "kim"})
+
+    assert (before, updated.body, after) == (False, {"updated": True}, True)
+    assert unchanged.body == {"updated": False}
+    [shown] = admin.security.get_api_key(id=created["id"])["api_keys"]
+    assert (shown["name"], shown["metadata"], list(shown["role_descriptors"])) == (
+        "client-update", {"owner": "ops"}, ["logs-writer"]
+    )
+    assert abs(shown["expiration"] - time.time() * 1000 - 2 * DAY_MS) < 60_000
+    assert "only the owner user can update an API key" in through_a_key.value.body["error"]["reason"]
+    assert not_kims.value.body["error"]["type"] == "resource_not_found_exception"
+
+
+def test_bulk_update_api_keys_reports_updated_keys_noops_and_errors(elastic, admin):
+    one = elastic.security.create_api_key(name="client-bulk-one")
+    two = elastic.security.create_api_key(name="client-bulk-two")
+    gone = elastic.security.create_api_key(name="client-bulk-gone")
+    admin.security.invalidate_api_key(ids=[gone["id"]])
+    ids = [one["id"], two["id"], gone["id"]]
+
+    first = elastic.security.bulk_update_api_keys(ids=ids, metadata={"batch": 1})
+    second = elastic.security.bulk_update_api_keys(ids=ids[:2], metadata={"batch": 1})
+
+    assert (first["updated"], first["noops"]) == (ids[:2], [])
+    assert first["errors"]["count"] == 1
+    assert first["errors"]["details"][gone["id"]]["type"] == "illegal_argument_exception"
+    assert second.body == {"updated": [], "noops": ids[:2]}
+    keys = admin.security.get_api_key(name="client-bulk-*")["api_keys"]
+    metadata = {key["id"]: key["metadata"] for key in keys}
+    assert metadata == {one["id"]: {"batch": 1}, two["id"]: {"batch": 1}, gone["id"]: {}}

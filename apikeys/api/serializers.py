@@ -159,6 +159,41 @@ class InvalidateApiKeysResponseSerializer(serializers.Serializer):
     error_details = ErrorCauseSerializer(many=True, required=False)
 
 
+class UpdateApiKeyRequestSerializer(serializers.Serializer):
+    role_descriptors = serializers.DictField(
+        child=serializers.JSONField(), required=False,
+        help_text="Replaces the key's role descriptors; `{}` removes its own restriction. Absent: kept.",
+    )
+    metadata = serializers.DictField(
+        child=serializers.JSONField(), required=False,
+        help_text="Replaces the key's metadata; keys must not start with `_`. Absent: kept.",
+    )
+    expiration = serializers.CharField(
+        required=False,
+        help_text="A new lifetime counted from now, e.g. `30d`, within the maximum lifetime policy. "
+        "Absent: the expiration is kept.",
+    )
+
+
+class UpdateApiKeyResponseSerializer(serializers.Serializer):
+    updated = serializers.BooleanField(help_text="False when nothing changed: a no-op writes nothing.")
+
+
+class BulkUpdateApiKeysRequestSerializer(UpdateApiKeyRequestSerializer):
+    ids = serializers.ListField(child=serializers.CharField(), help_text="The keys to update; not empty.")
+
+
+class BulkUpdateErrorsSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    details = serializers.DictField(child=ErrorCauseSerializer(), help_text="The error of each key, by id.")
+
+
+class BulkUpdateApiKeysResponseSerializer(serializers.Serializer):
+    updated = serializers.ListField(child=serializers.CharField())
+    noops = serializers.ListField(child=serializers.CharField(), help_text="Keys that were already so.")
+    errors = BulkUpdateErrorsSerializer(required=False, help_text="Present only when a key had an error.")
+
+
 class RealmRefSerializer(serializers.Serializer):
     name = serializers.CharField()
     type = serializers.CharField()

@@ -9,6 +9,11 @@ urlpatterns = [
         "_security/api_key/<str:ids>/_clear_cache", views.ClearApiKeyCacheView.as_view(),
         name="clear-api-key-cache",
     ),
+    # Before the id route, which would take "_bulk_update" for an id.
+    path(
+        "_security/api_key/_bulk_update", views.BulkUpdateApiKeysView.as_view(), name="bulk-update-api-keys"
+    ),
+    path("_security/api_key/<str:api_key_id>", views.UpdateApiKeyView.as_view(), name="update-api-key"),
     # Keyward's own: Elasticsearch has no rotate API.
     path(
         "_security/api_key/<str:api_key_id>/_rotate", views.RotateApiKeyView.as_view(), name="rotate-api-key"

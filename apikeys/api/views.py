@@ -1,5 +1,5 @@
-"""Elasticsearch-compatible API key endpoints (SPEC §4): create, get, query, invalidate, grant, clear
-cache, and ``_authenticate``; and Keyward's own rotate endpoint beside them.
+"""Elasticsearch-compatible API key endpoints (SPEC §4): create, get, query, update, bulk update,
+invalidate, grant, clear cache, and ``_authenticate``; and Keyward's own rotate endpoint beside them.
 
 Views read requests with Elasticsearch's rules and messages, ask ``apikeys.selectors`` which keys
 the caller may see and ``apikeys.services`` to change them, and render keys with
@@ -22,6 +22,8 @@ from accounts.exceptions import RequestValidationFailed, ValidationError
 from apikeys import selectors
 from apikeys.api.serializers import (
     AuthenticateResponseSerializer,
+    BulkUpdateApiKeysRequestSerializer,
+    BulkUpdateApiKeysResponseSerializer,
     ClearApiKeyCacheResponseSerializer,
     CreateApiKeyRequestSerializer,
     CreateApiKeyResponseSerializer,
@@ -31,6 +33,8 @@ from apikeys.api.serializers import (
     InvalidateApiKeysResponseSerializer,
     QueryApiKeysRequestSerializer,
     QueryApiKeysResponseSerializer,
+    UpdateApiKeyRequestSerializer,
+    UpdateApiKeyResponseSerializer,
     api_key_info,
 )
 from apikeys.hashers import SharedCacheUnavailable
@@ -43,6 +47,8 @@ from apikeys.services import (
     grant_api_key,
     invalidate_api_keys,
     rotate_api_key,
+    update_api_key,
+    update_api_keys,
 )
 from restapi.authentication import authenticate_password
 from restapi.serializers import ElasticsearchErrorSerializer
@@ -57,6 +63,7 @@ from restapi.views import (
     url_params,
 )
 
+UPDATE_FIELDS = ("role_descriptors", "metadata", "expiration")
 INVALIDATE_FIELDS = {"ids", "id", "name", "realm_name", "username", "owner"}
 GET_PARAMS = frozenset(
     {"id", "name", "owner", "realm_name", "username", "active_only", "with_limited_by", "with_profile_uid"}
@@ -309,6 +316,84 @@ class RotateApiKeyView(ApiKeyServiceView):
         created = rotate_api_key(request.auth, api_key_id, expiration=body.get("expiration"))
         response = {**_created_key(created), "rotated_from": api_key_id}
         return Response(response, headers={"Cache-Control": "no-store"})
+
+
+def _update_fields(body: dict, parser: str, also=()) -> dict:
+    """The fields of an update the body gives, by name; any other is refused as Elasticsearch's
+    parser (named ``parser``) refuses it."""
+    for name in body:
+        if name not in UPDATE_FIELDS and name not in also:
+            raise ContentParseError(f"[{parser}] unknown field [{name}]")
+    return {name: body[name] for name in UPDATE_FIELDS if name in body}
+
+
+UPDATE_DESCRIPTION = (
+    "Only the owner updates a key, authenticated as a user with manage_own_api_key or higher: an "
+    "administrator may not update another user's key (it is not found), and a request made with an "
+    "API key is refused (400). The key's limited_by becomes a snapshot of the owner's roles of now. "
+    "A field left out is kept; `role_descriptors: {}` removes the key's own restriction; `metadata` "
+    "replaces the old metadata; `expiration` sets a new lifetime counted from now. The name never "
+    "changes. Invalidated and expired keys cannot be updated."
+)
+
+
+class UpdateApiKeyView(ApiKeyServiceView):
+    """``PUT /_security/api_key/{id}``: change a key's role descriptors, metadata or expiration."""
+
+    @extend_schema(
+        operation_id="security_update_api_key",
+        summary="Update an API key",
+        description=UPDATE_DESCRIPTION + " Answers `updated: false` when nothing changed, which writes "
+        "nothing. A key that is unknown or not the caller's is not found (404).",
+        parameters=[
+            OpenApiParameter("api_key_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The key id.")
+        ],
+        request=UpdateApiKeyRequestSerializer,
+        responses={
+            200: UpdateApiKeyResponseSerializer,
+            **ERRORS,
+            404: OpenApiResponse(ElasticsearchErrorSerializer, description="No such key of the caller's."),
+        },
+        tags=TAGS,
+    )
+    def put(self, request, api_key_id):
+        url_params(request, frozenset())
+        # No body, as Elasticsearch allows it, only refreshes limited_by.
+        body = {} if request.data == {} else json_object(request.data)
+        fields = _update_fields(body, "update_api_key_request_payload")
+        return Response({"updated": update_api_key(request.auth, api_key_id, **fields)})
+
+
+class BulkUpdateApiKeysView(ApiKeyServiceView):
+    """``POST /_security/api_key/_bulk_update``: the same change to many of the caller's keys."""
+
+    @extend_schema(
+        operation_id="security_bulk_update_api_keys",
+        summary="Update API keys in bulk",
+        description=UPDATE_DESCRIPTION + " One transaction; each id is reported once, as updated, as a "
+        "no-op, or under `errors` (present only when there are any) with the reason it was left as it "
+        "was.",
+        request=BulkUpdateApiKeysRequestSerializer,
+        responses={200: BulkUpdateApiKeysResponseSerializer, **ERRORS},
+        tags=TAGS,
+    )
+    def post(self, request):
+        url_params(request, frozenset())
+        body = json_object(request.data)
+        fields = _update_fields(body, "bulk_update_api_key_request", also=("ids",))
+        if "ids" not in body:
+            raise ValidationError("Required [ids]")
+        result = update_api_keys(request.auth, body["ids"], **fields)
+        response = {"updated": result.updated, "noops": result.noops}
+        if result.errors:
+            response["errors"] = {
+                "count": len(result.errors),
+                "details": {
+                    key_id: {"type": error.type, "reason": error.reason}
+                    for key_id, error in result.errors.items()
+                },
+            }
+        return Response(response)
 
 
 class QueryApiKeyView(ApiKeyServiceView):

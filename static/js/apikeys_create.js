@@ -1,5 +1,5 @@
-// Create API key page: the live "expires on" hint (within the maximum lifetime, when one is set)
-// and the role descriptor boilerplates.
+// Create and update API key pages: the live "expires on" hint (within the maximum lifetime, when
+// one is set) and the role descriptor boilerplates.
 (function () {
   "use strict";
   // Elasticsearch time units, in milliseconds (micros and nanos are fractions of one).
@@ -19,7 +19,9 @@
     const text = expiration.value.trim();
     hint.classList.remove("text-danger");
     if (text === "") {
-      if (maxLifetime === null) {
+      if (expiration.dataset.emptyHint) {
+        hint.textContent = expiration.dataset.emptyHint;
+      } else if (maxLifetime === null) {
         hint.textContent = "This API key will never expire.";
       } else {
         hint.textContent = "Enter an expiration: API keys must expire within " + maxWords + ".";
