@@ -118,6 +118,17 @@ def test_key_details(page_as, keyward_server):
     screenshot(page, "api_key_details.png")
 
 
+def test_update_page(page_as, keyward_server):
+    page = page_as("bob")
+    page.goto(keyward_server.base_url + LIST)
+    click_and_wait(page, "#api-keys-table a.api-key-name:text-is('filebeat-prod')")
+    click_and_wait(page, "#update-api-key")
+    page.wait_for_selector("#update-api-key-form")
+    assert "filebeat-prod" in page.inner_text("h1")
+    assert "write_only" in page.input_value("#id_role_descriptors")
+    screenshot(page, "api_key_update.png")
+
+
 def test_rotate_confirmation(page_as, keyward_server):
     page = page_as("alice")
     page.goto(keyward_server.base_url + LIST + "?owner=alice")
