@@ -48,7 +48,7 @@ NOT_RUN = {
 PYTHON_EXAMPLE = "keys.py"
 
 # Answer fields whose values are random: compared by shape, not by value.
-RANDOM_FIELDS = {"id", "api_key", "encoded", "invalidated_api_keys"}
+RANDOM_FIELDS = {"id", "api_key", "encoded", "invalidated_api_keys", "updated", "noops"}
 ELLIPSIS = "..."
 SEGMENT_MARK = "\x1ereadme-segment"
 
