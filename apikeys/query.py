@@ -644,7 +644,7 @@ def resolve_field(name) -> Field:
             and all(METADATA_KEY.fullmatch(key) and not key.isdigit() for key in path)
         ):
             return MetadataField(name, path)
-    raise ValidationError(f"Field [{name}] is not allowed for API Key query")
+    raise ValidationError(f"Field [{name}] is not allowed for API Key query or aggregation")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1115,6 +1115,7 @@ class ApiKeyQuery:
     start: int
     size: int
     search_after: tuple | None
+    aggregations: tuple = ()
 
 
 QUERY_REQUEST_FIELDS = frozenset({"query", "from", "size", "sort", "search_after", "aggs", "aggregations"})
@@ -1141,8 +1142,8 @@ def parse_query_request(body, url_sort: str | None = None) -> ApiKeyQuery:
             raise ContentParseError(f"[{PAYLOAD}] unknown field [{key}]")
         if value is None:
             raise ContentParseError(f"[{PAYLOAD}] {key} doesn't support values of type: VALUE_NULL")
-    if "aggs" in body or "aggregations" in body:
-        raise ValidationError("aggregations are not supported for API Key query")
+    if "aggs" in body and "aggregations" in body:
+        raise ParsingError("Found two aggregation definitions: [aggs] and [aggregations]")
     start, size = _integer(body, "from", 0), _integer(body, "size", DEFAULT_SIZE)
     if start + size > MAX_RESULT_WINDOW:
         raise ValidationError(
@@ -1173,7 +1174,12 @@ def parse_query_request(body, url_sort: str | None = None) -> ApiKeyQuery:
             _search_after_value(key, value) for key, value in zip(sort, search_after, strict=True)
         )
     where = translate_query(body["query"]) if "query" in body else MATCH_ALL
-    return ApiKeyQuery(where, sort, start, size, search_after)
+    # Imported here: aggregations are built on this module's fields and queries.
+    from apikeys.aggregations import parse_aggregations
+
+    aggs = body.get("aggs", body.get("aggregations"))
+    aggregations = parse_aggregations(aggs) if aggs is not None else ()
+    return ApiKeyQuery(where, sort, start, size, search_after, aggregations)
 
 
 def search_api_keys(keys, query: ApiKeyQuery) -> tuple[int, list[tuple[object, list | None]]]:
