@@ -26,6 +26,7 @@ from apikeys.query import (
     Field,
     InvalidatedField,
     MetadataField,
+    MetadataRootField,
     ParsingError,
     epoch_millis,
     parse_date,
@@ -88,7 +89,10 @@ def date_string(millis: int) -> str:
 def aggregation_field(name) -> Field:
     if isinstance(name, str) and "*" in name:
         raise ValidationError(f"Field name pattern [{name}] is not allowed for API Key query or aggregation")
-    return resolve_field(name)
+    field = resolve_field(name)
+    if isinstance(field, MetadataRootField):
+        field.expression()
+    return field
 
 
 def _group_expression(field: Field):
