@@ -654,7 +654,7 @@ class AnyMetadataValue(Func):
     def as_sql(self, compiler, connection, **extra):
         like = "UPPER({}) LIKE UPPER(%s) ESCAPE '\\'" if self.case_insensitive else "{} LIKE %s ESCAPE '\\'"
         return self._compile(
-            compiler, "JSONB_PATH_QUERY({}, 'strict $.**')", "(leaf #>> '{{}}')",
+            compiler, "JSONB_PATH_QUERY({}, 'strict $.**')", "(leaf #>> '{}')",
             "JSONB_TYPEOF(leaf) IN ('string', 'number', 'boolean')", like,
         )
 
