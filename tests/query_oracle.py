@@ -649,8 +649,30 @@ def _bucket_value(field: str, value):
     return {"key": value}
 
 
+def _check(evaluator, aggs: dict) -> None:
+    """Refuses a bad request before counting anything, as a search is parsed whole before it runs:
+    a bad filter under a bucket that turns out empty is refused all the same."""
+    for definition in aggs.values():
+        kind = next(key for key in definition if key not in ("aggs", "aggregations", "meta"))
+        body = definition[kind]
+        if kind == "filter":
+            evaluator.compile(body)
+        elif kind == "filters":
+            for query in body["filters"].values() if isinstance(body["filters"], dict) else body["filters"]:
+                evaluator.compile(query)
+        elif kind in ("range", "date_range"):
+            for item in body["ranges"]:
+                for side in ("from", "to"):
+                    if item.get(side) is not None:
+                        date(item[side], False, evaluator.now)
+        elif "field" in body:
+            field_kind(body["field"])
+        _check(evaluator, definition.get("aggs") or definition.get("aggregations") or {})
+
+
 def aggregate(evaluator, docs: list[dict], aggs: dict, typed: bool = False) -> dict:
     """The ``aggregations`` of a response for ``aggs`` over ``docs``."""
+    _check(evaluator, aggs)
     answer = {}
     for name, definition in aggs.items():
         kind = next(key for key in definition if key not in ("aggs", "aggregations", "meta"))

@@ -26,7 +26,7 @@ from apikeys.api.serializers import (
     QueryApiKeysResponseSerializer,
     api_key_info,
 )
-from apikeys.query import ContentParseError, epoch_millis, parse_query_request, search_api_keys
+from apikeys.query import MATCH_ALL, ContentParseError, epoch_millis, parse_query_request, search_api_keys
 from apikeys.services import CreatedApiKey, create_api_key, invalidate_api_keys, rotate_api_key
 from restapi.filter_path import filter_response
 from restapi.serializers import ElasticsearchErrorSerializer
@@ -331,7 +331,8 @@ class QueryApiKeyView(ApiKeyServiceView):
             ],
         }
         if query.aggregations:
-            body["aggregations"] = aggregate(keys.filter(query.where), keys, query.aggregations, typed_keys)
+            where = None if query.where is MATCH_ALL else query.where
+            body["aggregations"] = aggregate(keys, where, query.aggregations, typed_keys, total=total)
         return Response(filter_response(body, params.get("filter_path")))
 
     @extend_schema(operation_id="security_query_api_keys_get", **QUERY_SCHEMA)
