@@ -113,6 +113,7 @@ class ApiKey(models.Model):
             models.Index(fields=["owner", "-created", "id", "invalidated"], name="apikey_owner_created"),
             # Keys by type, active or not, counted from the index alone (the types aggregation).
             models.Index(fields=["type", "invalidated"], name="apikey_type"),
+            # On SQLite, migration 0006 also indexes (name, metadata, invalidated) for aggregations.
             models.Index(fields=["name"], name="apikey_name"),
             models.Index(fields=["realm_name", "-created"], name="apikey_realm_created"),
             # The retention purge. No index leads with expiration or invalidated alone: SQLite's

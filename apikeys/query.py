@@ -588,9 +588,13 @@ class HasScalar(Func):
         sql, params = compiler.compile(self.source_expressions[0])
         # METADATA_KEY admits no double quote, so each key may be quoted as it is.
         path = "$" + "".join(f'."{key}"' for key in self.path)
-        return f"COALESCE(JSON_TYPE({sql}, %s) IN ('text', 'integer', 'real', 'true', 'false'), FALSE)", (
-            *params,
-            path,
+        # The stored text names the last key as it is (METADATA_KEY is ASCII that JSON never escapes):
+        # looking for it first spares parsing the metadata of every key that lacks it, most of them
+        # when a whole table is read.
+        return (
+            f"(INSTR({sql}, %s) > 0 AND "
+            f"COALESCE(JSON_TYPE({sql}, %s) IN ('text', 'integer', 'real', 'true', 'false'), FALSE))",
+            (*params, f'"{self.path[-1]}"', *params, path),
         )
 
 

@@ -3,6 +3,24 @@
 from django.conf import settings
 from django.db import migrations, models
 
+# SQLite only: with the name, the metadata and invalidated in one index, the filters of Kibana's API
+# keys page (metadata.managed, a name prefix) are counted over active keys from the index alone,
+# half the time of a pass over the table. PostgreSQL plans with statistics and scans in parallel,
+# and caps the size of an index entry, which a key's metadata could exceed.
+NAME_METADATA_INDEX = (
+    'CREATE INDEX IF NOT EXISTS "apikey_name_metadata" ON "apikeys_apikey" ("name", "metadata", "invalidated")'
+)
+
+
+def create_name_metadata_index(apps, schema_editor):
+    if schema_editor.connection.vendor == "sqlite":
+        schema_editor.execute(NAME_METADATA_INDEX)
+
+
+def drop_name_metadata_index(apps, schema_editor):
+    if schema_editor.connection.vendor == "sqlite":
+        schema_editor.execute('DROP INDEX IF EXISTS "apikey_name_metadata"')
+
 
 class Migration(migrations.Migration):
 
@@ -24,4 +42,5 @@ class Migration(migrations.Migration):
             model_name='apikey',
             index=models.Index(fields=['type', 'invalidated'], name='apikey_type'),
         ),
+        migrations.RunPython(create_name_metadata_index, drop_name_metadata_index),
     ]
