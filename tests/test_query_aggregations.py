@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from accounts.exceptions import ValidationError
@@ -328,13 +328,15 @@ def test_typed_keys_names_each_aggregation_by_its_type_at_every_depth(client, us
 @pytest.mark.usefixtures("keys")
 def test_aggregations_count_only_the_keys_the_caller_may_see(client, users):
     aggs = {"owners": {"terms": {"field": "username"}}, "all": {"global": {}},
-            "teams": {"filter": {"term": {"metadata.team": "ops"}}}}
+            "active": {"filter": {"term": {"invalidated": False}}}}
+    body = {"size": 0, "query": {"term": {"metadata.team": "ops"}}, "aggs": aggs}
 
-    answer = query(client, users["own_keys"], {"size": 0, "aggs": aggs}).json()["aggregations"]
+    answer = query(client, users["own_keys"], body).json()["aggregations"]
 
-    assert [bucket["key"] for bucket in answer["owners"]["buckets"]] == [users["own_keys"].username]
+    # The query matches own-b alone; global counts own-c too, and never admin-a.
+    assert answer["owners"]["buckets"] == [{"key": users["own_keys"].username, "doc_count": 1}]
     assert answer["all"] == {"doc_count": 2}
-    assert answer["teams"] == {"doc_count": 1}
+    assert answer["active"] == {"doc_count": 1}
 
 
 @pytest.mark.usefixtures("keys")
@@ -389,6 +391,8 @@ REFUSED_AGGREGATIONS = {
                                      "parsing_exception", "Found two aggregation type definitions in [x]"),
     "a size of zero": ({"x": {"terms": {"field": "name", "size": 0}}}, "illegal_argument_exception",
                        "[size] must be greater than 0. Found [0] in [x]"),
+    "a size that is no number": ({"x": {"terms": {"field": "name", "size": "ten"}}}, "parsing_exception",
+                                 "[terms] failed to parse field [size]"),
     "an unknown terms option": ({"x": {"terms": {"field": "name", "sise": 3}}}, "parsing_exception",
                                 "[terms] unknown field [sise]"),
     "metadata itself": ({"x": {"terms": {"field": "metadata"}}}, "illegal_argument_exception",
@@ -425,12 +429,20 @@ def test_too_many_buckets_with_sub_aggregations_are_refused(client, users, monke
                  "Trying to create too many buckets. Must be less than or equal to: [2]")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
+@example(aggs={"a": {"terms": 5}})
+@example(aggs={"a": {"filters": {"filters": 3}}})
+@example(aggs={"a": {"composite": {"sources": [1]}}})
+@example(aggs={"a": {"date_range": {"field": "creation", "ranges": [5]}}})
+@example(aggs={"a": {"terms": {"field": "name", "order": "up"}}})
+@example(aggs={"b": {"missing": {"field": "name"}, "aggs": 2}})
 @given(aggs=st.dictionaries(st.text(max_size=4), st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    st.none() | st.booleans() | st.integers(-2, 3) | st.text(max_size=6)
+    | st.sampled_from(["name", "creation", "username", "metadata.x", "now", "asc"]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
         st.sampled_from(["terms", "filters", "field", "ranges", "sources", "aggs", "size", "filter", "from",
-                         "composite", "date_range", "name", "keyed", "other_bucket", "missing", "after"]),
+                         "composite", "date_range", "name", "keyed", "other_bucket", "missing", "after",
+                         "order", "to", "min_doc_count", "term", "cardinality"]),
         inner, max_size=3),
     max_leaves=8,
 ), max_size=2))
