@@ -107,9 +107,14 @@ class ApiKey(models.Model):
                 fields=["-created", "id", "name", "invalidated"], condition=LISTED, name="apikey_listed"
             ),
             models.Index(*by_expiration(descending=False), condition=LISTED, name="apikey_listed_expiration"),
-            # Every key, newest first (other statuses), and one owner's keys.
+            # Every key, newest first (other statuses), and one owner's keys. Ending with invalidated,
+            # the owner's index also counts keys by owner, active or not, from the index alone: the
+            # username aggregation Kibana's API keys page asks for.
             models.Index(fields=["-created", "id"], name="apikey_created"),
-            models.Index(fields=["owner", "-created", "id"], name="apikey_owner_created"),
+            models.Index(fields=["owner", "-created", "id", "invalidated"], name="apikey_owner_created"),
+            # Keys by type, active or not, counted from the index alone (the types aggregation).
+            models.Index(fields=["type", "invalidated"], name="apikey_type"),
+            # On SQLite, migration 0006 also indexes (name, metadata, invalidated) for aggregations.
             models.Index(fields=["name"], name="apikey_name"),
             models.Index(fields=["realm_name", "-created"], name="apikey_realm_created"),
             # The retention purge. No index leads with expiration or invalidated alone: SQLite's

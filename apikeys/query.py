@@ -43,6 +43,7 @@ from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, In,
 from django.db.models.sql.where import AND, OR, WhereNode
 
 from accounts.exceptions import RequestValidationFailed, ValidationError
+from apikeys import simple_query_string
 
 DEFAULT_SIZE = 10
 # Elasticsearch's index.max_result_window: from + size may not exceed it.
@@ -587,9 +588,13 @@ class HasScalar(Func):
         sql, params = compiler.compile(self.source_expressions[0])
         # METADATA_KEY admits no double quote, so each key may be quoted as it is.
         path = "$" + "".join(f'."{key}"' for key in self.path)
-        return f"COALESCE(JSON_TYPE({sql}, %s) IN ('text', 'integer', 'real', 'true', 'false'), FALSE)", (
-            *params,
-            path,
+        # The stored text names the last key as it is (METADATA_KEY is ASCII that JSON never escapes):
+        # looking for it first spares parsing the metadata of every key that lacks it, most of them
+        # when a whole table is read.
+        return (
+            f"(INSTR({sql}, %s) > 0 AND "
+            f"COALESCE(JSON_TYPE({sql}, %s) IN ('text', 'integer', 'real', 'true', 'false'), FALSE))",
+            (*params, f'"{self.path[-1]}"', *params, path),
         )
 
 
@@ -618,6 +623,89 @@ class MetadataField(Field):
         return self.exists() & clause
 
 
+class AnyMetadataValue(Func):
+    """Some leaf of the metadata (in an object or an array, at any depth) holds a value that equals
+    one of ``values``, or matches the wildcard ``tokens``: the flattened field's root, whose values
+    are all its leaves, each in its JSON spelling."""
+
+    output_field = BooleanField()
+
+    def __init__(self, expression, values: tuple = (), tokens: tuple | None = None, case_insensitive=False):
+        super().__init__(expression)
+        self.values = values
+        self.tokens = tokens
+        self.case_insensitive = case_insensitive
+
+    def _compile(self, compiler, source: str, text: str, types: str, like: str):
+        sql, params = compiler.compile(self.source_expressions[0])
+        if self.tokens is not None:
+            condition, values = like.format(text), (self._pattern(compiler),)
+        elif self.values:
+            condition, values = f"{text} IN ({', '.join(['%s'] * len(self.values))})", self.values
+        else:
+            condition, values = "TRUE", ()
+        return (
+            # Every part is this class's own SQL; values are parameters.
+            f"EXISTS (SELECT 1 FROM {source.format(sql)} AS leaf WHERE {types} AND {condition})",  # noqa: S608
+            (*params, *values),
+        )
+
+    def _pattern(self, compiler):
+        if compiler.connection.vendor == "sqlite":
+            return _glob(self.tokens, self.case_insensitive)
+        return _like(self.tokens)
+
+    def as_sql(self, compiler, connection, **extra):
+        like = "UPPER({}) LIKE UPPER(%s) ESCAPE '\\'" if self.case_insensitive else "{} LIKE %s ESCAPE '\\'"
+        return self._compile(
+            compiler, "JSONB_PATH_QUERY({}, 'strict $.**')", "(leaf #>> '{}')",
+            "JSONB_TYPEOF(leaf) IN ('string', 'number', 'boolean')", like,
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        text = (
+            "(CASE leaf.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+            "ELSE CAST(leaf.atom AS TEXT) END)"
+        )
+        return self._compile(
+            compiler, "JSON_TREE({})", text, "leaf.type IN ('text', 'integer', 'real', 'true', 'false')",
+            "{} GLOB %s",
+        )
+
+
+class MetadataRootField(Field):
+    """``metadata`` itself: matches where any of its leaves does, as Elasticsearch's flattened field
+    does. Term-level queries only; it is neither sorted nor aggregated."""
+
+    nullable = True
+
+    def term(self, value, case_insensitive: bool = False) -> Q:
+        value = self.value("term", value)
+        if case_insensitive:
+            return self.like("term", tuple(value), True)
+        return Q(AnyMetadataValue(F("metadata"), values=(value,)))
+
+    def terms(self, values: list) -> Q:
+        values = tuple(self.value("terms", value) for value in values)
+        return Q(AnyMetadataValue(F("metadata"), values=values))
+
+    def like(self, query: str, tokens: tuple, case_insensitive: bool) -> Q:
+        if len(tokens) > MAX_PATTERN_LENGTH:
+            raise ValidationError(f"a pattern may not be longer than [{MAX_PATTERN_LENGTH}] characters")
+        return Q(AnyMetadataValue(F("metadata"), tokens=tokens, case_insensitive=case_insensitive))
+
+    def range(self, bounds: dict, zone) -> Q:
+        raise ValidationError(
+            f"range queries are not supported on the field [{self.name}]; name a key, e.g. [{self.name}.key]"
+        )
+
+    def exists(self) -> Q:
+        return Q(AnyMetadataValue(F("metadata")))
+
+    def expression(self):
+        raise ValidationError(f"Field [{self.name}] can be searched, but not sorted or aggregated")
+
+
 FIELDS = {
     "name": ColumnField("name", "name"),
     "type": ColumnField("type", "type"),
@@ -627,6 +715,7 @@ FIELDS = {
     "expiration": DateField("expiration", "expiration", nullable=True),
     "invalidation": DateField("invalidation", "invalidated", nullable=True),
     "invalidated": InvalidatedField("invalidated"),
+    "metadata": MetadataRootField("metadata"),
 }
 # Elasticsearch's index order; here the key's id, which never changes.
 DOC = ColumnField("_doc", "id")
@@ -644,7 +733,7 @@ def resolve_field(name) -> Field:
             and all(METADATA_KEY.fullmatch(key) and not key.isdigit() for key in path)
         ):
             return MetadataField(name, path)
-    raise ValidationError(f"Field [{name}] is not allowed for API Key query")
+    raise ValidationError(f"Field [{name}] is not allowed for API Key query or aggregation")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -838,6 +927,70 @@ class _Translator:
         return Q(id__in=[_keyword("ids", value) for value in values]) if values else MATCH_NONE
 
 
+    def simple_query_string_query(self, body, depth) -> Q:
+        options = _object("simple_query_string", body)
+        _check_options("simple_query_string", options, SIMPLE_QUERY_STRING_OPTIONS)
+        text = options.get("query")
+        if not isinstance(text, str):
+            raise ParsingError("[simple_query_string] query text missing")
+        text = storable_text("simple_query_string", text)
+        specs = options.get("fields", ["*"]) or ["*"]
+        if not isinstance(specs, list) or not all(isinstance(spec, str) for spec in specs):
+            raise ParsingError("[simple_query_string] query does not support [fields] of that type")
+        # Querying every field is lenient, as in Elasticsearch: a date field simply does not match a word.
+        lenient = options.get("lenient", False) or "*" in specs
+        if not isinstance(lenient, bool):
+            raise ParsingError("[simple_query_string] query does not support [lenient] of that type")
+        operator = options.get("default_operator", "or")
+        if not isinstance(operator, str) or operator.lower() not in ("or", "and"):
+            raise ParsingError(f"[simple_query_string] default operator [{operator}] is not allowed")
+        try:
+            flags = simple_query_string.parse_flags(options.get("flags", "ALL"))
+        except ValueError as error:
+            raise ValidationError(f"Unknown [simple_query_string] flag [{error.args[0]}]") from None
+        try:
+            tree = simple_query_string.parse(text, flags, operator.lower(), MAX_BOOL_DEPTH - depth - 1)
+        except simple_query_string.TooDeep:
+            raise ValidationError(
+                "The nested depth of the query exceeds the maximum nested depth for bool queries "
+                f"set in [indices.query.bool.max_nested_depth] ({MAX_BOOL_DEPTH})"
+            ) from None
+        fields = _query_string_fields(specs)
+        clause = self._query_string_clause(tree, fields, lenient) if tree is not None and fields else None
+        if clause is None:
+            return MATCH_NONE
+        if isinstance(tree, simple_query_string.Group) and tree.operator == "or" and clause.connector == OR:
+            children = list(clause.children)
+            minimum = _minimum_should_match(options.get("minimum_should_match"), len(children), 1)
+            return _at_least(minimum, children) if minimum else MATCH_ALL
+        return clause
+
+    def _query_string_clause(self, node, fields: list[Field], lenient: bool) -> Q | None:
+        """One node of a parsed simple query string; None for what no field can take."""
+        if isinstance(node, simple_query_string.Not):
+            inner = self._query_string_clause(node.clause, fields, lenient)
+            return None if inner is None else ~inner
+        if isinstance(node, simple_query_string.Group):
+            clauses = [self._query_string_clause(child, fields, lenient) for child in node.clauses]
+            clauses = [clause for clause in clauses if clause is not None]
+            if not clauses:
+                return None
+            return Q(*clauses, _connector=AND if node.operator == "and" else OR)
+        if node.fuzziness:
+            raise ValidationError("fuzzy queries are not supported for API Key query")
+        alternatives = []
+        for field in fields:
+            self.count(clauses=1)
+            try:
+                if node.prefix:
+                    alternatives.append(field.like("prefix", (*node.text, STAR), False))
+                else:
+                    alternatives.append(field.term(node.text))
+            except ValidationError:
+                if not lenient:
+                    raise
+        return reduce(or_, alternatives) if alternatives else None
+
 QUERY_TYPES = {
     "match_all": _Translator.match_all_query,
     "bool": _Translator.bool_query,
@@ -849,13 +1002,49 @@ QUERY_TYPES = {
     "range": _Translator.range_query,
     "exists": _Translator.exists_query,
     "ids": _Translator.ids_query,
+    "simple_query_string": _Translator.simple_query_string_query,
 }
+SIMPLE_QUERY_STRING_OPTIONS = {
+    "query", "fields", "default_operator", "analyzer", "flags", "lenient", "minimum_should_match",
+    "quote_field_suffix", "analyze_wildcard", "auto_generate_synonyms_phrase_query", "fuzzy_max_expansions",
+    "fuzzy_prefix_length", "fuzzy_transpositions",
+}
+
+
+def _query_string_fields(specs: list[str]) -> list[Field]:
+    """The fields a simple query string searches: named ones (a ``^boost`` is accepted and has no
+    effect, as there is no score), or those a ``*`` pattern matches. As in Elasticsearch, a name that is
+    no field of API keys is left out rather than refused; with none left, the query matches nothing."""
+    names = []
+    for spec in specs:
+        name, _, boost = spec.partition("^")
+        if boost:
+            try:
+                float(boost)
+            except ValueError:
+                raise ValidationError(f"[simple_query_string] field [{spec}] has a malformed boost") from None
+        if "*" in name:
+            tokens = wildcard_pattern(name.replace("\\", "\\\\").replace("?", "\\?"))
+            names += [field for field in FIELDS if re.fullmatch(_regex(tokens), field)]
+        elif name in FIELDS or name.startswith("metadata."):
+            names.append(name)
+    fields = []
+    for name in dict.fromkeys(names):
+        try:
+            fields.append(resolve_field(name))
+        except ValidationError:
+            continue
+    return fields
+
+
+def _regex(tokens: tuple) -> str:
+    return "".join(".*" if token is STAR else re.escape(token) for token in tokens)
 # Real Elasticsearch queries that the API key query refuses by name rather than as unknown.
 UNSUPPORTED_QUERY_TYPES = frozenset("""
     boosting combined_fields constant_score dis_max function_score fuzzy geo_bounding_box
     geo_distance geo_shape has_child has_parent intervals match_bool_prefix match_none match_phrase
     match_phrase_prefix more_like_this multi_match nested parent_id percolate pinned query_string
-    regexp script script_score shape simple_query_string span_first span_near span_not span_or
+    regexp script script_score shape span_first span_near span_not span_or
     span_term terms_set wrapper
 """.split())
 
@@ -1041,6 +1230,8 @@ class SortKey:
 
 def _sort_key(name, options) -> SortKey:
     field = DOC if name == "_doc" else resolve_field(name)
+    if isinstance(field, MetadataRootField):
+        field.expression()
     if isinstance(options, str):
         options = {"order": options}
     if not isinstance(options, dict):
@@ -1115,6 +1306,7 @@ class ApiKeyQuery:
     start: int
     size: int
     search_after: tuple | None
+    aggregations: tuple = ()
 
 
 QUERY_REQUEST_FIELDS = frozenset({"query", "from", "size", "sort", "search_after", "aggs", "aggregations"})
@@ -1141,8 +1333,8 @@ def parse_query_request(body, url_sort: str | None = None) -> ApiKeyQuery:
             raise ContentParseError(f"[{PAYLOAD}] unknown field [{key}]")
         if value is None:
             raise ContentParseError(f"[{PAYLOAD}] {key} doesn't support values of type: VALUE_NULL")
-    if "aggs" in body or "aggregations" in body:
-        raise ValidationError("aggregations are not supported for API Key query")
+    if "aggs" in body and "aggregations" in body:
+        raise ParsingError("Found two aggregation definitions: [aggs] and [aggregations]")
     start, size = _integer(body, "from", 0), _integer(body, "size", DEFAULT_SIZE)
     if start + size > MAX_RESULT_WINDOW:
         raise ValidationError(
@@ -1173,7 +1365,12 @@ def parse_query_request(body, url_sort: str | None = None) -> ApiKeyQuery:
             _search_after_value(key, value) for key, value in zip(sort, search_after, strict=True)
         )
     where = translate_query(body["query"]) if "query" in body else MATCH_ALL
-    return ApiKeyQuery(where, sort, start, size, search_after)
+    # Imported here: aggregations are built on this module's fields and queries.
+    from apikeys.aggregations import parse_aggregations
+
+    aggs = body.get("aggs", body.get("aggregations"))
+    aggregations = parse_aggregations(aggs) if aggs is not None else ()
+    return ApiKeyQuery(where, sort, start, size, search_after, aggregations)
 
 
 def search_api_keys(keys, query: ApiKeyQuery) -> tuple[int, list[tuple[object, list | None]]]:

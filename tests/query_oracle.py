@@ -85,11 +85,16 @@ def field_kind(field) -> str:
         return "boolean"
     if isinstance(field, str) and field.startswith("metadata.") and all(field.split(".")[1:]):
         return "metadata"
+    if field == "metadata":
+        # the flattened field's root: every leaf at once
+        return "metadata"
     raise Refused(f"field {field!r}")
 
 
 def values(doc: dict, field: str) -> list:
     kind = field_kind(field)
+    if field == "metadata":
+        return [leaf for leaves in doc["metadata"].values() for leaf in leaves]
     if kind == "metadata":
         return doc["metadata"].get(field[len("metadata.") :], [])
     value = doc[field]
@@ -462,3 +467,338 @@ def compare(first: dict, second: dict, sort: list[tuple[str, bool]]) -> int:
         order = -1 if a < b else 1
         return -order if descending else order
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# simple_query_string
+#
+# Read left to right: whitespace separates terms, "+" and "|" set how the next term joins what came
+# before (the default operator otherwise), each "-" in front of a term flips it, "(...)" is one term,
+# "..." a phrase (one keyword), a trailing unescaped "*" a prefix, "\\" escapes one character. A
+# term that no field can take is dropped, and so is an empty group.
+
+SQS_FIELDS = (
+    "name", "type", "username", "realm_name", "creation", "expiration", "invalidation", "invalidated",
+    "metadata",
+)
+
+
+def _sqs_fields(specs) -> list[str]:
+    chosen = []
+    for spec in specs:
+        name = spec.split("^")[0]
+        if "*" in name:
+            pattern = "^" + ".*".join(re.escape(part) for part in name.split("*")) + "$"
+            chosen += [field for field in SQS_FIELDS if re.match(pattern, field)]
+        else:
+            try:
+                field_kind(name)
+            except Refused:
+                continue
+            chosen.append(name)
+    return list(dict.fromkeys(chosen))
+
+
+def _sqs_tokens(text: str) -> list:
+    """("op", char) and ("word", text, prefix) items."""
+    items, position = [], 0
+    while position < len(text):
+        char = text[position]
+        if char in "+|-()":
+            items.append(("op", char))
+            position += 1
+        elif char.isspace():
+            position += 1
+        elif char == '"':
+            end = position + 1
+            word = ""
+            while end < len(text) and text[end] != '"':
+                if text[end] == "\\" and end + 1 < len(text):
+                    end += 1
+                word += text[end]
+                end += 1
+            if end >= len(text):
+                raise Refused("unclosed phrase")
+            if word:
+                items.append(("word", word, False))
+            position = end + 1
+        else:
+            word, escaped_last = "", False
+            while position < len(text):
+                char = text[position]
+                if char == "\\" and position + 1 < len(text):
+                    word += text[position + 1]
+                    escaped_last = True
+                    position += 2
+                    continue
+                if char.isspace() or char in '+|()"':
+                    break
+                if char == "~":
+                    raise Refused("fuzziness")
+                word += char
+                escaped_last = False
+                position += 1
+            if word.endswith("*") and not escaped_last:
+                items.append(("word", word[:-1], True))
+            else:
+                items.append(("word", word, False))
+    return items
+
+
+class SimpleQueryString:
+    def __init__(self, evaluator, body: dict):
+        self.evaluator = evaluator
+        specs = body.get("fields") or ["*"]
+        self.fields = _sqs_fields(specs)
+        self.lenient = body.get("lenient", False) or "*" in specs
+        self.operator = body.get("default_operator", "or").lower()
+        self.minimum = body.get("minimum_should_match")
+        self.items = _sqs_tokens(body["query"])
+
+    def predicate(self):
+        if not self.fields:
+            return lambda doc: False
+        self.position = 0
+        kind, tests = self._sequence()
+        if not tests:
+            return lambda doc: False
+        if kind == "or":
+            needed = minimum_should_match(self.minimum, len(tests), 1)
+            return lambda doc: sum(1 for test in tests if test(doc)) >= needed
+        return lambda doc: all(test(doc) for test in tests)
+
+    def _sequence(self):
+        """The clauses of one level as (operator, tests) of its last run of one operator."""
+        kind, tests, operator, flips = None, [], None, 0
+        while self.position < len(self.items):
+            item = self.items[self.position]
+            self.position += 1
+            if item == ("op", ")"):
+                break
+            if item == ("op", "+"):
+                operator = "and" if tests else operator
+                continue
+            if item == ("op", "|"):
+                operator = "or" if tests else operator
+                continue
+            if item == ("op", "-"):
+                flips += 1
+                continue
+            if item == ("op", "("):
+                inner_kind, inner = self._sequence()
+                test = None
+                if inner:
+                    test = self._joined(inner_kind, inner)
+            else:
+                test = self._word(item[1], item[2])
+            if test is not None:
+                if flips % 2:
+                    test = (lambda inner: lambda doc: not inner(doc))(test)
+                if not tests:
+                    tests = [test]
+                else:
+                    joined_by = operator or self.operator
+                    if kind != joined_by and len(tests) > 1:
+                        tests = [self._joined(kind, tests)]
+                    kind = joined_by
+                    tests.append(test)
+            flips, operator = 0, None
+        return kind or self.operator, tests
+
+    @staticmethod
+    def _joined(kind, tests):
+        if kind == "and":
+            return lambda doc: all(test(doc) for test in tests)
+        return lambda doc: any(test(doc) for test in tests)
+
+    def _word(self, word: str, prefix: bool):
+        tests = []
+        for field in self.fields:
+            query = {"prefix": {field: word}} if prefix else {"term": {field: word}}
+            try:
+                tests.append(self.evaluator.compile(query))
+            except Refused:
+                if not self.lenient:
+                    raise
+        if not tests:
+            return None
+        return lambda doc: any(test(doc) for test in tests)
+
+
+def _simple_query_string(self, body):
+    return SimpleQueryString(self, body).predicate()
+
+
+Evaluator.simple_query_string = _simple_query_string
+
+
+# ---------------------------------------------------------------------------------------------
+# Aggregations: counted over documents, one bucket at a time
+
+
+def _iso_millis(ms: int) -> str:
+    moment = EPOCH + ms * MS
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+
+
+def _bucket_value(field: str, value):
+    if field_kind(field) == "boolean":
+        return {"key": 1 if value else 0, "key_as_string": "true" if value else "false"}
+    if field_kind(field) == "date":
+        return {"key": value, "key_as_string": _iso_millis(value)}
+    return {"key": value}
+
+
+def _check(evaluator, aggs: dict) -> None:
+    """Refuses a bad request before counting anything, as a search is parsed whole before it runs:
+    a bad filter under a bucket that turns out empty is refused all the same."""
+    for definition in aggs.values():
+        kind = next(key for key in definition if key not in ("aggs", "aggregations", "meta"))
+        body = definition[kind]
+        if kind == "filter":
+            evaluator.compile(body)
+        elif kind == "filters":
+            for query in body["filters"].values() if isinstance(body["filters"], dict) else body["filters"]:
+                evaluator.compile(query)
+        elif kind in ("range", "date_range"):
+            for item in body["ranges"]:
+                for side in ("from", "to"):
+                    if item.get(side) is not None:
+                        date(item[side], False, evaluator.now)
+        elif "field" in body:
+            field_kind(body["field"])
+        _check(evaluator, definition.get("aggs") or definition.get("aggregations") or {})
+
+
+def aggregate(evaluator, docs: list[dict], aggs: dict, typed: bool = False) -> dict:
+    """The ``aggregations`` of a response for ``aggs`` over ``docs``."""
+    _check(evaluator, aggs)
+    answer = {}
+    for name, definition in aggs.items():
+        kind = next(key for key in definition if key not in ("aggs", "aggregations", "meta"))
+        subs = definition.get("aggs") or definition.get("aggregations") or {}
+        body = definition[kind]
+        result, label = _one(evaluator, docs, kind, body, subs, typed)
+        answer[f"{label}#{name}" if typed else name] = result
+    return answer
+
+
+def _with_subs(evaluator, bucket: dict, docs, subs, typed):
+    if subs:
+        bucket.update(aggregate(evaluator, docs, subs, typed))
+    return bucket
+
+
+def _one(evaluator, docs, kind, body, subs, typed):
+    if kind == "terms":
+        field = body["field"]
+        counts = {}
+        for doc in docs:
+            for value in set(values(doc, field)):
+                counts[value] = counts.get(value, 0) + 1
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        top = ranked[: body.get("size", 10)]
+        buckets = [
+            _with_subs(evaluator, {**_bucket_value(field, value), "doc_count": count},
+                       [doc for doc in docs if value in values(doc, field)], subs, typed)
+            for value, count in top
+        ]
+        label = "lterms" if field_kind(field) in ("date", "boolean") else "sterms"
+        other = sum(count for _, count in ranked[len(top):])
+        return {"doc_count_error_upper_bound": 0, "sum_other_doc_count": other, "buckets": buckets}, label
+    if kind in ("cardinality", "value_count"):
+        found = [value for doc in docs for value in values(doc, body["field"])]
+        return {"value": len(set(found)) if kind == "cardinality" else len(found)}, kind
+    if kind == "missing":
+        chosen = [doc for doc in docs if not values(doc, body["field"])]
+        return _with_subs(evaluator, {"doc_count": len(chosen)}, chosen, subs, typed), kind
+    if kind == "filter":
+        test = evaluator.compile(body)
+        chosen = [doc for doc in docs if test(doc)]
+        return _with_subs(evaluator, {"doc_count": len(chosen)}, chosen, subs, typed), kind
+    if kind == "filters":
+        named = isinstance(body["filters"], dict)
+        entries = sorted(body["filters"].items()) if named else [(None, q) for q in body["filters"]]
+        tests = [evaluator.compile(query) for _, query in entries]
+        other_key = body.get("other_bucket_key")
+        if body.get("other_bucket", other_key is not None):
+            entries.append((other_key or "_other_", None))
+            tests.append(lambda doc, tests=list(tests): not any(test(doc) for test in tests))
+        keyed = named and body.get("keyed", True)
+        buckets = []
+        for (key, _), test in zip(entries, tests, strict=True):
+            chosen = [doc for doc in docs if test(doc)]
+            bucket = {"doc_count": len(chosen)}
+            if named and not keyed:
+                bucket = {"key": key, **bucket}
+            buckets.append((key, _with_subs(evaluator, bucket, chosen, subs, typed)))
+        return {"buckets": dict(buckets) if keyed else [bucket for _, bucket in buckets]}, kind
+    if kind in ("range", "date_range"):
+        field = body["field"]
+        if field_kind(field) != "date":
+            raise Refused("range on " + field)
+        ranges = []
+        for item in body["ranges"]:
+            low = None if item.get("from") is None else date(item["from"], False, evaluator.now)
+            high = None if item.get("to") is None else date(item["to"], False, evaluator.now)
+            ranges.append((low, high, item.get("key")))
+        ranges.sort(key=lambda r: (r[0] is not None, r[0] or 0, r[1] is None, r[1] or 0))
+        buckets = []
+        for low, high, key in ranges:
+            chosen = [
+                doc for doc in docs
+                if any((low is None or v >= low) and (high is None or v < high) for v in values(doc, field))
+            ]
+            bucket = {"key": key or f"{'*' if low is None else _iso_millis(low)}-"
+                                    f"{'*' if high is None else _iso_millis(high)}"}
+            if low is not None:
+                bucket |= {"from": float(low), "from_as_string": _iso_millis(low)}
+            if high is not None:
+                bucket |= {"to": float(high), "to_as_string": _iso_millis(high)}
+            bucket["doc_count"] = len(chosen)
+            buckets.append(_with_subs(evaluator, bucket, chosen, subs, typed))
+        if body.get("keyed"):
+            return {"buckets": {bucket.pop("key"): bucket for bucket in buckets}}, kind
+        return {"buckets": buckets}, kind
+    if kind == "composite":
+        sources = [(name, spec["terms"]["field"], spec["terms"].get("order", "asc") == "desc")
+                   for source in body["sources"] for name, spec in source.items()]
+        groups = {}
+        for doc in docs:
+            found = [values(doc, field) for _, field, _ in sources]
+            if all(found):
+                # single-valued fields in this corpus: one combination per document
+                groups.setdefault(tuple(vs[0] for vs in found), []).append(doc)
+
+        def order(combination):
+            return tuple(_Reverse(v) if descending else v
+                         for v, (_, _, descending) in zip(combination, sources, strict=True))
+
+        ranked = sorted(groups, key=order)
+        if "after" in body:
+            after = tuple(body["after"][name] for name, _, _ in sources)
+            ranked = [c for c in ranked if order(c) > order(after)]
+        buckets = []
+        for combination in ranked[: body.get("size", 10)]:
+            key = {name: value for (name, _, _), value in zip(sources, combination, strict=True)}
+            buckets.append(_with_subs(evaluator, {"key": key, "doc_count": len(groups[combination])},
+                                      groups[combination], subs, typed))
+        result = {"after_key": buckets[-1]["key"]} if buckets else {}
+        return {**result, "buckets": buckets}, kind
+    raise Refused("aggregation " + kind)
+
+
+class _Reverse:
+    """Orders its value the other way round."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __lt__(self, other):
+        return other.value < self.value
+
+    def __gt__(self, other):
+        return other.value > self.value
+
+    def __eq__(self, other):
+        return self.value == other.value

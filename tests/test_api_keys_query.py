@@ -244,11 +244,11 @@ BAD_REQUESTS = {
         "[query_api_key_request_payload] unknown field [qeury]",
     ),
     "null query": ({"query": None}, 400, "x_content_parse_exception", "VALUE_NULL"),
-    "aggregations": (
-        {"aggs": {"owners": {"terms": {"field": "username"}}}},
+    "unsupported aggregation": (
+        {"aggs": {"owners": {"avg": {"field": "creation"}}}},
         400,
         "illegal_argument_exception",
-        "aggregations are not supported",
+        "Unsupported API Keys agg [owners] of type [avg]",
     ),
     "negative from": (
         {"from": -1},

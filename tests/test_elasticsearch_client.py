@@ -149,6 +149,52 @@ def test_query_api_keys_sorts_and_pages_with_search_after(elastic, admin):
     assert {key["name"] for key in everything["api_keys"]} == set(names)
 
 
+def test_query_api_keys_aggregates_with_typed_keys_as_the_client_sends_them(elastic, admin):
+    for name, team in (("client-aggs-a", "red"), ("client-aggs-b", "red"), ("client-aggs-c", "blue")):
+        elastic.security.create_api_key(name=name, expiration="1d", metadata={"team": team})
+    query = {"prefix": {"name": "client-aggs-"}}
+
+    plain = admin.security.query_api_keys(
+        query=query, size=0,
+        aggs={"teams": {"terms": {"field": "metadata.team"}, "aggs": {"owners": {"cardinality": {
+            "field": "username"}}}}, "expiring": {"date_range": {"field": "expiration", "ranges": [
+                {"from": "now", "to": "now+2d"}]}}},
+    )
+    typed = admin.security.query_api_keys(
+        query=query, size=0, typed_keys=True, aggregations={"teams": {"terms": {"field": "metadata.team"}}},
+    )
+
+    assert (plain["total"], plain["count"], plain["api_keys"]) == (3, 0, [])
+    teams = plain["aggregations"]["teams"]["buckets"]
+    assert [(team["key"], team["doc_count"], team["owners"]["value"]) for team in teams] == [
+        ("red", 2, 1), ("blue", 1, 1)
+    ]
+    assert plain["aggregations"]["expiring"]["buckets"][0]["doc_count"] == 3
+    assert [team["key"] for team in typed["aggregations"]["sterms#teams"]["buckets"]] == ["red", "blue"]
+
+
+def test_query_api_keys_takes_a_simple_query_string(elastic, admin):
+    elastic.security.create_api_key(name="client-sqs-alpha", metadata={"owner-team": "platform"})
+    elastic.security.create_api_key(name="client-sqs-beta", metadata={"owner-team": "search"})
+
+    by_name = admin.security.query_api_keys(
+        query={"simple_query_string": {"query": "client-sqs-* -client-sqs-beta", "fields": ["name"],
+                                       "default_operator": "and"}}
+    )
+    anywhere = admin.security.query_api_keys(query={"simple_query_string": {"query": "platform"}})
+
+    assert [key["name"] for key in by_name["api_keys"]] == ["client-sqs-alpha"]
+    assert [key["name"] for key in anywhere["api_keys"]] == ["client-sqs-alpha"]
+
+
+def test_query_api_keys_refuses_an_aggregation_elasticsearch_refuses(admin):
+    with pytest.raises(BadRequestError) as refused:
+        admin.security.query_api_keys(aggs={"age": {"avg": {"field": "creation"}}})
+
+    assert refused.value.meta.status == 400
+    assert refused.value.body["error"]["reason"] == "Unsupported API Keys agg [age] of type [avg]"
+
+
 def test_invalidated_key_is_refused_on_its_very_next_request(keyward_server, elastic, admin):
     created = elastic.security.create_api_key(name="client-invalidate")
     with connect(keyward_server, api_key=created["encoded"]) as client:

@@ -298,7 +298,8 @@ def assert_within_rights(caller: Caller, path: str, method: str, body, before: l
     if path in ("/_security/api_key", "/_security/_query/api_key") and method in ("GET", "POST") and (
         "api_keys" in body
     ):
-        assert {key["id"] for key in body["api_keys"]} <= caller.may_see, body
+        # A filter_path may have left only some fields of each key.
+        assert {key["id"] for key in body["api_keys"] if "id" in key} <= caller.may_see, body
     elif method == "DELETE" and path == "/_security/api_key":
         touched = {*body["invalidated_api_keys"], *body["previously_invalidated_api_keys"]}
         assert touched <= caller.may_change, body
@@ -340,7 +341,9 @@ def test_generated_requests_get_documented_answers_within_the_callers_rights(
                 assert is_error_body(path, status, response.json()), response.text
                 assert security_state() == before, case.as_curl_command()
                 return
-            assert_documented_success(path, method, response)
+            # filter_path trims the body to what the client named, so the full schema cannot hold.
+            if "filter_path" not in (case.query or {}):
+                assert_documented_success(path, method, response)
             if beyond is not None:
                 body = response.json() if response.content else {}
                 assert_within_rights(caller, path, method, body, beyond)

@@ -303,7 +303,9 @@ REFUSED = {
         "Field [hash] is not allowed for API Key query",
     ),
     "id outside the ids query": ({"term": {"id": "x"}}, ValidationError, "Field [id] is not allowed"),
-    "metadata itself": ({"term": {"metadata": "x"}}, ValidationError, "Field [metadata] is not allowed"),
+    "a range on metadata itself": (
+        {"range": {"metadata": {"gt": "x"}}}, ValidationError, "range queries are not supported on the field"
+    ),
     "empty metadata key": ({"term": {"metadata.a..b": "x"}}, ValidationError, "is not allowed"),
     "numeric metadata key": ({"term": {"metadata.0": "x"}}, ValidationError, "is not allowed"),
     "odd metadata key": ({"term": {'metadata.a"b': "x"}}, ValidationError, "is not allowed"),

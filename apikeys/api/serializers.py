@@ -118,9 +118,11 @@ class GetApiKeysResponseSerializer(serializers.Serializer):
 QueryApiKeysRequestSerializer = type("QueryApiKeysRequestSerializer", (serializers.Serializer,), {
     "query": serializers.JSONField(
         required=False,
-        help_text="Query DSL: match_all, bool, term, terms, prefix, wildcard, range, exists, ids, match; "
-        "fields name, type, creation, expiration, invalidated, invalidation, username, realm_name, "
-        "metadata.* (and the id through the ids query). Default: match_all.",
+        help_text="Query DSL: match_all, bool, term, terms, prefix, wildcard, range, exists, ids, match, "
+        "simple_query_string; fields name, type, creation, expiration, invalidated, invalidation, "
+        "username, realm_name, metadata (any of its values) and metadata.* (and the id through the ids "
+        "query). simple_query_string searches every field by default (`fields` may name fields or `*` "
+        "patterns; names that are no field of API keys are left out). Default: match_all.",
     ),
     "from": serializers.IntegerField(required=False, min_value=0, help_text="Offset of the first key."),
     "size": serializers.IntegerField(
@@ -134,6 +136,17 @@ QueryApiKeysRequestSerializer = type("QueryApiKeysRequestSerializer", (serialize
     "search_after": serializers.ListField(
         child=serializers.JSONField(), required=False, help_text="The `_sort` values of the last key seen."
     ),
+    "aggs": serializers.DictField(
+        child=serializers.JSONField(), required=False,
+        help_text="Aggregations by name, counted over every matching key: terms, composite (terms "
+        "sources), range and date_range (on creation, expiration, invalidation), missing, filter, "
+        "filters, global, cardinality and value_count, over the query's fields (not metadata itself); "
+        "bucket aggregations may hold `aggs` of their own. Other types, scripts and pipelines are "
+        "refused as Elasticsearch refuses them for API keys.",
+    ),
+    "aggregations": serializers.DictField(
+        child=serializers.JSONField(), required=False, help_text="Another name for `aggs`; not both."
+    ),
 })
 
 
@@ -141,6 +154,13 @@ class QueryApiKeysResponseSerializer(serializers.Serializer):
     total = serializers.IntegerField(help_text="Every key the query matches.")
     count = serializers.IntegerField(help_text="Keys in this response.")
     api_keys = QueriedApiKeySerializer(many=True)
+    aggregations = serializers.DictField(
+        child=serializers.JSONField(), required=False,
+        help_text="Only when the request has `aggs`: each aggregation's result by its name (`type#name` "
+        'with `typed_keys`), in Elasticsearch\'s shape, e.g. `{"buckets": [{"key": "elastic", '
+        '"doc_count": 3}], "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0}` for terms, '
+        '`{"doc_count": 2}` for filter and missing, `{"value": 5}` for cardinality and value_count.',
+    )
 
 
 class InvalidateApiKeysRequestSerializer(serializers.Serializer):

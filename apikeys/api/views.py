@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from accounts.api.serializers import UserSerializer
 from accounts.exceptions import RequestValidationFailed, ValidationError
 from apikeys import selectors
+from apikeys.aggregations import aggregate
 from apikeys.api.serializers import (
     AuthenticateResponseSerializer,
     BulkUpdateApiKeysRequestSerializer,
@@ -38,7 +39,7 @@ from apikeys.api.serializers import (
     api_key_info,
 )
 from apikeys.hashers import SharedCacheUnavailable
-from apikeys.query import ContentParseError, epoch_millis, parse_query_request, search_api_keys
+from apikeys.query import MATCH_ALL, ContentParseError, epoch_millis, parse_query_request, search_api_keys
 from apikeys.services import (
     CREATE_FIELDS,
     CreatedApiKey,
@@ -51,6 +52,7 @@ from apikeys.services import (
     update_api_keys,
 )
 from restapi.authentication import authenticate_password
+from restapi.filter_path import filter_response
 from restapi.serializers import ElasticsearchErrorSerializer
 from restapi.views import (
     ERRORS,
@@ -68,7 +70,7 @@ INVALIDATE_FIELDS = {"ids", "id", "name", "realm_name", "username", "owner"}
 GET_PARAMS = frozenset(
     {"id", "name", "owner", "realm_name", "username", "active_only", "with_limited_by", "with_profile_uid"}
 )
-QUERY_PARAMS = frozenset({"with_limited_by", "with_profile_uid", "typed_keys", "sort"})
+QUERY_PARAMS = frozenset({"with_limited_by", "with_profile_uid", "typed_keys", "sort", "filter_path"})
 TAGS = ["API keys"]
 # The realm Elasticsearch names for requests authenticated with an API key.
 API_KEY_REALM = "_es_api_key"
@@ -99,12 +101,22 @@ QUERY_SCHEMA = {
     "description": "Keys the caller may see, filtered by a query DSL subset, sorted and paged: "
     "every key with read_security or manage_api_key, the caller's own with manage_own_api_key, and "
     "for a request made with an API key holding only manage_own_api_key, that key alone. Without a "
-    "sort, keys come oldest first and carry no `_sort`. A GET may carry the same body.",
+    "sort, keys come oldest first and carry no `_sort`. `aggs` (or `aggregations`) are counted by the "
+    "database over every matching key, whatever `from` and `size`: terms, composite (of terms), range, "
+    "date_range, missing, filter, filters and global, with sub-aggregations, and the metrics "
+    "cardinality and value_count. A GET may carry the same body.",
     "parameters": [
         WITH_LIMITED_BY,
         WITH_PROFILE_UID,
-        flag_parameter("typed_keys", "Accepted for compatibility; aggregations are not supported."),
+        flag_parameter(
+            "typed_keys", "Name each aggregation in the response `type#name` (e.g. `sterms#usernames`)."
+        ),
         string_parameter("sort", "The sort as `field:order,field`, instead of a body `sort`."),
+        string_parameter(
+            "filter_path",
+            "Comma-separated paths of the response to keep (`*` and `**` wildcards, `-` to remove), "
+            "e.g. `total,aggregations.usernames.buckets.key`.",
+        ),
     ],
     "request": QueryApiKeysRequestSerializer,
     "responses": {200: QueryApiKeysResponseSerializer, **ERRORS},
@@ -404,7 +416,7 @@ class QueryApiKeyView(ApiKeyServiceView):
         params = url_params(request, QUERY_PARAMS)
         with_limited_by = flag(params, "with_limited_by")
         flag(params, "with_profile_uid")
-        flag(params, "typed_keys")
+        typed_keys = flag(params, "typed_keys")
         query = parse_query_request(request.data, url_sort=params.get("sort"))
         principal = request.auth
         # For a principal limited to its own keys, the query is ANDed with ownership.
@@ -412,14 +424,18 @@ class QueryApiKeyView(ApiKeyServiceView):
         if with_limited_by and not selectors.can_view_limited_by(principal):
             raise selectors.unauthorized(principal, selectors.GET_ACTION)
         total, page = search_api_keys(keys, query)
-        return Response({
+        body = {
             "total": total,
             "count": len(page),
             "api_keys": [
                 api_key_info(key, with_limited_by=with_limited_by, sort_values=sort_values)
                 for key, sort_values in page
             ],
-        })
+        }
+        if query.aggregations:
+            where = None if query.where is MATCH_ALL else query.where
+            body["aggregations"] = aggregate(keys, where, query.aggregations, typed_keys, total=total)
+        return Response(filter_response(body, params.get("filter_path")))
 
     @extend_schema(operation_id="security_query_api_keys_get", **QUERY_SCHEMA)
     def get(self, request):
