@@ -305,6 +305,8 @@ def assert_within_rights(caller: Caller, path: str, method: str, body, before: l
         assert touched <= caller.may_change, body
     elif path.endswith("/_rotate"):
         assert body["rotated_from"] in caller.may_change, body
+    elif path == "/_security/api_key/_bulk_update":
+        assert {*body["updated"], *body["noops"]} <= caller.may_change, body
     if method in ("POST", "PUT") and path == "/_security/api_key":
         assert ApiKey.objects.get(pk=body["id"]).owner == caller.owner
     # New keys aside, every key the caller may not change is as it was.
