@@ -368,8 +368,9 @@ class RoleView(AccountsAPIView):
         operation_id="security_put_role",
         summary="Create or replace a role",
         description=(
-            "Unknown privileges are refused and named. Application privileges, remote indices and a "
-            "description cannot be stored and are refused. Built-in roles cannot be changed. "
+            "Unknown privileges are refused and named. `index` is accepted as an alias of `indices`, "
+            "and a `description` is stored. Application privileges and remote indices cannot be stored "
+            "and are refused. Built-in roles cannot be changed. "
             "Needs `manage_security`."
         ),
         tags=["Roles"],
