@@ -26,16 +26,24 @@ def _part_matches(pattern: str, name: str) -> bool:
 
 
 def _advance(paths: list, name: str) -> tuple[list, bool]:
-    """The rest of each path after ``name``, and whether one of them ends there."""
-    rests, ends = [], False
-    for path in paths:
+    """The rest of each path after ``name``, and whether one of them ends there.
+
+    Each distinct rest is kept once: every rest is a suffix of a requested path, so however many
+    ``**`` a path holds and however deep the body, the work per name stays bounded by the paths'
+    length, never growing with the number of ways ``**`` can match.
+    """
+    rests, ends, seen = [], False, set()
+    pending = list(paths)
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
         head, rest = path[0], path[1:]
         if head == "**":
-            rests.append(path)
+            rests.append(path)  # it takes this name and maybe more
             if rest:
-                more, done = _advance([rest], name)
-                rests += more
-                ends |= done
+                pending.append(rest)  # it takes no level at all
             else:
                 ends = True
         elif _part_matches(head, name):
@@ -43,7 +51,7 @@ def _advance(paths: list, name: str) -> tuple[list, bool]:
                 rests.append(rest)
             else:
                 ends = True
-    return rests, ends
+    return list(dict.fromkeys(rests)), ends
 
 
 _DROPPED = object()

@@ -451,3 +451,25 @@ def test_any_aggregation_body_is_parsed_or_refused_with_validation_error(aggs):
         parse_aggregations(aggs)
     except ValidationError:
         pass
+
+
+def test_filter_path_work_stays_bounded_however_many_double_wildcards_and_levels(monkeypatch):
+    """A path of many ``**`` over a deeply nested body (metadata may nest 64 levels) must not make
+    the work grow with the ways ``**`` can match: it did, exponentially, before each distinct rest
+    of a path was kept once. Counted, not timed."""
+    from restapi import filter_path
+
+    comparisons = []
+    real = filter_path._part_matches
+    monkeypatch.setattr(
+        filter_path, "_part_matches", lambda pattern, name: comparisons.append(1) or real(pattern, name)
+    )
+    body = leaf = {}
+    for _ in range(20):
+        leaf["a"] = {"x": 1}
+        leaf = leaf["a"]
+
+    kept = filter_path.filter_response({"api_keys": [{"metadata": body}]}, ".".join(["**"] * 6) + ".x")
+
+    assert kept["api_keys"][0]["metadata"]["a"]["x"] == 1
+    assert len(comparisons) < 5_000
