@@ -156,6 +156,58 @@ def test_worked_examples_count_what_elasticsearch_would(query, aggs):
     assert keyward_aggregations(query, aggs, typed=True) == expected
 
 
+EXPIRED = {"range": {"expiration": {"lte": "2022-01-01"}}}
+COUNTS = {
+    "expired": {"filter": EXPIRED, "aggs": {"teams": {"cardinality": {"field": "metadata.team"}}}},
+    "status": {"filters": {"filters": {"gone": {"term": {"invalidated": True}}, "old": EXPIRED},
+                           "other_bucket_key": "rest"}},
+    "never": {"missing": {"field": "expiration"}, "aggs": {"n": {"value_count": {"field": "metadata.n"}}}},
+    "when": {"date_range": {"field": "creation", "ranges": [{"to": "2021-06-15"}, {"from": "2021-06-15"}]}},
+    "names": {"cardinality": {"field": "name"}},
+    "expirations": {"value_count": {"field": "expiration"}},
+}
+# (parent, statements): sub-aggregations that are all counts are tallied by their parent's statement.
+FOLDED = {
+    "terms": ({"terms": {"field": "realm_name", "size": 5}, "aggs": COUNTS}, 1),
+    "terms on a date": ({"terms": {"field": "expiration", "size": 20}, "aggs": COUNTS}, 1),
+    "terms on metadata": ({"terms": {"field": "metadata.team", "size": 1}, "aggs": COUNTS}, 2),
+    # alice owns keys in two realms: her owners' tallies add up
+    "terms on username": ({"terms": {"field": "username", "size": 5}, "aggs": {
+        key: value for key, value in COUNTS.items() if key not in ("expired", "names")}}, 2),
+    "composite": ({"composite": {"size": 20, "sources": [{"u": {"terms": {"field": "username"}}},
+                                                          {"t": {"terms": {"field": "metadata.env.tier"}}}]},
+                   "aggs": COUNTS}, 1),
+    "filter": ({"filter": {"prefix": {"name": "c"}}, "aggs": COUNTS}, 1),
+    "filters": ({"filters": {"filters": [{"term": {"username": "bob"}}, EXPIRED], "other_bucket": True},
+                 "aggs": COUNTS}, 1),
+    "date_range": ({"date_range": {"field": "expiration", "ranges": [{"to": "2022-01-01"}, {"from": "2021"}]},
+                    "aggs": {"status": COUNTS["status"], "names": COUNTS["names"]}}, 1),
+    "filter within terms": ({"terms": {"field": "type"}, "aggs": {"f": {
+        "filter": {"term": {"username": "alice"}}, "aggs": {"s": COUNTS["status"]}}}}, 1),
+    # distinct values do not add up over owners: one statement for each username
+    "cardinality within terms on username": ({"terms": {"field": "username", "size": 5}, "aggs": {
+        "names": COUNTS["names"]}}, 2 + 3),
+    # a terms beneath runs for each bucket; the counts beside it are still tallied
+    "terms within terms": ({"terms": {"field": "realm_name"}, "aggs": {
+        "t": {"terms": {"field": "type"}}, **COUNTS}}, 1 + 2),
+}
+
+
+@pytest.mark.parametrize("query", [{"match_all": {}}, {"term": {"invalidated": False}}])
+@pytest.mark.parametrize(("aggregation", "statements"), FOLDED.values(), ids=FOLDED.keys())
+@pytest.mark.usefixtures("oracle_corpus")
+def test_sub_aggregations_tallied_by_the_parents_statement_count_what_elasticsearch_would(
+    query, aggregation, statements
+):
+    aggs = {"a": aggregation}
+    expected = oracle_aggregations(query, aggs, typed=True)
+    assert expected is not oracle.Refused
+    with CaptureQueriesContext(connection) as captured:
+        assert keyward_aggregations(query, aggs, typed=True) == expected
+    if query == {"match_all": {}}:
+        assert len(captured) == statements
+
+
 @pytest.mark.parametrize("sources", [
     [{"u": {"terms": {"field": "username"}}}, {"n": {"terms": {"field": "name", "order": "desc"}}}],
     [{"c": {"terms": {"field": "creation"}}}],
@@ -421,12 +473,23 @@ def test_aggs_and_aggregations_together_are_refused(client, users):
 
 
 @pytest.mark.usefixtures("keys")
-def test_too_many_buckets_with_sub_aggregations_are_refused(client, users, monkeypatch):
+def test_too_many_buckets_with_sub_aggregations_of_their_own_are_refused(client, users, monkeypatch):
     monkeypatch.setattr("apikeys.aggregations.MAX_BUCKETS_WITH_SUBS", 2)
-    aggs = {"x": {"terms": {"field": "name"}, "aggs": {"y": {"missing": {"field": "expiration"}}}}}
+    # A terms beneath a terms runs its own statement for each bucket of its parent.
+    aggs = {"x": {"terms": {"field": "name"}, "aggs": {"y": {"terms": {"field": "type"}}}}}
 
     assert_error(query(client, users["api_key_admin"], {"aggs": aggs}), 400, "too_many_buckets_exception",
                  "Trying to create too many buckets. Must be less than or equal to: [2]")
+
+
+@pytest.mark.usefixtures("keys")
+def test_sub_aggregations_counted_by_their_parents_statement_are_not_bound_by_it(client, users, monkeypatch):
+    monkeypatch.setattr("apikeys.aggregations.MAX_BUCKETS_WITH_SUBS", 2)
+    aggs = {"x": {"terms": {"field": "name"}, "aggs": {"y": {"missing": {"field": "expiration"}}}}}
+
+    response = query(client, users["api_key_admin"], {"size": 0, "aggs": aggs})
+    assert response.status_code == 200, response.content
+    assert len(response.json()["aggregations"]["x"]["buckets"]) == 3
 
 
 @settings(max_examples=200, deadline=None)
