@@ -391,12 +391,14 @@ class Terms(Aggregation):
             # Distinct values do not add up over the owners that share a username.
             tallies = None
         grouped = self._by_owner if by_owner else self._grouped
-        rows = grouped(with_value, tallies or [])
+        rows, total = grouped(with_value, tallies or [])
         self.counted(len(rows), scope, folded=tallies is not None)
         # The keys in no bucket: only counted when the buckets may not hold them all.
         other = 0
         if len(rows) == self.size:
-            other = with_value.order_by().count() - sum(count for _, count, _ in rows)
+            if total is None:
+                total = with_value.order_by().count()
+            other = total - sum(count for _, count, _ in rows)
         buckets = [
             self.with_subs({**_bucket_key(self.field, term), "doc_count": count}, selection,
                            _equals(self.field, term), scope, None if tallies is None else iter(values))
@@ -410,7 +412,7 @@ class Terms(Aggregation):
             for what, descending in self.order
         ]
 
-    def _grouped(self, keys, tallies: list[Tally]) -> list[tuple[object, int, list[int]]]:
+    def _grouped(self, keys, tallies: list[Tally]) -> tuple[list[tuple[object, int, list[int]]], None]:
         """The buckets, each with its term, its count and the values of ``tallies`` among its keys."""
         columns = _tally_columns(tallies)
         groups = (
@@ -419,12 +421,12 @@ class Terms(Aggregation):
             .filter(doc_count__gte=self.min_doc_count)
             .order_by(*self._ordering("doc_count", "term"))[: self.size]
         )
-        return [(row["term"], row["doc_count"], [row[name] for name in columns]) for row in groups]
+        return [(row["term"], row["doc_count"], [row[name] for name in columns]) for row in groups], None
 
-    def _by_owner(self, keys, tallies: list[Tally]) -> list[tuple[object, int, list[int]]]:
+    def _by_owner(self, keys, tallies: list[Tally]) -> tuple[list[tuple[object, int, list[int]]], int]:
         """Usernames: the database counts keys (and ``tallies``) by owner, from the (owner, ...,
-        invalidated) index, and the few owners' counts are added up by username, which owners of two
-        realms may share."""
+        invalidated) index, and the owners' counts are added up by username, which owners of two
+        realms may share; with every owner's count, the keys beyond the buckets need no count."""
         columns = _tally_columns(tallies)
         by_owner = {
             row[0]: row[1:] for row in keys.order_by().values_list("owner_id")
@@ -444,7 +446,7 @@ class Terms(Aggregation):
         for what, descending in reversed(self.order):
             ranked.sort(key=(lambda item: item[1]) if what == "_count" else (lambda item: item[0]),
                         reverse=descending)
-        return ranked[: self.size]
+        return ranked[: self.size], sum(counts[0] for counts in by_owner.values())
 
 
 @dataclass(frozen=True)
@@ -812,6 +814,10 @@ class Metric(Aggregation):
         self.field = _value_field(self.type, self.name, body)
 
     def compute(self, selection, scope):
+        if self.distinct and self.field is FIELDS["username"]:
+            # The usernames of the keys' owners, each owner read once rather than joined to every key.
+            owners = get_user_model().objects.filter(pk__in=selection.keys().order_by().values("owner_id"))
+            return owners.aggregate(value=Count("username", distinct=True))
         counted = _with_value(selection.keys(), self.field).aggregate(
             value=Count(_group_expression(self.field), distinct=self.distinct)
         )

@@ -131,6 +131,9 @@ AGGREGATION_EXAMPLES = [
     ]}}}),
     ({"match_all": {}}, {"a": {**_terms("realm_name", 1),
                                "aggs": {"n": {"cardinality": {"field": "username"}}}}}),
+    # two owners named alice, in two realms: one username
+    ({"match_all": {}}, {"a": {"cardinality": {"field": "username"}}}),
+    ({"prefix": {"name": "c"}}, {"a": {"cardinality": {"field": "username"}}}),
     ({"match_all": {}}, {"a": {"date_range": {
         "field": "expiration", "ranges": [{"to": "2021-07"}, {"from": "2021-07"}],
     }}}),
