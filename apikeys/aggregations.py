@@ -17,7 +17,7 @@ from operator import and_, or_
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, Q, Value
+from django.db.models import Count, F, Q, Value
 
 from accounts.exceptions import ValidationError
 from apikeys.query import (
@@ -26,6 +26,7 @@ from apikeys.query import (
     MATCH_ALL,
     MATCH_NONE,
     MILLISECOND,
+    ColumnField,
     DateField,
     Field,
     InvalidatedField,
@@ -538,11 +539,13 @@ class Composite(Aggregation):
         ]
         tallies = self.sub_tallies(None) if self.folds else []
         columns = _tally_columns(tallies)
-        groups = (
-            with_values.annotate(**aliases).values(*aliases).annotate(doc_count=Count("*"), **columns)
-            .order_by(*ordering)[: self.size]
-        )
-        rows = list(groups)
+        if self._by_owner_applies(tallies):
+            rows = self._by_owner(with_values, columns)
+        else:
+            rows = list(
+                with_values.annotate(**aliases).values(*aliases).annotate(doc_count=Count("*"), **columns)
+                .order_by(*ordering)[: self.size]
+            )
         self.counted(len(rows), scope)
         buckets = []
         for row in rows:
@@ -561,6 +564,52 @@ class Composite(Aggregation):
             answer["after_key"] = buckets[-1]["key"]
         answer["buckets"] = buckets
         return answer
+
+
+    def _by_owner_applies(self, tallies: list[Tally]) -> bool:
+        """A username among keyword sources, and tallies that add up over the owners of one username."""
+        fields = [source.field for source in self.sources]
+        return (
+            FIELDS["username"] in fields and all(type(field) is ColumnField for field in fields)
+            and not any(tally.distinct for tally in tallies)
+        )
+
+    def _by_owner(self, keys, columns: dict[str, Count]) -> list[dict]:
+        """The groups by owner rather than by username, which joins the owner to every key: counted from
+        an index that holds the owner (and the type), then added up by username in the same statement.
+        The sources besides the username are keywords, which the database returns as they are."""
+        quote = connection.ops.quote_name
+        users = quote(get_user_model()._meta.db_table)
+        username = f"{users}.{quote('username')}"
+        inner = {
+            f"source_{index}": F("owner_id") if source.field is FIELDS["username"] else F(source.field.column)
+            for index, source in enumerate(self.sources)
+        }
+        owner = quote(next(alias for alias, field in inner.items() if field.name == "owner_id"))
+        grouped = keys.annotate(**inner).values(*inner).annotate(doc_count=Count("*"), **columns).order_by()
+        sql, params = grouped.query.sql_with_params()
+        chosen = [
+            username if source.field is FIELDS["username"] else f"grouped.{quote(alias)}"
+            for alias, source in zip(inner, self.sources, strict=True)
+        ]
+        sums = [f"SUM(grouped.{quote(name)})" for name in ("doc_count", *columns)]
+        positions = range(1, len(chosen) + 1)
+        order = [
+            f"{position} {'DESC' if source.descending else 'ASC'}"
+            for position, source in zip(positions, self.sources, strict=True)
+        ]
+        # Names quoted by the database's own rules; every value is a parameter.
+        statement = (
+            f"SELECT {', '.join(chosen + sums)} FROM ({sql}) grouped INNER JOIN {users} "  # noqa: S608
+            f"ON {users}.{quote('id')} = grouped.{owner} GROUP BY {', '.join(map(str, positions))} "
+            f"ORDER BY {', '.join(order)} LIMIT %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [*params, self.size])
+            fetched = cursor.fetchall()
+        names = [*inner, "doc_count", *columns]
+        sources = len(inner)
+        return [dict(zip(names, [*row[:sources], *map(int, row[sources:])], strict=True)) for row in fetched]
 
 
 @dataclass(frozen=True)

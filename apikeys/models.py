@@ -112,8 +112,10 @@ class ApiKey(models.Model):
             # username aggregation Kibana's API keys page asks for.
             models.Index(fields=["-created", "id"], name="apikey_created"),
             models.Index(fields=["owner", "-created", "id", "invalidated"], name="apikey_owner_created"),
-            # Keys by type, active or not, counted from the index alone (the types aggregation).
-            models.Index(fields=["type", "invalidated"], name="apikey_type"),
+            # Keys by type, active or not, counted from the index alone (the types aggregation); with the
+            # owner, keys by owner and by (owner, type) too: PostgreSQL deduplicates its entries, which
+            # makes it a tenth of the owner's index, and the username aggregations read it instead.
+            models.Index(fields=["type", "owner", "invalidated"], name="apikey_type"),
             # On SQLite, migration 0006 also indexes (name, metadata, invalidated) for aggregations.
             models.Index(fields=["name"], name="apikey_name"),
             # Keys by realm; ending with invalidated and expiration, it also answers a realm_name terms

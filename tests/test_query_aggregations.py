@@ -180,6 +180,13 @@ FOLDED = {
     "composite": ({"composite": {"size": 20, "sources": [{"u": {"terms": {"field": "username"}}},
                                                           {"t": {"terms": {"field": "metadata.env.tier"}}}]},
                    "aggs": COUNTS}, 1),
+    # keys grouped by owner, then by username (alice's two owners make one group)
+    "composite on username": ({"composite": {"size": 20, "sources": [
+        {"u": {"terms": {"field": "username", "order": "desc"}}}, {"r": {"terms": {"field": "name"}}}]},
+        "aggs": {key: value for key, value in COUNTS.items() if key not in ("expired", "names")}}, 1),
+    "composite on username, after": ({"composite": {"size": 3, "after": {"t": "rest", "u": "alice"},
+        "sources": [{"t": {"terms": {"field": "type"}}}, {"u": {"terms": {"field": "username"}}}]},
+        "aggs": {"never": COUNTS["never"]}}, 1),
     "filter": ({"filter": {"prefix": {"name": "c"}}, "aggs": COUNTS}, 1),
     "filters": ({"filters": {"filters": [{"term": {"username": "bob"}}, EXPIRED], "other_bucket": True},
                  "aggs": COUNTS}, 1),
