@@ -184,7 +184,7 @@ FOLDED = {
     "composite on username": ({"composite": {"size": 20, "sources": [
         {"u": {"terms": {"field": "username", "order": "desc"}}}, {"r": {"terms": {"field": "name"}}}]},
         "aggs": {key: value for key, value in COUNTS.items() if key not in ("expired", "names")}}, 1),
-    "composite on username, after": ({"composite": {"size": 3, "after": {"t": "rest", "u": "alice"},
+    "composite on username, after": ({"composite": {"size": 3, "after": {"t": "rest", "u": "a"},
         "sources": [{"t": {"terms": {"field": "type"}}}, {"u": {"terms": {"field": "username"}}}]},
         "aggs": {"never": COUNTS["never"]}}, 1),
     "filter": ({"filter": {"prefix": {"name": "c"}}, "aggs": COUNTS}, 1),
