@@ -16,6 +16,7 @@ from functools import reduce
 from operator import and_, or_
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Count, F, Q, Value
 
@@ -425,29 +426,20 @@ class Terms(Aggregation):
         return [(row["term"], row["doc_count"], [row[name] for name in columns]) for row in groups], None
 
     def _by_owner(self, keys, tallies: list[Tally]) -> tuple[list[tuple[object, int, list[int]]], int]:
-        """Usernames: the database counts keys (and ``tallies``) by owner, from the (owner, ...,
-        invalidated) index, and the owners' counts are added up by username, which owners of two
-        realms may share; with every owner's count, the keys beyond the buckets need no count."""
+        """Usernames: the database counts keys (and ``tallies``) by owner, from an index that holds
+        the owner, and adds the owners' counts up by username, which owners of two realms may share;
+        with every username's count, the keys beyond the buckets need no count of their own."""
         columns = _tally_columns(tallies)
-        by_owner = {
-            row[0]: row[1:] for row in keys.order_by().values_list("owner_id")
-            .annotate(doc_count=Count("*"), **columns).values_list("owner_id", "doc_count", *columns)
-        }
-        owners = get_user_model().objects.filter(pk__in=by_owner).values_list("pk", "username")
-        totals = {}
-        for owner, username in owners.iterator():
-            counts = by_owner[owner]
-            if username in totals:
-                counts = [mine + theirs for mine, theirs in zip(totals[username], counts, strict=True)]
-            totals[username] = counts
+        by_owner = keys.values("owner_id").annotate(doc_count=Count("*"), **columns).order_by()
+        totals = _by_username(by_owner, "owner_id", ["owner_id"], ["doc_count", *columns])
         ranked = [
-            (username, counts[0], list(counts[1:])) for username, counts in totals.items()
+            (username, counts[0], list(counts[1:])) for username, *counts in totals
             if counts[0] >= self.min_doc_count
         ]
         for what, descending in reversed(self.order):
             ranked.sort(key=(lambda item: item[1]) if what == "_count" else (lambda item: item[0]),
                         reverse=descending)
-        return ranked[: self.size], sum(counts[0] for counts in by_owner.values())
+        return ranked[: self.size], sum(counts[0] for _, *counts in totals)
 
 
 @dataclass(frozen=True)
@@ -578,38 +570,52 @@ class Composite(Aggregation):
         """The groups by owner rather than by username, which joins the owner to every key: counted from
         an index that holds the owner (and the type), then added up by username in the same statement.
         The sources besides the username are keywords, which the database returns as they are."""
-        quote = connection.ops.quote_name
-        users = quote(get_user_model()._meta.db_table)
-        username = f"{users}.{quote('username')}"
         inner = {
             f"source_{index}": F("owner_id") if source.field is FIELDS["username"] else F(source.field.column)
             for index, source in enumerate(self.sources)
         }
-        owner = quote(next(alias for alias, field in inner.items() if field.name == "owner_id"))
+        owner = next(alias for alias, field in inner.items() if field.name == "owner_id")
         grouped = keys.annotate(**inner).values(*inner).annotate(doc_count=Count("*"), **columns).order_by()
-        sql, params = grouped.query.sql_with_params()
-        chosen = [
-            username if source.field is FIELDS["username"] else f"grouped.{quote(alias)}"
-            for alias, source in zip(inner, self.sources, strict=True)
-        ]
-        sums = [f"SUM(grouped.{quote(name)})" for name in ("doc_count", *columns)]
-        positions = range(1, len(chosen) + 1)
-        order = [
-            f"{position} {'DESC' if source.descending else 'ASC'}"
-            for position, source in zip(positions, self.sources, strict=True)
-        ]
-        # Names quoted by the database's own rules; every value is a parameter.
-        statement = (
-            f"SELECT {', '.join(chosen + sums)} FROM ({sql}) grouped INNER JOIN {users} "  # noqa: S608
-            f"ON {users}.{quote('id')} = grouped.{owner} GROUP BY {', '.join(map(str, positions))} "
-            f"ORDER BY {', '.join(order)} LIMIT %s"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(statement, [*params, self.size])
-            fetched = cursor.fetchall()
+        order = [(position, source.descending) for position, source in enumerate(self.sources, start=1)]
+        fetched = _by_username(grouped, owner, list(inner), ["doc_count", *columns], order, self.size)
         names = [*inner, "doc_count", *columns]
-        sources = len(inner)
-        return [dict(zip(names, [*row[:sources], *map(int, row[sources:])], strict=True)) for row in fetched]
+        return [dict(zip(names, row, strict=True)) for row in fetched]
+
+
+def _by_username(grouped, owner: str, columns: list[str], sums: list[str], order=(),
+                 limit: int | None = None) -> list[tuple]:
+    """Keys grouped by owner (``grouped``: a values query of ``columns``, ``owner`` among them, and the
+    counts ``sums``) added up by username in one statement, since owners of two realms may share one:
+    rows of the columns, the owner's username in place of ``owner``, then the sums. ``order``: (column
+    position, descending) pairs; ``limit``: how many rows at most."""
+    quote = connection.ops.quote_name
+    users = quote(get_user_model()._meta.db_table)
+    try:
+        sql, params = grouped.query.sql_with_params()
+    except EmptyResultSet:
+        return []
+    chosen = [
+        f"{users}.{quote('username')}" if column == owner else f"grouped.{quote(column)}"
+        for column in columns
+    ]
+    totals = [f"SUM(grouped.{quote(name)})" for name in sums]
+    positions = ", ".join(str(position) for position in range(1, len(chosen) + 1))
+    # Names quoted by the database's own rules; every value is a parameter.
+    statement = (
+        f"SELECT {', '.join(chosen + totals)} FROM ({sql}) grouped INNER JOIN {users} "  # noqa: S608
+        f"ON {users}.{quote('id')} = grouped.{quote(owner)} GROUP BY {positions}"
+    )
+    if order:
+        statement += " ORDER BY " + ", ".join(
+            f"{position} {'DESC' if descending else 'ASC'}" for position, descending in order
+        )
+    if limit is not None:
+        statement += " LIMIT %s"
+        params = (*params, limit)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        # PostgreSQL sums counts as numerics.
+        return [(*row[: len(chosen)], *map(int, row[len(chosen):])) for row in cursor.fetchall()]
 
 
 @dataclass(frozen=True)
@@ -958,4 +964,6 @@ def aggregate(visible, where: Q | None, aggregations: tuple[Aggregation, ...], t
     """The ``aggregations`` of a query API key response: over the ``visible`` keys that satisfy
     ``where`` (every visible key when None; ``total`` of them when known), and over every visible one
     for ``global``."""
+    # match_all selects every key: no condition, which would keep a count from an index alone.
+    where = None if where is MATCH_ALL else where
     return aggregate_results(Selection(visible, where, total), aggregations, Scope(visible, typed_keys))
