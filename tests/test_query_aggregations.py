@@ -131,6 +131,8 @@ AGGREGATION_EXAMPLES = [
     ]}}}),
     ({"match_all": {}}, {"a": {**_terms("realm_name", 1),
                                "aggs": {"n": {"cardinality": {"field": "username"}}}}}),
+    # the keys of the usernames beyond the first, in sum_other_doc_count
+    ({"match_all": {}}, {"a": _terms("username", 1)}),
     # two owners named alice, in two realms: one username
     ({"match_all": {}}, {"a": {"cardinality": {"field": "username"}}}),
     ({"prefix": {"name": "c"}}, {"a": {"cardinality": {"field": "username"}}}),
