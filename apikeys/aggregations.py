@@ -417,13 +417,20 @@ class Terms(Aggregation):
     def _grouped(self, keys, tallies: list[Tally]) -> tuple[list[tuple[object, int, list[int]]], None]:
         """The buckets, each with its term, its count and the values of ``tallies`` among its keys."""
         columns = _tally_columns(tallies)
-        groups = (
-            keys.annotate(term=_group_expression(self.field)).values("term")
-            .annotate(doc_count=Count("*"), **columns)
-            .filter(doc_count__gte=self.min_doc_count)
-            .order_by(*self._ordering("doc_count", "term"))[: self.size]
+        groups = keys.annotate(term=_group_expression(self.field)).values("term").annotate(
+            doc_count=Count("*"), **columns
         )
-        return [(row["term"], row["doc_count"], [row[name] for name in columns]) for row in groups], None
+        ranked = groups.order_by(*self._ordering("doc_count", "term"))
+        if self.field is FIELDS["name"] and self.order == [("_count", True), ("_key", False)]:
+            # Names are unique among active keys, so nearly every name is a single key's: rather than sort
+            # a million groups by their counts, the few repeated names, then the first of the others
+            # as the name index orders them.
+            rows = list(ranked.filter(doc_count__gte=max(2, self.min_doc_count))[: self.size])
+            if len(rows) < self.size and self.min_doc_count <= 1:
+                rows += groups.filter(doc_count=1).order_by("term")[: self.size - len(rows)]
+        else:
+            rows = ranked.filter(doc_count__gte=self.min_doc_count)[: self.size]
+        return [(row["term"], row["doc_count"], [row[name] for name in columns]) for row in rows], None
 
     def _by_owner(self, keys, tallies: list[Tally]) -> tuple[list[tuple[object, int, list[int]]], int]:
         """Usernames: the database counts keys (and ``tallies``) by owner, from an index that holds

@@ -131,6 +131,10 @@ AGGREGATION_EXAMPLES = [
     ]}}}),
     ({"match_all": {}}, {"a": {**_terms("realm_name", 1),
                                "aggs": {"n": {"cardinality": {"field": "username"}}}}}),
+    # names repeated by invalidated keys first, then the names of one key each, by name
+    ({"match_all": {}}, {"a": {**_terms("name", 4), "aggs": {"s": {"filters": {
+        "filters": {"gone": {"term": {"invalidated": True}}}, "other_bucket_key": "rest"}}}}}),
+    ({"term": {"invalidated": False}}, {"a": _terms("name", 2)}),
     # the keys of the usernames beyond the first, in sum_other_doc_count
     ({"match_all": {}}, {"a": _terms("username", 1)}),
     # two owners named alice, in two realms: one username
@@ -218,6 +222,37 @@ def test_sub_aggregations_tallied_by_the_parents_statement_count_what_elasticsea
         assert keyward_aggregations(query, aggs, typed=True) == expected
     if query == {"match_all": {}}:
         assert len(captured) == statements
+
+
+# Invalidated keys may repeat a name; active ones may not.
+GONE = datetime(2024, 1, 1, tzinfo=UTC)
+REPEATED_NAMES = [("e", GONE), ("b", GONE), ("b", GONE), ("b", None), ("a", GONE), ("a", None), ("d", None),
+                  ("c", None)]
+
+
+@pytest.fixture
+def repeated_names(make_user, native_realm):
+    owner = make_user("rita", "manage_own_api_key")
+    for index, (name, invalidated) in enumerate(REPEATED_NAMES):
+        ApiKey.objects.create(
+            id=f"repeated{index}".ljust(20, "0"), name=name, hash="x", owner=owner,
+            realm_name=native_realm.name, realm_type=native_realm.type, invalidated=invalidated,
+        )
+
+
+@pytest.mark.parametrize(("size", "expected"), [
+    (1, [("b", 3, 2)]),
+    (3, [("b", 3, 2), ("a", 2, 1), ("c", 1, 0)]),
+    (6, [("b", 3, 2), ("a", 2, 1), ("c", 1, 0), ("d", 1, 0), ("e", 1, 1)]),
+])
+@pytest.mark.usefixtures("repeated_names")
+def test_terms_on_name_ranks_the_names_invalidated_keys_repeat_first_then_by_name(size, expected):
+    aggs = {"a": {**_terms("name", size), "aggs": {"gone": {"filter": {"term": {"invalidated": True}}}}}}
+    answer = keyward_aggregations({"match_all": {}}, aggs)["a"]
+    buckets = [(bucket["key"], bucket["doc_count"], bucket["gone"]["doc_count"])
+               for bucket in answer["buckets"]]
+    assert buckets == expected
+    assert answer["sum_other_doc_count"] == len(REPEATED_NAMES) - sum(count for _, count, _ in expected)
 
 
 @pytest.mark.parametrize("sources", [
