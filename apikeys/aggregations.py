@@ -566,10 +566,10 @@ class Composite(Aggregation):
 
 
     def _by_owner_applies(self, tallies: list[Tally]) -> bool:
-        """A username among keyword sources, and tallies that add up over the owners of one username."""
+        """One username among keyword sources, and tallies that add up over the owners of one username."""
         fields = [source.field for source in self.sources]
         return (
-            FIELDS["username"] in fields and all(type(field) is ColumnField for field in fields)
+            fields.count(FIELDS["username"]) == 1 and all(type(field) is ColumnField for field in fields)
             and not any(tally.distinct for tally in tallies)
         )
 

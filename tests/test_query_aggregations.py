@@ -135,6 +135,10 @@ AGGREGATION_EXAMPLES = [
     ({"match_all": {}}, {"a": {**_terms("name", 4), "aggs": {"s": {"filters": {
         "filters": {"gone": {"term": {"invalidated": True}}}, "other_bucket_key": "rest"}}}}}),
     ({"term": {"invalidated": False}}, {"a": _terms("name", 2)}),
+    # the username twice
+    ({"match_all": {}}, {"a": {"composite": {"sources": [
+        {"u": {"terms": {"field": "username"}}}, {"v": {"terms": {"field": "username", "order": "desc"}}},
+    ]}}}),
     # the keys of the usernames beyond the first, in sum_other_doc_count
     ({"match_all": {}}, {"a": _terms("username", 1)}),
     # two owners named alice, in two realms: one username
