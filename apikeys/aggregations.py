@@ -4,9 +4,10 @@ Elasticsearch allows, for API keys, the bucket aggregations ``terms``, ``composi
 sources), ``range``, ``date_range``, ``missing``, ``filter``, ``filters`` and ``global``, and the
 metrics ``cardinality`` and ``value_count``, over the fields the query may name
 (``apikeys.query.resolve_field``). Each aggregation is one SQL statement (GROUP BY, or COUNTs with
-a FILTER), never a walk over keys in Python; a sub-aggregation runs once per bucket of its parent,
-so the buckets that carry sub-aggregations are bounded. Filters are queries of the same DSL,
-translated by ``apikeys.query``.
+a FILTER), never a walk over keys in Python. A sub-aggregation that counts (filter, filters,
+missing, range, date_range, the metrics) becomes conditional counts of its parent's statement; a
+terms, composite or global beneath a bucket runs once per bucket of its parent, so the buckets that
+carry those are bounded. Filters are queries of the same DSL, translated by ``apikeys.query``.
 """
 
 import re
@@ -15,8 +16,9 @@ from functools import reduce
 from operator import and_, or_
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Count, Q, Value
+from django.db.models import Count, F, Q, Value
 
 from accounts.exceptions import ValidationError
 from apikeys.query import (
@@ -25,6 +27,7 @@ from apikeys.query import (
     MATCH_ALL,
     MATCH_NONE,
     MILLISECOND,
+    ColumnField,
     DateField,
     Field,
     InvalidatedField,
@@ -141,6 +144,34 @@ def _count_where(where: Q) -> Count:
     return Count(Value(1), filter=where)
 
 
+def _both(first: Q | None, second: Q | None) -> Q | None:
+    if first is None or first is MATCH_ALL:
+        return second
+    if second is None or second is MATCH_ALL:
+        return first
+    return first & second
+
+
+@dataclass(frozen=True)
+class Tally:
+    """One number a sub-aggregation needs from its parent's statement: the keys that satisfy ``where``
+    (all of them when None), or the (distinct) values of ``expression`` among them."""
+
+    where: Q | None = None
+    expression: object = None
+    distinct: bool = False
+
+    def count(self, base: Q | None = None) -> Count:
+        """The tally among the keys of one bucket: a group's own, or those that satisfy ``base``."""
+        counted = Value(1) if self.expression is None else self.expression
+        return Count(counted, distinct=self.distinct, filter=_both(base, self.where))
+
+
+def _tally_columns(tallies: list[Tally]) -> dict[str, Count]:
+    """The tallies as the columns of a grouped statement, each within the group's keys."""
+    return {f"tally_{index}": tally.count() for index, tally in enumerate(tallies)}
+
+
 def _terms_type(field: Field) -> str:
     return "lterms" if isinstance(field, DateField | InvalidatedField) else "sterms"
 
@@ -224,8 +255,9 @@ class Selection:
             return Selection(self.visible, self.where, size)
         return Selection(self.visible, where if self.where is None else self.where & where, size)
 
-    def count_each(self, wheres: list[Q]) -> list[int]:
-        """How many of the keys satisfy each condition, in one statement.
+    def count_each(self, wheres: list[Q], tallies: list[list[Tally]] | None = None) -> list[list[int]]:
+        """How many of the keys satisfy each condition, followed by the tallies of the keys of each
+        (its sub-aggregations'), in one statement.
 
         SQLite plans without statistics: for a WHERE such as ``invalidated IS NULL`` it walks a partial
         index and reads each of the table's rows at random, seconds at a million keys, where one pass
@@ -236,15 +268,18 @@ class Selection:
             connection.vendor == "sqlite" and self.where is not None
             and (self.size is None or self.size > SMALL_SELECTION)
         )
-        if one_pass:
-            counts = self.visible.aggregate(
-                **{f"count_{index}": _count_where(self.where & where) for index, where in enumerate(wheres)}
-            )
-        else:
-            counts = self.keys().aggregate(
-                **{f"count_{index}": _count_where(where) for index, where in enumerate(wheres)}
-            )
-        return [counts[f"count_{index}"] for index in range(len(wheres))]
+        keys = self.visible if one_pass else self.keys()
+        tallies = tallies or [[] for _ in wheres]
+        columns = {}
+        for index, (where, others) in enumerate(zip(wheres, tallies, strict=True)):
+            base = _both(self.where, where) if one_pass else where
+            for number, tally in enumerate([Tally(), *others]):
+                columns[f"count_{index}_{number}"] = tally.count(base)
+        counts = keys.aggregate(**columns)
+        return [
+            [counts[f"count_{index}_{number}"] for number in range(1 + len(others))]
+            for index, others in enumerate(tallies)
+        ]
 
 
 class Aggregation:
@@ -258,6 +293,12 @@ class Aggregation:
         self.subs = subs
         self.meta = meta
         self.parse(body)
+        # Sub-aggregations that are counts (filter, filters, missing, range, metrics, and so on down)
+        # are tallied by the parent's own statement, with conditional counts; the others (terms,
+        # composite, global) run statements of their own for each of the parent's buckets.
+        self.folded = tuple(sub for sub in subs if sub.tallies(None) is not None)
+        self.unfolded = tuple(sub for sub in subs if sub not in self.folded)
+        self.folds = bool(self.folded)
 
     def parse(self, body: dict) -> None:
         raise NotImplementedError
@@ -268,18 +309,38 @@ class Aggregation:
     def compute(self, selection: Selection, scope: Scope) -> dict:
         raise NotImplementedError
 
-    def result(self, selection: Selection, scope: Scope) -> dict:
-        answer = self.compute(selection, scope)
+    def tallies(self, where: Q | None) -> list[Tally] | None:
+        """What this aggregation counts among the keys of a parent's bucket that satisfy ``where`` (all
+        of them when None), as tallies of the parent's statement; None when it needs its own."""
+        return None
+
+    def from_tallies(self, values, scope: Scope) -> dict:
+        """The result from the values of ``tallies``, taken from the iterator ``values`` in order."""
+        raise NotImplementedError
+
+    def sub_tallies(self, where: Q | None) -> list[Tally]:
+        return [tally for sub in self.folded for tally in sub.tallies(where)]
+
+    def result(self, selection: Selection | None, scope: Scope, tallied=None) -> dict:
+        answer = self.compute(selection, scope) if tallied is None else self.from_tallies(tallied, scope)
         return {**answer, "meta": self.meta} if self.meta is not None else answer
 
-    def with_subs(self, bucket: dict, selection: Selection, where: Q, scope: Scope) -> dict:
-        """A bucket with the results of the sub-aggregations over its own keys."""
-        if self.subs:
-            bucket.update(aggregate_results(selection.narrowed(where, bucket["doc_count"]), self.subs, scope))
+    def with_subs(self, bucket: dict, selection: Selection | None, where: Q, scope: Scope,
+                  tallied=None) -> dict:
+        """A bucket with the results of the sub-aggregations over its own keys: from the values
+        ``tallied`` by the parent's statement for those folded into it, by statements of their own for
+        the others (all of them when ``tallied`` is None)."""
+        results = aggregate_results(None, self.folded, scope, tallied) if tallied is not None else {}
+        others = self.subs if tallied is None else self.unfolded
+        if others:
+            results.update(aggregate_results(selection.narrowed(where, bucket["doc_count"]), others, scope))
+        for sub in self.subs:
+            bucket[_label(sub, scope)] = results[_label(sub, scope)]
         return bucket
 
-    def counted(self, count: int, scope: Scope) -> None:
-        scope.count(count, with_subs=bool(self.subs))
+    def counted(self, count: int, scope: Scope, folded: bool | None = None) -> None:
+        folded = self.folds if folded is None else folded
+        scope.count(count, with_subs=bool(self.unfolded) or (bool(self.folded) and not folded))
 
 
 class Terms(Aggregation):
@@ -327,16 +388,23 @@ class Terms(Aggregation):
         keys = selection.keys()
         with_value = _with_value(keys, self.field)
         by_owner = self.field is FIELDS["username"]
-        rows = self._by_owner(with_value) if by_owner else self._grouped(with_value)
-        self.counted(len(rows), scope)
+        tallies = self.sub_tallies(None) if self.folds else None
+        if by_owner and tallies and any(tally.distinct for tally in tallies):
+            # Distinct values do not add up over the owners that share a username.
+            tallies = None
+        grouped = self._by_owner if by_owner else self._grouped
+        rows, total = grouped(with_value, tallies or [])
+        self.counted(len(rows), scope, folded=tallies is not None)
         # The keys in no bucket: only counted when the buckets may not hold them all.
         other = 0
         if len(rows) == self.size:
-            other = with_value.order_by().count() - sum(count for _, count in rows)
+            if total is None:
+                total = with_value.order_by().count()
+            other = total - sum(count for _, count, _ in rows)
         buckets = [
             self.with_subs({**_bucket_key(self.field, term), "doc_count": count}, selection,
-                           _equals(self.field, term), scope)
-            for term, count in rows
+                           _equals(self.field, term), scope, None if tallies is None else iter(values))
+            for term, count, values in rows
         ]
         return {"doc_count_error_upper_bound": 0, "sum_other_doc_count": other, "buckets": buckets}
 
@@ -346,27 +414,39 @@ class Terms(Aggregation):
             for what, descending in self.order
         ]
 
-    def _grouped(self, keys) -> list[tuple[object, int]]:
-        groups = (
-            keys.annotate(term=_group_expression(self.field)).values("term")
-            .annotate(doc_count=Count("*")).filter(doc_count__gte=self.min_doc_count)
-            .order_by(*self._ordering("doc_count", "term"))[: self.size]
+    def _grouped(self, keys, tallies: list[Tally]) -> tuple[list[tuple[object, int, list[int]]], None]:
+        """The buckets, each with its term, its count and the values of ``tallies`` among its keys."""
+        columns = _tally_columns(tallies)
+        groups = keys.annotate(term=_group_expression(self.field)).values("term").annotate(
+            doc_count=Count("*"), **columns
         )
-        return [(row["term"], row["doc_count"]) for row in groups]
+        ranked = groups.order_by(*self._ordering("doc_count", "term"))
+        if self.field is FIELDS["name"] and self.order == [("_count", True), ("_key", False)]:
+            # Names are unique among active keys, so nearly every name is a single key's: rather than sort
+            # a million groups by their counts, the few repeated names, then the first of the others
+            # as the name index orders them.
+            rows = list(ranked.filter(doc_count__gte=max(2, self.min_doc_count))[: self.size])
+            if len(rows) < self.size and self.min_doc_count <= 1:
+                rows += groups.filter(doc_count=1).order_by("term")[: self.size - len(rows)]
+        else:
+            rows = ranked.filter(doc_count__gte=self.min_doc_count)[: self.size]
+        return [(row["term"], row["doc_count"], [row[name] for name in columns]) for row in rows], None
 
-    def _by_owner(self, keys) -> list[tuple[object, int]]:
-        """Usernames: the database counts keys by owner, from the (owner, ..., invalidated) index, and
-        the few owners' counts are added up by username, which owners of two realms may share."""
-        by_owner = dict(keys.order_by().values_list("owner_id").annotate(doc_count=Count("*")))
-        owners = get_user_model().objects.filter(pk__in=by_owner).values_list("pk", "username")
-        totals = {}
-        for owner, username in owners.iterator():
-            totals[username] = totals.get(username, 0) + by_owner[owner]
-        ranked = [(username, count) for username, count in totals.items() if count >= self.min_doc_count]
+    def _by_owner(self, keys, tallies: list[Tally]) -> tuple[list[tuple[object, int, list[int]]], int]:
+        """Usernames: the database counts keys (and ``tallies``) by owner, from an index that holds
+        the owner, and adds the owners' counts up by username, which owners of two realms may share;
+        with every username's count, the keys beyond the buckets need no count of their own."""
+        columns = _tally_columns(tallies)
+        by_owner = keys.values("owner_id").annotate(doc_count=Count("*"), **columns).order_by()
+        totals = _by_username(by_owner, "owner_id", ["owner_id"], ["doc_count", *columns])
+        ranked = [
+            (username, counts[0], list(counts[1:])) for username, *counts in totals
+            if counts[0] >= self.min_doc_count
+        ]
         for what, descending in reversed(self.order):
             ranked.sort(key=(lambda item: item[1]) if what == "_count" else (lambda item: item[0]),
                         reverse=descending)
-        return ranked[: self.size]
+        return ranked[: self.size], sum(counts[0] for _, *counts in totals)
 
 
 @dataclass(frozen=True)
@@ -456,11 +536,15 @@ class Composite(Aggregation):
             ("-" if source.descending else "") + alias
             for alias, source in zip(aliases, self.sources, strict=True)
         ]
-        groups = (
-            with_values.annotate(**aliases).values(*aliases).annotate(doc_count=Count("*"))
-            .order_by(*ordering)[: self.size]
-        )
-        rows = list(groups)
+        tallies = self.sub_tallies(None) if self.folds else []
+        columns = _tally_columns(tallies)
+        if self._by_owner_applies(tallies):
+            rows = self._by_owner(with_values, columns)
+        else:
+            rows = list(
+                with_values.annotate(**aliases).values(*aliases).annotate(doc_count=Count("*"), **columns)
+                .order_by(*ordering)[: self.size]
+            )
         self.counted(len(rows), scope)
         buckets = []
         for row in rows:
@@ -472,12 +556,73 @@ class Composite(Aggregation):
                 for source, value in zip(self.sources, values, strict=True)
             }
             bucket = {"key": key, "doc_count": row["doc_count"]}
-            buckets.append(self.with_subs(bucket, selection, where, scope))
+            tallied = iter([row[name] for name in columns]) if self.folds else None
+            buckets.append(self.with_subs(bucket, selection, where, scope, tallied))
         answer = {}
         if buckets:
             answer["after_key"] = buckets[-1]["key"]
         answer["buckets"] = buckets
         return answer
+
+
+    def _by_owner_applies(self, tallies: list[Tally]) -> bool:
+        """One username among keyword sources, and tallies that add up over the owners of one username."""
+        fields = [source.field for source in self.sources]
+        return (
+            fields.count(FIELDS["username"]) == 1 and all(type(field) is ColumnField for field in fields)
+            and not any(tally.distinct for tally in tallies)
+        )
+
+    def _by_owner(self, keys, columns: dict[str, Count]) -> list[dict]:
+        """The groups by owner rather than by username, which joins the owner to every key: counted from
+        an index that holds the owner (and the type), then added up by username in the same statement.
+        The sources besides the username are keywords, which the database returns as they are."""
+        inner = {
+            f"source_{index}": F("owner_id") if source.field is FIELDS["username"] else F(source.field.column)
+            for index, source in enumerate(self.sources)
+        }
+        owner = next(alias for alias, field in inner.items() if field.name == "owner_id")
+        grouped = keys.annotate(**inner).values(*inner).annotate(doc_count=Count("*"), **columns).order_by()
+        order = [(position, source.descending) for position, source in enumerate(self.sources, start=1)]
+        fetched = _by_username(grouped, owner, list(inner), ["doc_count", *columns], order, self.size)
+        names = [*inner, "doc_count", *columns]
+        return [dict(zip(names, row, strict=True)) for row in fetched]
+
+
+def _by_username(grouped, owner: str, columns: list[str], sums: list[str], order=(),
+                 limit: int | None = None) -> list[tuple]:
+    """Keys grouped by owner (``grouped``: a values query of ``columns``, ``owner`` among them, and the
+    counts ``sums``) added up by username in one statement, since owners of two realms may share one:
+    rows of the columns, the owner's username in place of ``owner``, then the sums. ``order``: (column
+    position, descending) pairs; ``limit``: how many rows at most."""
+    quote = connection.ops.quote_name
+    users = quote(get_user_model()._meta.db_table)
+    try:
+        sql, params = grouped.query.sql_with_params()
+    except EmptyResultSet:
+        return []
+    chosen = [
+        f"{users}.{quote('username')}" if column == owner else f"grouped.{quote(column)}"
+        for column in columns
+    ]
+    totals = [f"SUM(grouped.{quote(name)})" for name in sums]
+    positions = ", ".join(str(position) for position in range(1, len(chosen) + 1))
+    # Names quoted by the database's own rules; every value is a parameter.
+    statement = (
+        f"SELECT {', '.join(chosen + totals)} FROM ({sql}) grouped INNER JOIN {users} "  # noqa: S608
+        f"ON {users}.{quote('id')} = grouped.{quote(owner)} GROUP BY {positions}"
+    )
+    if order:
+        statement += " ORDER BY " + ", ".join(
+            f"{position} {'DESC' if descending else 'ASC'}" for position, descending in order
+        )
+    if limit is not None:
+        statement += " LIMIT %s"
+        params = (*params, limit)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        # PostgreSQL sums counts as numerics.
+        return [(*row[: len(chosen)], *map(int, row[len(chosen):])) for row in cursor.fetchall()]
 
 
 @dataclass(frozen=True)
@@ -523,7 +668,7 @@ class DateRange(Aggregation):
         start, end = (None if item.get(side) is None else self.bound(item[side]) for side in ("from", "to"))
         return Range(key, start, end)
 
-    def compute(self, selection, scope):
+    def _wheres(self) -> list[Q]:
         column = self.field.column
         wheres = []
         for item in self.ranges:
@@ -533,10 +678,23 @@ class DateRange(Aggregation):
             if item.end is not None:
                 where &= Q(**{f"{column}__lt": EPOCH + item.end * MILLISECOND})
             wheres.append(where)
-        counts = selection.count_each(wheres)
+        return wheres
+
+    def compute(self, selection, scope):
+        return _counted_buckets(self, selection, scope)
+
+    def tallies(self, where):
+        return _bucket_tallies(self, where)
+
+    def from_tallies(self, values, scope):
+        return self.answer(values, None, scope)
+
+    def answer(self, values, selection: Selection | None, scope: Scope) -> dict:
+        """The buckets, from each one's count followed by its sub-aggregations' tallies, if folded."""
+        wheres = self._wheres()
         self.counted(len(self.ranges), scope)
         buckets = []
-        for index, (item, where) in enumerate(zip(self.ranges, wheres, strict=True)):
+        for item, where in zip(self.ranges, wheres, strict=True):
             bucket = {}
             for side, value in (("from", item.start), ("to", item.end)):
                 if value is not None:
@@ -545,8 +703,8 @@ class DateRange(Aggregation):
             key = item.key or "-".join(
                 date_string(value) if value is not None else "*" for value in (item.start, item.end)
             )
-            bucket = {"key": key, **bucket, "doc_count": counts[index]}
-            buckets.append(self.with_subs(bucket, selection, where, scope))
+            bucket = {"key": key, **bucket, "doc_count": next(values)}
+            buckets.append(self.with_subs(bucket, selection, where, scope, values if self.folds else None))
         if self.keyed:
             return {"buckets": {bucket.pop("key"): bucket for bucket in buckets}}
         return {"buckets": buckets}
@@ -561,6 +719,27 @@ class NumericRange(DateRange):
         return int(value)
 
 
+def _counted_buckets(aggregation, selection: Selection, scope: Scope) -> dict:
+    """``filters``, ``range`` and ``date_range``: every bucket counted in one statement, with the tallies
+    of the sub-aggregations of each when they fold."""
+    wheres = aggregation._wheres()
+    tallies = [aggregation.sub_tallies(where) for where in wheres] if aggregation.folds else None
+    counts = selection.count_each(wheres, tallies)
+    return aggregation.answer(iter(value for bucket in counts for value in bucket), selection, scope)
+
+
+def _bucket_tallies(aggregation, where: Q | None) -> list[Tally] | None:
+    """The tallies of a parent's bucket for ``filters``, ``range`` or ``date_range``: each bucket's count
+    followed by its sub-aggregations' tallies."""
+    if aggregation.unfolded:
+        return None
+    tallies = []
+    for own in aggregation._wheres():
+        within = _both(where, own)
+        tallies += [Tally(within), *aggregation.sub_tallies(within)]
+    return tallies
+
+
 class SingleBucket(Aggregation):
     """``missing``, ``filter`` and ``global``: one bucket, its count and its sub-aggregations."""
 
@@ -570,8 +749,22 @@ class SingleBucket(Aggregation):
     def compute(self, selection, scope):
         where = self.where()
         self.counted(1, scope)
-        count = selection.narrowed(where, None).keys().count()
-        return self.with_subs({"doc_count": count}, selection, where, scope)
+        keys = selection.narrowed(where, None).keys()
+        if not self.folds:
+            return self.with_subs({"doc_count": keys.count()}, selection, where, scope)
+        counts = keys.aggregate(**_tally_columns([Tally(), *self.sub_tallies(None)]))
+        values = iter(counts.values())
+        return self.with_subs({"doc_count": next(values)}, selection, where, scope, values)
+
+    def tallies(self, where):
+        if self.unfolded:
+            return None
+        within = _both(where, self.where())
+        return [Tally(within), *self.sub_tallies(within)]
+
+    def from_tallies(self, values, scope):
+        self.counted(1, scope)
+        return self.with_subs({"doc_count": next(values)}, None, self.where(), scope, values)
 
 
 class Missing(SingleBucket):
@@ -608,6 +801,10 @@ class Global(SingleBucket):
     def compute(self, selection, scope):
         return super().compute(Selection(scope.visible), scope)
 
+    def tallies(self, where):
+        # Its keys are not the parent bucket's.
+        return None
+
     def where(self):
         return MATCH_ALL
 
@@ -641,17 +838,30 @@ class Filters(Aggregation):
         others = {"bool": {"must_not": [query for _, query in self.filters]}}
         self.other_query = translate_query(others) if self.other else None
 
+    def _wheres(self) -> list[Q]:
+        return [*self.queries, *([self.other_query] if self.other else [])]
+
     def compute(self, selection, scope):
-        wheres = [*self.queries, *([self.other_query] if self.other else [])]
-        counts = selection.count_each(wheres)
+        return _counted_buckets(self, selection, scope)
+
+    def tallies(self, where):
+        return _bucket_tallies(self, where)
+
+    def from_tallies(self, values, scope):
+        return self.answer(values, None, scope)
+
+    def answer(self, values, selection: Selection | None, scope: Scope) -> dict:
+        """The buckets, from each one's count followed by its sub-aggregations' tallies, if folded."""
+        wheres = self._wheres()
         self.counted(len(wheres), scope)
         names = [name for name, _ in self.filters] + ([self.other_key] if self.other else [])
         buckets = []
-        for index, (name, where) in enumerate(zip(names, wheres, strict=True)):
-            bucket = {"doc_count": counts[index]}
+        for name, where in zip(names, wheres, strict=True):
+            bucket = {"doc_count": next(values)}
             if self.named and not self.keyed:
                 bucket = {"key": name, **bucket}
-            buckets.append((name, self.with_subs(bucket, selection, where, scope)))
+            tallied = values if self.folds else None
+            buckets.append((name, self.with_subs(bucket, selection, where, scope, tallied)))
         if self.named and self.keyed:
             return {"buckets": dict(buckets)}
         return {"buckets": [bucket for _, bucket in buckets]}
@@ -666,10 +876,21 @@ class Metric(Aggregation):
         self.field = _value_field(self.type, self.name, body)
 
     def compute(self, selection, scope):
+        if self.distinct and self.field is FIELDS["username"]:
+            # The usernames of the keys' owners, each owner read once rather than joined to every key.
+            owners = get_user_model().objects.filter(pk__in=selection.keys().order_by().values("owner_id"))
+            return owners.aggregate(value=Count("username", distinct=True))
         counted = _with_value(selection.keys(), self.field).aggregate(
             value=Count(_group_expression(self.field), distinct=self.distinct)
         )
         return {"value": counted["value"]}
+
+    def tallies(self, where):
+        exists = self.field.exists()
+        return [Tally(_both(where, exists), _group_expression(self.field), self.distinct)]
+
+    def from_tallies(self, values, scope):
+        return {"value": next(values)}
 
 
 class Cardinality(Metric):
@@ -731,13 +952,18 @@ def parse_aggregations(value, what: str = "aggs") -> tuple[Aggregation, ...]:
     return tuple(aggregations)
 
 
-def aggregate_results(selection: Selection, aggregations: tuple[Aggregation, ...], scope: Scope) -> dict:
-    """Each aggregation's result over the selected keys, by its name (``type#name`` with ``typed_keys``)."""
+def aggregate_results(selection: Selection | None, aggregations: tuple[Aggregation, ...], scope: Scope,
+                      tallied=None) -> dict:
+    """Each aggregation's result over the selected keys, by its name (``type#name`` with ``typed_keys``):
+    computed by its own statements, or from the values ``tallied`` by its parent's."""
     return {
-        (f"{aggregation.typed_name()}#{aggregation.name}" if scope.typed_keys else aggregation.name):
-            aggregation.result(selection, scope)
+        _label(aggregation, scope): aggregation.result(selection, scope, tallied)
         for aggregation in aggregations
     }
+
+
+def _label(aggregation: Aggregation, scope: Scope) -> str:
+    return f"{aggregation.typed_name()}#{aggregation.name}" if scope.typed_keys else aggregation.name
 
 
 def aggregate(visible, where: Q | None, aggregations: tuple[Aggregation, ...], typed_keys: bool = False,
@@ -745,4 +971,6 @@ def aggregate(visible, where: Q | None, aggregations: tuple[Aggregation, ...], t
     """The ``aggregations`` of a query API key response: over the ``visible`` keys that satisfy
     ``where`` (every visible key when None; ``total`` of them when known), and over every visible one
     for ``global``."""
+    # match_all selects every key: no condition, which would keep a count from an index alone.
+    where = None if where is MATCH_ALL else where
     return aggregate_results(Selection(visible, where, total), aggregations, Scope(visible, typed_keys))

@@ -1073,8 +1073,10 @@ def _at_least(minimum: int, clauses: list[Q]) -> Q:
 
 
 def translate_query(query) -> Q:
-    """The ``query`` of a query API key request as a ``Q``; ``ValidationError`` for any bad input."""
-    return Q(Condition(_Translator().query(query)))
+    """The ``query`` of a query API key request as a ``Q``; ``ValidationError`` for any bad input.
+    ``MATCH_ALL`` itself for a query every key matches, which callers may leave out."""
+    where = _Translator().query(query)
+    return MATCH_ALL if where is MATCH_ALL else Q(Condition(where))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -131,6 +131,19 @@ AGGREGATION_EXAMPLES = [
     ]}}}),
     ({"match_all": {}}, {"a": {**_terms("realm_name", 1),
                                "aggs": {"n": {"cardinality": {"field": "username"}}}}}),
+    # names repeated by invalidated keys first, then the names of one key each, by name
+    ({"match_all": {}}, {"a": {**_terms("name", 4), "aggs": {"s": {"filters": {
+        "filters": {"gone": {"term": {"invalidated": True}}}, "other_bucket_key": "rest"}}}}}),
+    ({"term": {"invalidated": False}}, {"a": _terms("name", 2)}),
+    # the username twice
+    ({"match_all": {}}, {"a": {"composite": {"sources": [
+        {"u": {"terms": {"field": "username"}}}, {"v": {"terms": {"field": "username", "order": "desc"}}},
+    ]}}}),
+    # the keys of the usernames beyond the first, in sum_other_doc_count
+    ({"match_all": {}}, {"a": _terms("username", 1)}),
+    # two owners named alice, in two realms: one username
+    ({"match_all": {}}, {"a": {"cardinality": {"field": "username"}}}),
+    ({"prefix": {"name": "c"}}, {"a": {"cardinality": {"field": "username"}}}),
     ({"match_all": {}}, {"a": {"date_range": {
         "field": "expiration", "ranges": [{"to": "2021-07"}, {"from": "2021-07"}],
     }}}),
@@ -154,6 +167,96 @@ def test_worked_examples_count_what_elasticsearch_would(query, aggs):
     expected = oracle_aggregations(query, aggs, typed=True)
     assert expected is not oracle.Refused
     assert keyward_aggregations(query, aggs, typed=True) == expected
+
+
+EXPIRED = {"range": {"expiration": {"lte": "2022-01-01"}}}
+COUNTS = {
+    "expired": {"filter": EXPIRED, "aggs": {"teams": {"cardinality": {"field": "metadata.team"}}}},
+    "status": {"filters": {"filters": {"gone": {"term": {"invalidated": True}}, "old": EXPIRED},
+                           "other_bucket_key": "rest"}},
+    "never": {"missing": {"field": "expiration"}, "aggs": {"n": {"value_count": {"field": "metadata.n"}}}},
+    "when": {"date_range": {"field": "creation", "ranges": [{"to": "2021-06-15"}, {"from": "2021-06-15"}]}},
+    "names": {"cardinality": {"field": "name"}},
+    "expirations": {"value_count": {"field": "expiration"}},
+}
+# (parent, statements): sub-aggregations that are all counts are tallied by their parent's statement.
+FOLDED = {
+    "terms": ({"terms": {"field": "realm_name", "size": 5}, "aggs": COUNTS}, 1),
+    "terms on a date": ({"terms": {"field": "expiration", "size": 20}, "aggs": COUNTS}, 1),
+    "terms on metadata": ({"terms": {"field": "metadata.team", "size": 1}, "aggs": COUNTS}, 2),
+    # alice owns keys in two realms: her owners' tallies add up
+    "terms on username": ({"terms": {"field": "username", "size": 5}, "aggs": {
+        key: value for key, value in COUNTS.items() if key not in ("expired", "names")}}, 1),
+    "composite": ({"composite": {"size": 20, "sources": [{"u": {"terms": {"field": "username"}}},
+                                                          {"t": {"terms": {"field": "metadata.env.tier"}}}]},
+                   "aggs": COUNTS}, 1),
+    # keys grouped by owner, then by username (alice's two owners make one group)
+    "composite on username": ({"composite": {"size": 20, "sources": [
+        {"u": {"terms": {"field": "username", "order": "desc"}}}, {"r": {"terms": {"field": "name"}}}]},
+        "aggs": {key: value for key, value in COUNTS.items() if key not in ("expired", "names")}}, 1),
+    "composite on username, after": ({"composite": {"size": 3, "after": {"t": "rest", "u": "a"},
+        "sources": [{"t": {"terms": {"field": "type"}}}, {"u": {"terms": {"field": "username"}}}]},
+        "aggs": {"never": COUNTS["never"]}}, 1),
+    "filter": ({"filter": {"prefix": {"name": "c"}}, "aggs": COUNTS}, 1),
+    "filters": ({"filters": {"filters": [{"term": {"username": "bob"}}, EXPIRED], "other_bucket": True},
+                 "aggs": COUNTS}, 1),
+    "date_range": ({"date_range": {"field": "expiration", "ranges": [{"to": "2022-01-01"}, {"from": "2021"}]},
+                    "aggs": {"status": COUNTS["status"], "names": COUNTS["names"]}}, 1),
+    "filter within terms": ({"terms": {"field": "type"}, "aggs": {"f": {
+        "filter": {"term": {"username": "alice"}}, "aggs": {"s": COUNTS["status"]}}}}, 1),
+    # distinct values do not add up over owners: one statement for each username
+    "cardinality within terms on username": ({"terms": {"field": "username", "size": 5}, "aggs": {
+        "names": COUNTS["names"]}}, 1 + 3),
+    # a terms beneath runs for each bucket; the counts beside it are still tallied
+    "terms within terms": ({"terms": {"field": "realm_name"}, "aggs": {
+        "t": {"terms": {"field": "type"}}, **COUNTS}}, 1 + 2),
+}
+
+
+@pytest.mark.parametrize("query", [{"match_all": {}}, {"term": {"invalidated": False}}])
+@pytest.mark.parametrize(("aggregation", "statements"), FOLDED.values(), ids=FOLDED.keys())
+@pytest.mark.usefixtures("oracle_corpus")
+def test_sub_aggregations_tallied_by_the_parents_statement_count_what_elasticsearch_would(
+    query, aggregation, statements
+):
+    aggs = {"a": aggregation}
+    expected = oracle_aggregations(query, aggs, typed=True)
+    assert expected is not oracle.Refused
+    with CaptureQueriesContext(connection) as captured:
+        assert keyward_aggregations(query, aggs, typed=True) == expected
+    if query == {"match_all": {}}:
+        assert len(captured) == statements
+
+
+# Invalidated keys may repeat a name; active ones may not.
+GONE = datetime(2024, 1, 1, tzinfo=UTC)
+REPEATED_NAMES = [("e", GONE), ("b", GONE), ("b", GONE), ("b", None), ("a", GONE), ("a", None), ("d", None),
+                  ("c", None)]
+
+
+@pytest.fixture
+def repeated_names(make_user, native_realm):
+    owner = make_user("rita", "manage_own_api_key")
+    for index, (name, invalidated) in enumerate(REPEATED_NAMES):
+        ApiKey.objects.create(
+            id=f"repeated{index}".ljust(20, "0"), name=name, hash="x", owner=owner,
+            realm_name=native_realm.name, realm_type=native_realm.type, invalidated=invalidated,
+        )
+
+
+@pytest.mark.parametrize(("size", "expected"), [
+    (1, [("b", 3, 2)]),
+    (3, [("b", 3, 2), ("a", 2, 1), ("c", 1, 0)]),
+    (6, [("b", 3, 2), ("a", 2, 1), ("c", 1, 0), ("d", 1, 0), ("e", 1, 1)]),
+])
+@pytest.mark.usefixtures("repeated_names")
+def test_terms_on_name_ranks_the_names_invalidated_keys_repeat_first_then_by_name(size, expected):
+    aggs = {"a": {**_terms("name", size), "aggs": {"gone": {"filter": {"term": {"invalidated": True}}}}}}
+    answer = keyward_aggregations({"match_all": {}}, aggs)["a"]
+    buckets = [(bucket["key"], bucket["doc_count"], bucket["gone"]["doc_count"])
+               for bucket in answer["buckets"]]
+    assert buckets == expected
+    assert answer["sum_other_doc_count"] == len(REPEATED_NAMES) - sum(count for _, count, _ in expected)
 
 
 @pytest.mark.parametrize("sources", [
@@ -182,9 +285,8 @@ def test_an_aggregation_is_one_statement_whatever_the_number_of_keys():
     parsed = parse_query_request({"aggs": KIBANA_AGGREGATIONS})
     with CaptureQueriesContext(connection) as statements:
         aggregate(ApiKey.objects.all(), None, parsed.aggregations)
-    # usernames (keys by owner, then the owners' names), types, expired, managed; fewer owners than
-    # buckets, so no count of the keys beyond them
-    assert len(statements) == 5
+    # usernames (keys by owner, added up by the owners' names), types, expired, managed
+    assert len(statements) == 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,12 +523,23 @@ def test_aggs_and_aggregations_together_are_refused(client, users):
 
 
 @pytest.mark.usefixtures("keys")
-def test_too_many_buckets_with_sub_aggregations_are_refused(client, users, monkeypatch):
+def test_too_many_buckets_with_sub_aggregations_of_their_own_are_refused(client, users, monkeypatch):
     monkeypatch.setattr("apikeys.aggregations.MAX_BUCKETS_WITH_SUBS", 2)
-    aggs = {"x": {"terms": {"field": "name"}, "aggs": {"y": {"missing": {"field": "expiration"}}}}}
+    # A terms beneath a terms runs its own statement for each bucket of its parent.
+    aggs = {"x": {"terms": {"field": "name"}, "aggs": {"y": {"terms": {"field": "type"}}}}}
 
     assert_error(query(client, users["api_key_admin"], {"aggs": aggs}), 400, "too_many_buckets_exception",
                  "Trying to create too many buckets. Must be less than or equal to: [2]")
+
+
+@pytest.mark.usefixtures("keys")
+def test_sub_aggregations_counted_by_their_parents_statement_are_not_bound_by_it(client, users, monkeypatch):
+    monkeypatch.setattr("apikeys.aggregations.MAX_BUCKETS_WITH_SUBS", 2)
+    aggs = {"x": {"terms": {"field": "name"}, "aggs": {"y": {"missing": {"field": "expiration"}}}}}
+
+    response = query(client, users["api_key_admin"], {"size": 0, "aggs": aggs})
+    assert response.status_code == 200, response.content
+    assert len(response.json()["aggregations"]["x"]["buckets"]) == 3
 
 
 @settings(max_examples=200, deadline=None)
