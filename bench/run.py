@@ -6,7 +6,7 @@
 Each database starts empty in its own data directory (``var/bench/<database>``) or database
 (``keyward_bench``), is migrated with ``bench.settings``, and then goes through the benchmark
 commands in turn, each one a separate process: the page timings grow the table to the profile's
-size, the bulk invalidation leaves it as it found it, and the HTTP benchmarks run against that
+size, the aggregations are counted over it, the bulk invalidation leaves it as it found it, and the HTTP benchmarks run against that
 table. Figures go to ``var/bench/results/<profile>-<database>.json``.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.common import BASE_DIR, PYTHON, manage
 
-BENCHMARKS = ("pages", "bulk", "http")
+BENCHMARKS = ("pages", "aggregations", "bulk", "http")
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/keyward_bench"
 RESULTS = BASE_DIR / "var" / "bench" / "results"
 
@@ -143,14 +143,14 @@ def print_table(results: dict[str, list[dict]]) -> int:
     missed = 0
     for database, figures in results.items():
         print(f"\n{'=' * 100}\n{database}\n{'=' * 100}")
-        print(f"{'benchmark':<8} {'figure':<58} {'value':>16}  {'goal':<10} met")
+        print(f"{'benchmark':<12} {'figure':<58} {'value':>16}  {'goal':<10} met")
         for figure in figures:
             met = {True: "yes", False: "NO", None: ""}[figure["met"]]
             scale = (figure.get("detail") or {}).get("scale")
             name = f"{scale:>9,} keys: {figure['name']}" if scale else figure["name"]
             missed += figure["met"] is False
             print(
-                f"{figure['benchmark']:<8} {name[:58]:<58} "
+                f"{figure['benchmark']:<12} {name[:58]:<58} "
                 f"{show(figure['value'], figure['unit']):>16}  {figure['goal']:<10} {met}"
             )
     return missed
