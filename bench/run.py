@@ -6,8 +6,8 @@
 Each database starts empty in its own data directory (``var/bench/<database>``) or database
 (``keyward_bench``), is migrated with ``bench.settings``, and then goes through the benchmark
 commands in turn, each one a separate process: the page timings grow the table to the profile's
-size, the aggregations are counted over it, the bulk invalidation leaves it as it found it, and the HTTP benchmarks run against that
-table. Figures go to ``var/bench/results/<profile>-<database>.json``.
+size, the aggregations are counted over it, the bulk invalidation leaves it as it found it, and
+the HTTP benchmarks run against that table. Figures go to ``var/bench/results/<profile>-<database>.json``.
 """
 
 import argparse
