@@ -1,4 +1,4 @@
-"""Invalidating 100, 1,000 and 10,000 API keys in one call: time and SQL queries.
+"""Invalidating and updating 100, 1,000 and 10,000 API keys in one call: time and SQL queries.
 
 ``python -m bench.bulk --profile reduced|full --out FILE``. Each call works on fresh active keys of
 one seeded user, bulk-inserted beforehand (never timed), and goes either straight to the service,
@@ -7,6 +7,10 @@ one seeded user, bulk-inserted beforehand (never timed), and goes either straigh
 ``elastic`` superuser's own API key. Goals: under a second, and the same number of queries
 whatever the number of keys. Afterwards exactly the requested keys must be invalidated and no
 other key touched; the keys made here are then deleted, so the table is left as it was found.
+
+Bulk update (``apikeys.services.update_api_keys``, new metadata for fresh keys of their owner, as a
+user) is measured the same way through the service; it has no goal, and takes one locking SELECT
+and one UPDATE per 1,000 keys.
 """
 
 import json
@@ -196,6 +200,43 @@ def measure(run: Run, path: str, repetitions: int, scale: int) -> list[Figure]:
     return figures
 
 
+def measure_update(run: Run, repetitions: int, scale: int) -> list[Figure]:
+    """Bulk update through the service: each size ``repetitions`` times on fresh keys, checked to
+    have set the new metadata on exactly those keys."""
+    from django.db import connection
+
+    from accounts.principals import Principal
+    from apikeys.models import ApiKey
+    from apikeys.services import update_api_keys
+
+    figures = []
+    for size in SIZES:
+        samples = []
+        for repetition in range(repetitions):
+            ids = fresh_keys(run, size)
+            metadata = {"bench": f"{size}-{repetition}"}
+            counter = QueryCounter()
+            with connection.execute_wrapper(counter):
+                started = time.perf_counter()
+                result = update_api_keys(Principal(run.owner), ids, metadata=metadata)
+                elapsed = (time.perf_counter() - started) * 1000
+            changed = ApiKey.objects.filter(id__among=ids, metadata=metadata).count()
+            if result.updated != ids or changed != size:
+                raise SystemExit(f"{size} keys to update: {len(result.updated)} reported, {changed} changed")
+            samples.append((elapsed, counter.count))
+        median = statistics.median(ms for ms, _ in samples)
+        queries = max(count for _, count in samples)
+        detail = {
+            "keys": size, "path": "service", "scale": scale, "database": database_label(),
+            "samples_ms": [round(ms, 2) for ms, _ in samples], "queries": queries,
+        }
+        name = f"update {size:,} keys: service"
+        figures.append(Figure("bulk", name, round(median, 2), "ms", "", None, detail))
+        figures.append(Figure("bulk", f"queries to {name}", queries, "queries", "", None, detail))
+        print(f"{name:<50} {median:9.1f} ms  {queries:>3} queries")
+    return figures
+
+
 def clean_up(run: Run) -> None:
     """Delete every key this run made, the superuser's included."""
     from apikeys.models import ApiKey
@@ -216,6 +257,7 @@ def main() -> None:
     try:
         for path in PATHS:
             figures += measure(run, path, REPETITIONS[args.profile], scale)
+        figures += measure_update(run, REPETITIONS[args.profile], scale)
     finally:
         clean_up(run)
     write_figures(args.out, figures)
