@@ -632,7 +632,34 @@ class Range:
     end: int | None
 
 
-class DateRange(Aggregation):
+class CountedBuckets(Aggregation):
+    """``filters``, ``range`` and ``date_range``: a fixed list of buckets, each a condition, all
+    counted in one statement, with the tallies of each bucket's sub-aggregations when they fold."""
+
+    def _wheres(self) -> list[Q]:
+        raise NotImplementedError
+
+    def compute(self, selection, scope):
+        wheres = self._wheres()
+        tallies = [self.sub_tallies(where) for where in wheres] if self.folds else None
+        counts = selection.count_each(wheres, tallies)
+        return self.answer(iter(value for bucket in counts for value in bucket), selection, scope)
+
+    def tallies(self, where):
+        """Within a parent's bucket: each bucket's count followed by its sub-aggregations' tallies."""
+        if self.unfolded:
+            return None
+        tallies = []
+        for own in self._wheres():
+            within = _both(where, own)
+            tallies += [Tally(within), *self.sub_tallies(within)]
+        return tallies
+
+    def from_tallies(self, values, scope):
+        return self.answer(values, None, scope)
+
+
+class DateRange(CountedBuckets):
     """``date_range`` (dates or date math) and ``range`` (epoch milliseconds), on the date fields."""
 
     type = "date_range"
@@ -680,15 +707,6 @@ class DateRange(Aggregation):
             wheres.append(where)
         return wheres
 
-    def compute(self, selection, scope):
-        return _counted_buckets(self, selection, scope)
-
-    def tallies(self, where):
-        return _bucket_tallies(self, where)
-
-    def from_tallies(self, values, scope):
-        return self.answer(values, None, scope)
-
     def answer(self, values, selection: Selection | None, scope: Scope) -> dict:
         """The buckets, from each one's count followed by its sub-aggregations' tallies, if folded."""
         wheres = self._wheres()
@@ -717,27 +735,6 @@ class NumericRange(DateRange):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ParsingError("[range] failed to parse field [from]")
         return int(value)
-
-
-def _counted_buckets(aggregation, selection: Selection, scope: Scope) -> dict:
-    """``filters``, ``range`` and ``date_range``: every bucket counted in one statement, with the tallies
-    of the sub-aggregations of each when they fold."""
-    wheres = aggregation._wheres()
-    tallies = [aggregation.sub_tallies(where) for where in wheres] if aggregation.folds else None
-    counts = selection.count_each(wheres, tallies)
-    return aggregation.answer(iter(value for bucket in counts for value in bucket), selection, scope)
-
-
-def _bucket_tallies(aggregation, where: Q | None) -> list[Tally] | None:
-    """The tallies of a parent's bucket for ``filters``, ``range`` or ``date_range``: each bucket's count
-    followed by its sub-aggregations' tallies."""
-    if aggregation.unfolded:
-        return None
-    tallies = []
-    for own in aggregation._wheres():
-        within = _both(where, own)
-        tallies += [Tally(within), *aggregation.sub_tallies(within)]
-    return tallies
 
 
 class SingleBucket(Aggregation):
@@ -809,7 +806,7 @@ class Global(SingleBucket):
         return MATCH_ALL
 
 
-class Filters(Aggregation):
+class Filters(CountedBuckets):
     type = "filters"
 
     def parse(self, body):
@@ -840,15 +837,6 @@ class Filters(Aggregation):
 
     def _wheres(self) -> list[Q]:
         return [*self.queries, *([self.other_query] if self.other else [])]
-
-    def compute(self, selection, scope):
-        return _counted_buckets(self, selection, scope)
-
-    def tallies(self, where):
-        return _bucket_tallies(self, where)
-
-    def from_tallies(self, values, scope):
-        return self.answer(values, None, scope)
 
     def answer(self, values, selection: Selection | None, scope: Scope) -> dict:
         """The buckets, from each one's count followed by its sub-aggregations' tallies, if folded."""
