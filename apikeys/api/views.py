@@ -80,6 +80,9 @@ API_KEY_REALM = "_es_api_key"
 # OpenAPI
 
 
+API_KEY_ID_PATH = OpenApiParameter(
+    "api_key_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The key id."
+)
 WITH_LIMITED_BY = flag_parameter(
     "with_limited_by",
     "Also return each key's limited_by snapshot. Through an API key this needs manage_api_key.",
@@ -307,9 +310,7 @@ class RotateApiKeyView(ApiKeyServiceView):
         "key itself can be rotated, and the new key keeps the old one's expiration and limited_by "
         "snapshot, so a key can never extend itself. An invalidated or expired key cannot be rotated "
         "(400); a key the caller may not see is not found (404).",
-        parameters=[
-            OpenApiParameter("api_key_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The key id.")
-        ],
+        parameters=[API_KEY_ID_PATH],
         request=ROTATE_REQUEST,
         responses={
             200: ROTATE_RESPONSE,
@@ -357,9 +358,7 @@ class UpdateApiKeyView(ApiKeyServiceView):
         summary="Update an API key",
         description=UPDATE_DESCRIPTION + " Answers `updated: false` when nothing changed, which writes "
         "nothing. A key that is unknown or not the caller's is not found (404).",
-        parameters=[
-            OpenApiParameter("api_key_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The key id.")
-        ],
+        parameters=[API_KEY_ID_PATH],
         request=UpdateApiKeyRequestSerializer,
         responses={
             200: UpdateApiKeyResponseSerializer,
