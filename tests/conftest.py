@@ -15,6 +15,22 @@ from accounts.principals import Principal
 # The real gunicorn server and the real browser, as fixtures for every test module.
 pytest_plugins = ["tests.server", "tests.browser"]
 
+
+def pytest_configure(config):
+    """Each test process a cache of its own, as it has a database of its own: the processes are
+    separate installations, and what one writes to a shared cache (a throttling counter, a new
+    verification epoch) must not reach into another's test while it runs. Servers the tests start
+    have their own data directories, and so their own caches, anyway."""
+    from django.conf import settings
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    cache = settings.CACHES["default"]
+    if worker and cache["BACKEND"].endswith("FileBasedCache"):
+        cache["LOCATION"] = f"{cache['LOCATION']}-{worker}"
+    elif worker:
+        cache["KEY_PREFIX"] = f"{cache.get('KEY_PREFIX', '')}{worker}"
+
+
 # Every run, CI's and a developer's alike, generates the same examples unless HYPOTHESIS_PROFILE
 # says otherwise, so a failure seen once is seen again. "dev" explores with a fresh seed each run
 # and keeps what failed in .hypothesis/ to try first next time. Both print the failing example's

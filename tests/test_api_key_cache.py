@@ -40,7 +40,15 @@ CLEAR_REFUSAL = (
 
 
 @pytest.fixture(autouse=True)
-def fresh_caches():
+def fresh_caches(settings, tmp_path):
+    """A shared cache of this test's own: the suite's file cache is shared by every test process,
+    and a new epoch written here would make another process's remembered verifications count no
+    more, in the middle of a test of its own."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(tmp_path)
+        }
+    }
     verification_cache.clear()
     cache.delete(EPOCH_KEY)
     yield
