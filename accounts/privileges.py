@@ -372,7 +372,8 @@ def _regex_pattern_count(descriptor) -> int:
     return count
 
 
-def _limit_regex_patterns(descriptors: Iterable) -> None:
+def limit_regex_patterns(descriptors: Iterable) -> None:
+    """Refuse a request whose descriptors hold more regular expressions than one request may compile."""
     if sum(_regex_pattern_count(descriptor) for descriptor in descriptors) > MAX_REGEX_PATTERNS:
         raise ValidationError(
             f"at most [{MAX_REGEX_PATTERNS}] regular expression index name patterns may be given at once"
@@ -384,7 +385,7 @@ def validate_role_descriptor(name, descriptor) -> dict:
     index privileges given under Elasticsearch's alias ``index`` kept as ``indices``)."""
     if not isinstance(name, str) or not name.strip():
         raise ValidationError("role names must be non-empty strings")
-    _limit_regex_patterns([descriptor])
+    limit_regex_patterns([descriptor])
     where = f"failed to parse role [{name}]"
     descriptor = _object(where, name, descriptor)
     _unexpected_fields(where, descriptor, ROLE_DESCRIPTOR_FIELDS)
@@ -437,7 +438,7 @@ def validate_role_descriptors(value) -> dict:
     """An API key's ``role_descriptors`` (``{role name: descriptor}``), validated and normalised."""
     if not isinstance(value, dict):
         raise ValidationError(f"[role_descriptors] must be an object, but found [{_type_name(value)}]")
-    _limit_regex_patterns(value.values())
+    limit_regex_patterns(value.values())
     return {name: validate_role_descriptor(name, descriptor) for name, descriptor in value.items()}
 
 

@@ -11,6 +11,7 @@ from drf_spectacular.plumbing import build_object_type
 from rest_framework import serializers
 
 from accounts.services import is_reserved_user
+from restapi.serializers import ErrorCauseSerializer
 
 
 def _names(**kwargs):
@@ -73,6 +74,45 @@ class RoleSerializer(serializers.Serializer):
             "transient_metadata": {"enabled": True},
         }
         return shown | ({"description": role.description} if role.description else {})
+
+
+class BulkPutRolesRequestSerializer(serializers.Serializer):
+    roles = serializers.DictField(child=RoleDescriptorSerializer(), help_text="Descriptors by role name.")
+
+
+class BulkDeleteRolesRequestSerializer(serializers.Serializer):
+    names = _names(help_text="Names of the roles to delete.")
+
+
+class BulkErrorsSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    details = serializers.DictField(child=ErrorCauseSerializer(), help_text="Why each was refused, by name.")
+
+
+def _bulk_names(what: str):
+    return _names(required=False, help_text=f"Roles {what}; left out when there are none.")
+
+
+class BulkPutRolesResponseSerializer(serializers.Serializer):
+    created = _bulk_names("created")
+    updated = _bulk_names("changed")
+    noop = _bulk_names("already exactly as given")
+    errors = BulkErrorsSerializer(required=False, help_text="Left out when no role was refused.")
+
+
+class BulkDeleteRolesResponseSerializer(serializers.Serializer):
+    deleted = _bulk_names("deleted")
+    not_found = _bulk_names("that did not exist")
+    errors = BulkErrorsSerializer(required=False, help_text="Left out when no role was refused.")
+
+
+def bulk_answer(outcomes: dict[str, list[str]], refused: dict) -> dict:
+    """Elasticsearch's bulk roles answer: only the non-empty lists, then the refusals if any."""
+    answer = {outcome: names for outcome, names in outcomes.items() if names}
+    if refused:
+        details = {name: {"type": error.type, "reason": error.reason} for name, error in refused.items()}
+        answer["errors"] = {"count": len(refused), "details": details}
+    return answer
 
 
 class CreatedSerializer(serializers.Serializer):
