@@ -10,6 +10,7 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.plumbing import build_object_type
 from rest_framework import serializers
 
+from accounts.kibana_privileges import to_kibana
 from accounts.services import is_reserved_user
 from restapi.serializers import ErrorCauseSerializer
 
@@ -248,6 +249,12 @@ def _without_defaults(entry: dict) -> dict:
     return {key: value for key, value in entry.items() if (key, value) != ("allow_restricted_indices", False)}
 
 
+class KibanaPrivilegesSerializer(serializers.Serializer):
+    base = _names(help_text="`all` or `read`; not with `feature`.")
+    feature = serializers.DictField(child=_names(), help_text="`{feature id: [privilege]}`.")
+    spaces = _names(help_text="Space ids, or `[\"*\"]` for every space (the default).")
+
+
 class KibanaRoleSerializer(serializers.Serializer):
     """A role in Kibana's shape (GET /api/security/role)."""
 
@@ -256,9 +263,9 @@ class KibanaRoleSerializer(serializers.Serializer):
     metadata = serializers.DictField()
     transient_metadata = serializers.DictField()
     elasticsearch = KibanaElasticsearchSerializer()
-    kibana = serializers.ListField(child=serializers.DictField(), help_text="Always empty here.")
-    _transform_error = _names()
-    _unrecognized_applications = _names()
+    kibana = KibanaPrivilegesSerializer(many=True, help_text="The role's `kibana-.kibana` privileges.")
+    _transform_error = _names(help_text="`[\"kibana\"]` when those cannot be shown as Kibana privileges.")
+    _unrecognized_applications = _names(help_text="Other applications the role has privileges of.")
 
     def to_representation(self, role):
         return {
@@ -271,9 +278,7 @@ class KibanaRoleSerializer(serializers.Serializer):
                 "indices": [_without_defaults(entry) for entry in role.indices],
                 "run_as": list(role.run_as),
             },
-            "kibana": [],
-            "_transform_error": [],
-            "_unrecognized_applications": [],
+            **to_kibana(role.applications),
         }
 
 
@@ -282,6 +287,4 @@ class KibanaPutRoleSerializer(serializers.Serializer):
 
     metadata = serializers.DictField(required=False, help_text="Keys must not start with `_`.")
     elasticsearch = KibanaElasticsearchSerializer()
-    kibana = serializers.ListField(
-        child=serializers.DictField(), required=False, help_text="Kibana privileges: only an empty list."
-    )
+    kibana = KibanaPrivilegesSerializer(many=True, required=False)
