@@ -800,6 +800,8 @@ def role_form(name: str, cluster: list) -> dict:
         "name": name, "cluster": cluster, "other_cluster": "", "run_as": "", "metadata": "",
         "indices-TOTAL_FORMS": "0", "indices-INITIAL_FORMS": "0",
         "indices-MIN_NUM_FORMS": "0", "indices-MAX_NUM_FORMS": "100",
+        "applications-TOTAL_FORMS": "0", "applications-INITIAL_FORMS": "0",
+        "applications-MIN_NUM_FORMS": "0", "applications-MAX_NUM_FORMS": "100",
     }
 
 
