@@ -80,7 +80,8 @@ class BootstrapForm(forms.Form):
 
 
 class RoleForm(BootstrapForm):
-    """A role's name, cluster privileges, run_as and metadata; index privileges are a formset."""
+    """A role's name, cluster privileges, run_as and metadata; index and application privileges
+    are formsets."""
 
     name = forms.CharField(
         max_length=507, strip=False, help_text="A role name cannot be changed after it is created.",
@@ -168,11 +169,12 @@ class RoleForm(BootstrapForm):
                 self.add_error(field, error)
         return data
 
-    def descriptor(self, indices: list[dict]) -> dict:
+    def descriptor(self, indices: list[dict], applications: list[dict]) -> dict:
         """The role descriptor the form describes, for ``put_role_descriptor``."""
         return {
             "cluster": self.cleaned_data["cluster_privileges"],
             "indices": indices,
+            "applications": applications,
             "run_as": self.cleaned_data["run_as_users"],
             "metadata": self.cleaned_data["metadata"],
             **({"description": self.cleaned_data["description"]} if self.cleaned_data["description"] else {}),
@@ -266,25 +268,97 @@ class IndexPrivilegeForm(BootstrapForm):
         return data
 
 
-class BaseIndexPrivilegeFormSet(forms.BaseFormSet):
+class ApplicationPrivilegeForm(BootstrapForm):
+    """One ``applications`` entry: an application (or a trailing-``*`` pattern), its privileges and
+    resources, as Kibana's role editor asks for them."""
+
+    application = forms.CharField(
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "myapp", "spellcheck": "false"}),
+    )
+    privileges = forms.CharField(
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "read, data:write/*", "spellcheck": "false"}),
+    )
+    resources = forms.CharField(
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "*", "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args, role_name="", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.role_name = role_name
+
+    @staticmethod
+    def initial_of(entry: dict) -> dict:
+        """Form values for a stored ``applications`` entry."""
+        return {
+            "application": entry.get("application", ""),
+            "privileges": join_list(entry.get("privileges")),
+            "resources": join_list(entry.get("resources")),
+        }
+
+    def is_blank(self) -> bool:
+        fields = ("application", "privileges", "resources")
+        return not any(self.cleaned_data.get(name, "").strip() for name in fields)
+
+    def clean(self):
+        data = super().clean()
+        if self.errors or self.is_blank():
+            return data
+        entry = {
+            "application": data["application"].strip(),
+            "privileges": split_list(data["privileges"]),
+            "resources": split_list(data["resources"]),
+        }
+        for field, message in (
+            ("application", "Enter an application name."),
+            ("privileges", "Enter at least one privilege."),
+            ("resources", "Enter at least one resource, or * for every one."),
+        ):
+            if not entry[field]:
+                self.add_error(field, message)
+        if self.errors:
+            return data
+        if error := descriptor_error(self.role_name, {"applications": [entry]}):
+            self.add_error("privileges" if "privilege names" in error else "application", error)
+        data["entry"] = entry
+        return data
+
+
+class BasePrivilegeRowFormSet(forms.BaseFormSet):
     def entries(self) -> list[dict]:
-        """The ``indices`` of the role, leaving out rows left blank."""
+        """The role's entries of this kind, leaving out rows left blank."""
         return [form.cleaned_data["entry"] for form in self.forms if not form.is_blank()]
 
 
-IndexPrivilegeFormSet = forms.formset_factory(
-    IndexPrivilegeForm, formset=BaseIndexPrivilegeFormSet, extra=0,
-    max_num=MAX_INDEX_ROWS, absolute_max=MAX_INDEX_ROWS, validate_max=True,
-)
-
-
-def index_privilege_formset(data=None, role: Role | None = None, role_name="") -> BaseIndexPrivilegeFormSet:
-    """The index privilege rows: the role's entries, or one empty row to start from."""
-    initial = [IndexPrivilegeForm.initial_of(entry) for entry in role.indices] if role else []
-    return IndexPrivilegeFormSet(
-        data, initial=initial or [{}], prefix="indices",
-        form_kwargs={"role_name": role.name if role else role_name},
+def _rows_formset(form):
+    return forms.formset_factory(
+        form, formset=BasePrivilegeRowFormSet, extra=0,
+        max_num=MAX_INDEX_ROWS, absolute_max=MAX_INDEX_ROWS, validate_max=True,
     )
+
+
+IndexPrivilegeFormSet = _rows_formset(IndexPrivilegeForm)
+ApplicationPrivilegeFormSet = _rows_formset(ApplicationPrivilegeForm)
+
+
+def _privilege_rows(formset, prefix: str, data, entries: list[dict], role_name: str):
+    """A role's rows of one kind, or one empty row to start from (enough to work without JavaScript)."""
+    initial = [formset.form.initial_of(entry) for entry in entries]
+    return formset(data, initial=initial or [{}], prefix=prefix, form_kwargs={"role_name": role_name})
+
+
+def index_privilege_formset(data=None, role: Role | None = None, role_name=""):
+    """The index privilege rows."""
+    entries, name = (role.indices, role.name) if role else ([], role_name)
+    return _privilege_rows(IndexPrivilegeFormSet, "indices", data, entries, name)
+
+
+def application_privilege_formset(data=None, role: Role | None = None, role_name=""):
+    """The application privilege rows."""
+    entries, name = (role.applications, role.name) if role else ([], role_name)
+    return _privilege_rows(ApplicationPrivilegeFormSet, "applications", data, entries, name)
 
 
 def role_choices():

@@ -13,9 +13,9 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
 from accounts import audit
-from accounts.exceptions import Conflict, NotFound, RequestValidationFailed, ValidationError
+from accounts.exceptions import Conflict, NotFound, RequestValidationFailed, SecurityError, ValidationError
 from accounts.models import Realm, Role, User
-from accounts.privileges import validate_role_descriptor
+from accounts.privileges import limit_regex_patterns, validate_role_descriptor
 from apikeys.charts import forget_overviews
 
 NATIVE_REALM = "default_native"
@@ -27,7 +27,7 @@ RESERVED_USERNAMES = (ELASTIC,)
 NAME_MAX_LENGTH = 507  # Elasticsearch's limit for usernames and role names
 USER_TEXT_MAX_LENGTH = 512  # full_name and email columns
 # Parts of an Elasticsearch role descriptor that a role here cannot hold.
-UNSTORED_ROLE_FIELDS = ("applications", "remote_indices", "remote_cluster", "global", "restriction")
+UNSTORED_ROLE_FIELDS = ("remote_indices", "remote_cluster", "global", "restriction")
 
 
 def _validate_name(kind: str, name) -> str:
@@ -342,30 +342,66 @@ def put_role(name, cluster=(), indices=(), run_as=(), metadata=None) -> tuple[Ro
 def put_role_descriptor(name, descriptor, create_only=False, acting_user=None) -> tuple[Role, bool]:
     """Create or replace a role from an Elasticsearch role descriptor, as PUT role does.
 
-    Parts a role here cannot hold (application privileges, remote indices...) are refused rather
-    than dropped. ``create_only`` refuses to replace an existing role. Returns
-    (role, created).
+    Parts a role here cannot hold (remote indices, global privileges...) are refused rather than
+    dropped. ``create_only`` refuses to replace an existing role. Returns (role, created).
     """
+    role, outcome = _put_role(name, descriptor, create_only=create_only, acting_user=acting_user)
+    return role, outcome == CREATED
+
+
+CREATED, UPDATED, NOOP = "created", "updated", "noop"
+# What a bulk write did: ({outcome: [names]}, {name: why it was refused}).
+BulkOutcome = tuple[dict[str, list[str]], dict[str, SecurityError]]
+
+
+def _put_role(name, descriptor, *, create_only=False, acting_user=None) -> tuple[Role, str]:
+    """The one write of a role, for PUT role, bulk PUT roles, Kibana and the pages. Returns the
+    role and what became of it: created, updated, or noop when it already was exactly that
+    (nothing written, nothing audited)."""
     name = validate_role_name(name)
     descriptor = validate_role_descriptor(name, descriptor)
     unstored = [field for field in UNSTORED_ROLE_FIELDS if descriptor.get(field)]
     if unstored:
         raise ValidationError(
-            f"role [{name}] has [{','.join(unstored)}]: a role holds only cluster, indices, run_as, "
-            "metadata, description"
+            f"role [{name}] has [{','.join(unstored)}]: a role holds only cluster, indices, applications, "
+            "run_as, metadata, description"
         )
-    fields = {field: descriptor[field] for field in ("cluster", "indices", "run_as", "metadata")}
-    fields["description"] = descriptor.get("description", "")
+    fields = {
+        "cluster": descriptor["cluster"], "indices": descriptor["indices"],
+        "applications": descriptor.get("applications", []), "run_as": descriptor["run_as"],
+        "metadata": descriptor["metadata"], "description": descriptor.get("description", ""),
+    }
     with transaction.atomic():
         existing = Role.objects.select_for_update().filter(name=name).first()
         if existing is not None and existing.built_in:
             raise ValidationError(f"role [{name}] is reserved and cannot be modified")
         if existing is not None and create_only:
             raise Conflict(f"role [{name}] already exists")
+        if existing is not None and all(getattr(existing, field) == value for field, value in fields.items()):
+            return existing, NOOP
         role, created = Role.objects.update_or_create(name=name, defaults=fields)
-        change = "created" if created else "updated"
-        audit.record(audit.ROLE_CHANGED, user=acting_user, target=name, change=change)
-    return role, created
+        outcome = CREATED if created else UPDATED
+        audit.record(audit.ROLE_CHANGED, user=acting_user, target=name, change=outcome)
+    return role, outcome
+
+
+def bulk_put_roles(descriptors, acting_user=None) -> BulkOutcome:
+    """Bulk PUT roles: each role written as PUT role writes it, all in one transaction. A role that
+    is refused is reported and the others still written, as Elasticsearch does."""
+    if not isinstance(descriptors, dict):
+        raise ValidationError("[roles] must be an object of role descriptors, by role name")
+    limit_regex_patterns(descriptors.values())
+    outcomes: dict[str, list[str]] = {CREATED: [], UPDATED: [], NOOP: []}
+    refused = {}
+    with transaction.atomic():
+        for name, descriptor in descriptors.items():
+            try:
+                _, outcome = _put_role(name, descriptor, acting_user=acting_user)
+            except SecurityError as error:
+                refused[name] = error
+            else:
+                outcomes[outcome].append(name)
+    return outcomes, refused
 
 
 def delete_role(name, acting_user=None) -> bool:
@@ -381,11 +417,30 @@ def delete_role(name, acting_user=None) -> bool:
     return True
 
 
+def bulk_delete_roles(names, acting_user=None) -> BulkOutcome:
+    """Bulk DELETE roles: each deleted as DELETE role deletes it, all in one transaction; a refused
+    one is reported and the others still deleted."""
+    if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
+        raise ValidationError("[names] must be a non-empty array of role names")
+    outcomes: dict[str, list[str]] = {"deleted": [], "not_found": []}
+    refused = {}
+    with transaction.atomic():
+        for name in dict.fromkeys(names):
+            try:
+                found = delete_role(name, acting_user=acting_user)
+            except SecurityError as error:
+                refused[name] = error
+            else:
+                outcomes["deleted" if found else "not_found"].append(name)
+    return outcomes, refused
+
+
 # Built-in, read-only roles (SPEC §1), as Elasticsearch reserves them.
 BUILT_IN_ROLES = {
     "superuser": {
         "cluster": ["all"],
         "indices": [{"names": ["*"], "privileges": ["all"], "allow_restricted_indices": True}],
+        "applications": [{"application": "*", "privileges": ["*"], "resources": ["*"]}],
         "run_as": ["*"],
         "metadata": {"_reserved": True},
     },

@@ -26,6 +26,7 @@ from accounts.forms import (
     RoleForm,
     UserCreateForm,
     UserEditForm,
+    application_privilege_formset,
     index_privilege_formset,
 )
 from accounts.models import AuditEvent, Realm, Role, User
@@ -208,35 +209,40 @@ class RoleDetailView(SecurityPage):
 
 
 class RoleFormPage(SecurityPage):
-    """Create or edit a role: the role form plus one formset row per ``indices`` entry."""
+    """Create or edit a role: the role form plus one formset row per ``indices`` entry and one per
+    ``applications`` entry."""
 
     manages = True
     role = None
 
     def get(self, request, name=None):
-        return self.show(RoleForm(role=self.role), index_privilege_formset(role=self.role))
+        role = self.role
+        rows = index_privilege_formset(role=role), application_privilege_formset(role=role)
+        return self.show(RoleForm(role=role), *rows)
 
     def post(self, request, name=None):
         role = self.role
         form = RoleForm(request.POST, role=role)
-        formset = index_privilege_formset(request.POST, role=role, role_name=request.POST.get("name", ""))
-        if not (form.is_valid() and formset.is_valid()):
-            return self.show(form, formset, status=400)
+        typed_name = request.POST.get("name", "")
+        formset = index_privilege_formset(request.POST, role=role, role_name=typed_name)
+        applications = application_privilege_formset(request.POST, role=role, role_name=typed_name)
+        if not (form.is_valid() and formset.is_valid() and applications.is_valid()):
+            return self.show(form, formset, applications, status=400)
         role_name = role.name if role else form.cleaned_data["name"]
         try:
             services.put_role_descriptor(
-                role_name, form.descriptor(formset.entries()),
+                role_name, form.descriptor(formset.entries(), applications.entries()),
                 create_only=role is None, acting_user=request.user,
             )
         except SecurityError as error:
             form.add_error("name" if isinstance(error, Conflict) else None, error.reason)
-            return self.show(form, formset, status=error.status)
+            return self.show(form, formset, applications, status=error.status)
         messages.success(request, f"Role '{role_name}' {'created' if role is None else 'updated'}.")
         return redirect("role-list")
 
-    def show(self, form, formset, status=200):
+    def show(self, form, formset, applications, status=200):
         return self.render("accounts/role_form.html", {
-            "form": form, "formset": formset, "role": self.role,
+            "form": form, "formset": formset, "applications": applications, "role": self.role,
             "common_index_privileges": COMMON_INDEX_PRIVILEGES,
             "index_privileges": sorted(INDEX_PRIVILEGES),
         }, status=status)

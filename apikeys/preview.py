@@ -24,6 +24,15 @@ def _add(items: list[str], item: str) -> None:
         items.append(item)
 
 
+def requested_applications(role_descriptors: dict) -> list[dict]:
+    """The application privileges the descriptors ask for, each entry once, in order."""
+    entries: list[dict] = []
+    for descriptor in role_descriptors.values():
+        for entry in descriptor.get("applications", []):
+            _add(entries, entry)
+    return entries
+
+
 def privileges_without_effect(role_descriptors: dict, owner: PrivilegeSet) -> NoEffect:
     """What ``role_descriptors`` (validated, as ``validate_role_descriptors`` returns them) ask for
     that ``owner`` lacks. A requested pattern is checked as an index name, so it takes effect where

@@ -29,7 +29,7 @@ from apikeys.forms import (
     RotateApiKeyForm,
     UpdateApiKeyForm,
 )
-from apikeys.preview import privileges_without_effect
+from apikeys.preview import privileges_without_effect, requested_applications
 from apikeys.tables import ApiKeyPaginator, ApiKeyTable, api_key_status
 from restapi.tls import api_key_service_enabled, https_required
 
@@ -146,6 +146,7 @@ def _preview(form, principal) -> dict | None:
     return {
         "requested": bool(descriptors),
         "no_effect": privileges_without_effect(descriptors, principal.privileges),
+        "applications": requested_applications(descriptors),
     }
 
 

@@ -1,4 +1,5 @@
-"""The OpenAPI shape of Elasticsearch's error body, which every endpoint may answer."""
+"""The OpenAPI shapes every app's endpoints share: Elasticsearch's error body, which any endpoint may
+answer, and the ``_nodes`` answer of the clear-cache endpoints."""
 
 from rest_framework import serializers
 
@@ -15,3 +16,22 @@ class ElasticsearchErrorDetailSerializer(ErrorCauseSerializer):
 class ElasticsearchErrorSerializer(serializers.Serializer):
     error = ElasticsearchErrorDetailSerializer()
     status = serializers.IntegerField()
+
+
+class NodesSummarySerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    successful = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    failures = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+class NodeNameSerializer(serializers.Serializer):
+    name = serializers.CharField()
+
+
+class NodesResponseSerializer(serializers.Serializer):
+    """What the clear-cache endpoints answer (``restapi.nodes``)."""
+
+    _nodes = NodesSummarySerializer()
+    cluster_name = serializers.CharField()
+    nodes = serializers.DictField(child=NodeNameSerializer(), help_text="By node id.")

@@ -109,6 +109,8 @@ def test_ui_role_changes_are_audited(admin_browser, users):
         "name": "ops", "cluster": ["monitor"], "other_cluster": "", "run_as": "", "metadata": "",
         "indices-TOTAL_FORMS": "0", "indices-INITIAL_FORMS": "0",
         "indices-MIN_NUM_FORMS": "0", "indices-MAX_NUM_FORMS": "100",
+        "applications-TOTAL_FORMS": "0", "applications-INITIAL_FORMS": "0",
+        "applications-MIN_NUM_FORMS": "0", "applications-MAX_NUM_FORMS": "100",
     }
     assert admin_browser(f"{ROLES}/create", form).status_code == 302
     assert admin_browser(f"{ROLES}/ops/edit", {**form, "cluster": ["monitor", "manage"]}).status_code == 302

@@ -240,6 +240,16 @@ ACTIONS = {
         "DELETE", "/_security/role/target_role",
         effect=lambda world: not Role.objects.filter(name="target_role").exists(),
     ),
+    "bulk put roles": Action(
+        "POST", "/_security/role",
+        {"roles": {"new_role": {"cluster": ["monitor"]}, "target_role": {"cluster": ["all"]}}},
+        effect=lambda world: Role.objects.filter(name="new_role").exists() and role_grants_all(world),
+    ),
+    "bulk delete roles": Action(
+        "DELETE", "/_security/role", {"names": ["target_role"]},
+        effect=lambda world: not Role.objects.filter(name="target_role").exists(),
+    ),
+    "clear the roles cache": Action("POST", "/_security/role/*/_clear_cache"),
     "Kibana get all roles": Action("GET", "/api/security/role"),
     "Kibana get role": Action("GET", "/api/security/role/target_role"),
     "Kibana put role": Action(
@@ -516,6 +526,12 @@ MATRIX = {
     "overwrite an existing role with cluster all":
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
     "delete role":  (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "bulk put roles":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "bulk delete roles":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "clear the roles cache":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
     "Kibana get all roles":
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
     "Kibana get role":
@@ -784,6 +800,8 @@ def role_form(name: str, cluster: list) -> dict:
         "name": name, "cluster": cluster, "other_cluster": "", "run_as": "", "metadata": "",
         "indices-TOTAL_FORMS": "0", "indices-INITIAL_FORMS": "0",
         "indices-MIN_NUM_FORMS": "0", "indices-MAX_NUM_FORMS": "100",
+        "applications-TOTAL_FORMS": "0", "applications-INITIAL_FORMS": "0",
+        "applications-MIN_NUM_FORMS": "0", "applications-MAX_NUM_FORMS": "100",
     }
 
 

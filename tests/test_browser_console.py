@@ -111,6 +111,29 @@ def test_role_editor_adds_index_rows_and_suggests_privileges(elastic_page, serve
     expect(row).to_contain_text("metrics-* · write")
 
 
+def test_role_editor_adds_and_removes_application_rows(elastic_page, server):
+    page = elastic_page
+    page.goto(server.base_url + f"{SECURITY}/roles/create")
+    page.fill("#id_name", "browser_apps")
+    page.fill("#id_applications-0-application", "kibana-.kibana")
+    page.fill("#id_applications-0-privileges", "read")
+    page.fill("#id_applications-0-resources", "*")
+    page.click("#add-application-row")
+    page.fill("#id_applications-1-application", "dropped")
+    page.click("[data-application-row] >> nth=1 >> [data-remove-row]")
+    page.click("#add-application-row")
+    page.fill("#id_applications-2-application", "myapp")
+    page.fill("#id_applications-2-privileges", "admin, data:read/*")
+    page.fill("#id_applications-2-resources", "invoice/*")
+    page.click("#save-role")
+    page.wait_for_url(server.base_url + f"{SECURITY}/roles")
+    page.goto(server.base_url + f"{SECURITY}/roles/browser_apps")
+    rows = page.locator("#application-privileges tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text("kibana-.kibana")
+    expect(rows.nth(1)).to_contain_text("invoice/*")
+
+
 def test_roles_and_users_pages(elastic_page, server):
     page = elastic_page
     page.goto(server.base_url + f"{SECURITY}/roles")

@@ -293,9 +293,17 @@ def test_only_read_security_reads_and_only_manage_security_writes(
         ),
         ({"elasticsearch": {}, "kibana": {}}, "[request body.kibana]: expected value of type [array]"),
         (
-            {"elasticsearch": {}, "kibana": [{"base": ["all"], "spaces": ["*"]}]},
-            "Kibana privileges cannot be stored",
+            {"elasticsearch": {}, "kibana": [{"base": ["write"]}]},
+            "[request body.kibana.0.base.0]: unknown base privilege [write], must be one of [all, read]",
         ),
+        (
+            {"elasticsearch": {}, "kibana": [{"base": ["read"], "feature": {"discover": ["all"]}}]},
+            "[request body.kibana.0]: base and feature privileges cannot be granted in the same entry",
+        ),
+        ({"elasticsearch": {}, "kibana": [{"spaces": ["*"]}]}, "at least one base or feature privilege"),
+        ({"elasticsearch": {}, "kibana": [{"base": ["all"], "spaces": ["My Space"]}]}, "kibana.0.spaces.0"),
+        ({"elasticsearch": {}, "kibana": [{"base": ["all"], "colour": 1}]}, "[request body.kibana.0.colour]"),
+        ({"elasticsearch": {}, "kibana": [{"feature": {"dis cover": ["all"]}}]}, "feature id [dis cover]"),
         ({"elasticsearch": {"cluster": ["manage_apikey"]}}, "unknown cluster privilege [manage_apikey]"),
         ({"elasticsearch": {}, "metadata": {"_private": 1}}, "[_private]"),
         ({"elasticsearch": {}, "description": "x" * 1001}, "Role description must be less than 1000"),
@@ -327,3 +335,66 @@ def test_bad_query_parameters_and_names_get_kibanas_400(kibana, method, path, me
     assert is_kibana_error(response, 400)
     assert message in response.json()["message"]
     assert not Role.objects.exclude(name="superuser").exists()
+
+
+# Kibana privileges: the kibana-.kibana application privileges underneath
+
+
+KIBANA_PRIVILEGES = [
+    {"base": ["read"], "feature": {}, "spaces": ["*"]},
+    {"base": [], "feature": {"dashboard": ["all"], "discover": ["read"]}, "spaces": ["marketing", "sales"]},
+    {"base": ["all"], "feature": {}, "spaces": ["default"]},
+]
+STORED_AS = [
+    {"application": "kibana-.kibana", "privileges": ["read"], "resources": ["*"]},
+    {
+        "application": "kibana-.kibana",
+        "privileges": ["feature_dashboard.all", "feature_discover.read"],
+        "resources": ["space:marketing", "space:sales"],
+    },
+    {"application": "kibana-.kibana", "privileges": ["space_all"], "resources": ["space:default"]},
+]
+INVOICES = {"application": "invoices", "privileges": ["approve"], "resources": ["*"]}
+
+
+def test_kibana_privileges_are_stored_as_kibanas_application_privileges_and_read_back(kibana):
+    put = kibana("PUT", "/api/security/role/analyst", {**ROLE, "kibana": KIBANA_PRIVILEGES})
+    assert put.status_code == 204, put.content
+
+    assert Role.objects.get(name="analyst").applications == STORED_AS
+    assert kibana("GET", "/api/security/role/analyst").json()["kibana"] == KIBANA_PRIVILEGES
+    es_view = kibana("GET", "/_security/role/analyst", xsrf=False).json()["analyst"]
+    assert es_view["applications"] == STORED_AS
+
+
+def test_spaces_default_to_every_space(kibana):
+    kibana("PUT", "/api/security/role/viewer", {**ROLE, "kibana": [{"base": ["read"]}]})
+
+    assert Role.objects.get(name="viewer").applications == [STORED_AS[0]]
+
+
+def test_a_kibana_put_keeps_the_roles_privileges_of_other_applications(kibana):
+    kibana("PUT", "/_security/role/analyst", {"applications": [INVOICES, STORED_AS[0]]})
+
+    kibana("PUT", "/api/security/role/analyst", {**ROLE, "kibana": [KIBANA_PRIVILEGES[2]]})
+
+    assert Role.objects.get(name="analyst").applications == [STORED_AS[2], INVOICES]
+
+
+def test_other_applications_are_listed_as_unrecognized_and_the_superusers_wildcard_is_not(kibana):
+    kibana("PUT", "/_security/role/analyst", {"applications": [INVOICES, STORED_AS[0]]})
+
+    role = kibana("GET", "/api/security/role/analyst").json()
+    superuser = kibana("GET", "/api/security/role/superuser").json()
+
+    assert (role["kibana"], role["_unrecognized_applications"]) == ([KIBANA_PRIVILEGES[0]], ["invoices"])
+    assert (superuser["kibana"], superuser["_unrecognized_applications"]) == ([], [])
+
+
+def test_kibana_privileges_kibana_cannot_show_are_a_transform_error(kibana):
+    odd = {"application": "kibana-.kibana", "privileges": ["read"], "resources": ["*", "space:default"]}
+    kibana("PUT", "/_security/role/odd", {"applications": [odd]})
+
+    role = kibana("GET", "/api/security/role/odd").json()
+
+    assert (role["kibana"], role["_transform_error"]) == ([], ["kibana"])

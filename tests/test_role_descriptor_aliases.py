@@ -126,6 +126,8 @@ def test_the_role_pages_edit_and_show_the_description(client, elastic):
         "name": "paged", "description": "Made on the page", "cluster": ["monitor"], "other_cluster": "",
         "run_as": "", "metadata": "", "indices-TOTAL_FORMS": "0", "indices-INITIAL_FORMS": "0",
         "indices-MIN_NUM_FORMS": "0", "indices-MAX_NUM_FORMS": "100",
+        "applications-TOTAL_FORMS": "0", "applications-INITIAL_FORMS": "0",
+        "applications-MIN_NUM_FORMS": "0", "applications-MAX_NUM_FORMS": "100",
     }
 
     saved = client.post(f"{ROLES_PAGE}/create", form, secure=True)

@@ -493,6 +493,24 @@ def test_preview_without_excess_says_so(descriptors, shown, alice, client_for):
     assert not ApiKey.objects.exists()
 
 
+def test_preview_shows_the_application_privileges_asked_for(alice, client_for):
+    descriptors = (
+        '{"a": {"applications": [{"application": "myapp", "privileges": ["read", "data:write/*"],'
+        ' "resources": ["invoice/*"]}]},'
+        ' "b": {"applications": [{"application": "kibana-.kibana", "privileges": ["all"],'
+        ' "resources": ["*"]}]}}'
+    )
+    response = client_for(alice).post(
+        CREATE, {"name": "x", "role_descriptors": descriptors, "preview": "1"}, secure=True
+    )
+
+    assert response.status_code == 200
+    items = re.findall(r'class="requested-application">(.*?)</li>', text(response))
+    plain = [re.sub(r"<[^>]+>", "", item) for item in items]
+    assert plain == ["myapp: read, data:write/* on invoice/*", "kibana-.kibana: all on *"]
+    assert not ApiKey.objects.exists()
+
+
 def test_preview_of_invalid_role_descriptors_shows_the_error_next_to_them(alice, client_for):
     response = client_for(alice).post(
         CREATE, {"name": "", "role_descriptors": '{"r": {"cluster": ["fly"]}}', "preview": "1"}, secure=True

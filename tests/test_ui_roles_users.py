@@ -58,8 +58,12 @@ def errors_for(response, field) -> list[str]:
     return [re.sub(r"\s+", " ", message) for message in re.findall(pattern, html, re.S)]
 
 
-def role_form(name="ops", cluster=("monitor",), other_cluster="", rows=(), run_as="", metadata="", **extra):
-    """POST data for the role form; each row is (names, privileges) or a dict of row fields."""
+def role_form(
+    name="ops", cluster=("monitor",), other_cluster="", rows=(), run_as="", metadata="", applications=(),
+    **extra,
+):
+    """POST data for the role form; each row is (names, privileges) or a dict of row fields, and
+    each of ``applications`` (application, privileges, resources)."""
     data = {
         "name": name,
         "cluster": list(cluster),
@@ -70,11 +74,18 @@ def role_form(name="ops", cluster=("monitor",), other_cluster="", rows=(), run_a
         "indices-INITIAL_FORMS": "0",
         "indices-MIN_NUM_FORMS": "0",
         "indices-MAX_NUM_FORMS": "100",
+        "applications-TOTAL_FORMS": str(len(applications)),
+        "applications-INITIAL_FORMS": "0",
+        "applications-MIN_NUM_FORMS": "0",
+        "applications-MAX_NUM_FORMS": "100",
     }
     for index, row in enumerate(rows):
         fields = row if isinstance(row, dict) else {"names": row[0], "privileges": row[1]}
         for field, value in fields.items():
             data[f"indices-{index}-{field}"] = value
+    for index, row in enumerate(applications):
+        for field, value in zip(("application", "privileges", "resources"), row, strict=True):
+            data[f"applications-{index}-{field}"] = value
     data.update(extra)
     return data
 
@@ -253,6 +264,18 @@ def test_role_edit_form_shows_the_role_and_replaces_it_but_never_renames_it(as_u
         (role_form(metadata="{not json"), "metadata", "metadata is not valid JSON"),
         (role_form(metadata='{"_reserved": 1}'), "metadata", "metadata keys may not start with [_]"),
         (role_form(name="_hidden"), "name", "must not start with [_]"),
+        (role_form(applications=[("myapp", "read", "")]), "resources", "Enter at least one resource"),
+        (role_form(applications=[("", "read", "*")]), "application", "Enter an application name."),
+        (
+            role_form(applications=[("ab", "read", "*")]),
+            "application",
+            "An application name prefix must be at least 3 characters long (found &#x27;ab&#x27;)",
+        ),
+        (
+            role_form(applications=[("myapp", "read data", "*")]),
+            "privileges",
+            "Application privilege names and actions must match the pattern",
+        ),
         (role_form(name=" padded"), "name", "must not begin or end with whitespace"),
     ],
 )
@@ -285,6 +308,40 @@ def test_creating_a_role_that_exists_is_a_conflict_shown_on_the_name(as_user, ma
     assert response.status_code == 409
     assert "already exists" in " ".join(errors_for(response, "name"))
     assert security_state() == before
+
+
+def test_application_privileges_are_made_edited_and_shown_as_rows(as_user):
+    browser = as_user("security_admin")
+    created = browser.post(f"{ROLES}/create", role_form(name="apps", applications=[
+        ("kibana-.kibana", "read", "*"), ("myapp*", "admin, data:read/*", "invoice/*, report"), ("", "", ""),
+    ]))
+    assert created.status_code == 302, errors_for(created, "application")
+    stored = [
+        {"application": "kibana-.kibana", "privileges": ["read"], "resources": ["*"]},
+        {"application": "myapp*", "privileges": ["admin", "data:read/*"],
+         "resources": ["invoice/*", "report"]},
+    ]
+    assert Role.objects.get(name="apps").applications == stored
+
+    edit = browser.get(f"{ROLES}/apps/edit").content.decode()
+    assert 'value="myapp*"' in edit and 'value="admin, data:read/*"' in edit
+    assert 'name="applications-TOTAL_FORMS" value="2"' in edit
+    details = browser.get(f"{ROLES}/apps").content.decode()
+    table = details.split('id="application-privileges"')[1].split("</table>")[0]
+    assert "kibana-.kibana" in table and "invoice/*, report" in table and ">data:read/*<" in table
+
+    data = role_form(name="apps", applications=[("myapp*", "admin", "*"), ("", "", "")])
+    assert browser.post(f"{ROLES}/apps/edit", data).status_code == 302
+    assert Role.objects.get(name="apps").applications == [
+        {"application": "myapp*", "privileges": ["admin"], "resources": ["*"]},
+    ]
+
+
+def test_a_new_role_form_offers_one_application_row_without_javascript(as_user):
+    html = as_user("security_admin").get(f"{ROLES}/create").content.decode()
+
+    assert 'name="applications-TOTAL_FORMS" value="1"' in html
+    assert 'name="applications-0-application"' in html
 
 
 def test_a_tampered_formset_is_a_clear_error_not_a_crash(as_user):

@@ -14,6 +14,7 @@ from accounts import selectors, services
 from accounts.api.serializers import KibanaPutRoleSerializer, KibanaRoleSerializer
 from accounts.api.views import DELETE_ROLE, GET_ROLES, PUT_ROLE, has_body, require
 from accounts.exceptions import NotFound, ValidationError
+from accounts.kibana_privileges import from_kibana
 from restapi.authentication import principal_of
 from restapi.views import SecurityAPIView
 
@@ -41,9 +42,9 @@ def _no_unknown_keys(where: str, value: dict, allowed: frozenset) -> None:
             raise ValidationError(f"[{where}.{key}]: definition for this key is missing")
 
 
-def role_descriptor(body) -> dict:
-    """Kibana's PUT body as the Elasticsearch role descriptor it stands for; Kibana privileges
-    (application privileges underneath) cannot be stored here, so only an empty list passes."""
+def role_descriptor(body, kept_applications: list[dict]) -> dict:
+    """Kibana's PUT body as the Elasticsearch role descriptor it stands for: Kibana privileges
+    become ``kibana-.kibana`` application privileges; those of other applications are kept."""
     body = _object("request body", body)
     _no_unknown_keys("request body", body, PUT_FIELDS)
     elasticsearch = _object("request body.elasticsearch", body.get("elasticsearch"))
@@ -52,9 +53,7 @@ def role_descriptor(body) -> dict:
     if not isinstance(kibana, list):
         found = _type(kibana)
         raise ValidationError(f"[request body.kibana]: expected value of type [array] but got [{found}]")
-    if kibana:
-        raise ValidationError("[request body.kibana]: Kibana privileges cannot be stored here; send []")
-    descriptor = dict(elasticsearch)
+    descriptor = dict(elasticsearch) | {"applications": from_kibana(kibana, kept_applications)}
     for field in ("metadata", "description"):
         if body.get(field) is not None:
             descriptor[field] = body[field]
@@ -138,8 +137,9 @@ class KibanaRoleView(KibanaAPIView):
         operation_id="kibana_put_role",
         summary="Create or replace a role (Kibana)",
         description=(
-            "Needs a `kbn-xsrf` header and `manage_security`. `kibana` privileges cannot be stored here: "
-            "send an empty list."
+            "Needs a `kbn-xsrf` header and `manage_security`. `kibana` privileges are stored as the "
+            "`kibana-.kibana` application privileges Kibana maps them to; the role's privileges of other "
+            "applications are kept."
         ),
         tags=["Kibana roles"],
         parameters=[
@@ -157,9 +157,10 @@ class KibanaRoleView(KibanaAPIView):
         require(selectors.can_manage_security(principal), principal, PUT_ROLE)
         if not has_body(request):
             raise ValidationError("[request body]: expected a plain object value, but found [null] instead.")
+        existing = selectors.roles([name]).first()
         services.put_role_descriptor(
             name,
-            role_descriptor(request.data),
+            role_descriptor(request.data, existing.applications if existing else []),
             create_only=request.query_params.get("createOnly") == "true",
             acting_user=principal.user,
         )

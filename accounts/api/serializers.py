@@ -10,7 +10,9 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.plumbing import build_object_type
 from rest_framework import serializers
 
+from accounts.kibana_privileges import to_kibana
 from accounts.services import is_reserved_user
+from restapi.serializers import ErrorCauseSerializer
 
 
 def _names(**kwargs):
@@ -32,14 +34,18 @@ def indices_entry(entry: dict) -> dict:
     return {**entry, "allow_restricted_indices": entry.get("allow_restricted_indices", False)}
 
 
+class ApplicationPrivilegesSerializer(serializers.Serializer):
+    application = serializers.CharField(help_text="An application name, or a pattern with a trailing `*`.")
+    privileges = _names(help_text="Application privilege names or action patterns.")
+    resources = _names(help_text="Resources of the application, `*` wildcards allowed.")
+
+
 class RoleDescriptorSerializer(serializers.Serializer):
     """The body of PUT role: an Elasticsearch role descriptor."""
 
     cluster = _names(required=False, help_text="Cluster privileges, e.g. `manage_own_api_key`.")
     indices = IndicesPrivilegesSerializer(many=True, required=False)
-    applications = serializers.ListField(
-        child=serializers.DictField(), required=False, help_text="Accepted only when empty."
-    )
+    applications = ApplicationPrivilegesSerializer(many=True, required=False)
     run_as = _names(required=False)
     metadata = serializers.DictField(required=False, help_text="Keys must not start with `_`.")
     transient_metadata = serializers.DictField(required=False, help_text="Accepted and ignored.")
@@ -53,7 +59,7 @@ class RoleSerializer(serializers.Serializer):
 
     cluster = _names()
     indices = IndicesPrivilegesSerializer(many=True)
-    applications = serializers.ListField(child=serializers.DictField())
+    applications = ApplicationPrivilegesSerializer(many=True)
     run_as = _names()
     metadata = serializers.DictField(help_text="Built-in roles carry `_reserved: true`.")
     transient_metadata = serializers.DictField()
@@ -63,12 +69,51 @@ class RoleSerializer(serializers.Serializer):
         shown = {
             "cluster": list(role.cluster),
             "indices": [indices_entry(entry) for entry in role.indices],
-            "applications": [],
+            "applications": list(role.applications),
             "run_as": list(role.run_as),
             "metadata": role.metadata,
             "transient_metadata": {"enabled": True},
         }
         return shown | ({"description": role.description} if role.description else {})
+
+
+class BulkPutRolesRequestSerializer(serializers.Serializer):
+    roles = serializers.DictField(child=RoleDescriptorSerializer(), help_text="Descriptors by role name.")
+
+
+class BulkDeleteRolesRequestSerializer(serializers.Serializer):
+    names = _names(help_text="Names of the roles to delete.")
+
+
+class BulkErrorsSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    details = serializers.DictField(child=ErrorCauseSerializer(), help_text="Why each was refused, by name.")
+
+
+def _bulk_names(what: str):
+    return _names(required=False, help_text=f"Roles {what}; left out when there are none.")
+
+
+class BulkPutRolesResponseSerializer(serializers.Serializer):
+    created = _bulk_names("created")
+    updated = _bulk_names("changed")
+    noop = _bulk_names("already exactly as given")
+    errors = BulkErrorsSerializer(required=False, help_text="Left out when no role was refused.")
+
+
+class BulkDeleteRolesResponseSerializer(serializers.Serializer):
+    deleted = _bulk_names("deleted")
+    not_found = _bulk_names("that did not exist")
+    errors = BulkErrorsSerializer(required=False, help_text="Left out when no role was refused.")
+
+
+def bulk_answer(outcomes: dict[str, list[str]], refused: dict) -> dict:
+    """Elasticsearch's bulk roles answer: only the non-empty lists, then the refusals if any."""
+    answer = {outcome: names for outcome, names in outcomes.items() if names}
+    if refused:
+        details = {name: {"type": error.type, "reason": error.reason} for name, error in refused.items()}
+        answer["errors"] = {"count": len(refused), "details": details}
+    return answer
 
 
 class CreatedSerializer(serializers.Serializer):
@@ -204,6 +249,12 @@ def _without_defaults(entry: dict) -> dict:
     return {key: value for key, value in entry.items() if (key, value) != ("allow_restricted_indices", False)}
 
 
+class KibanaPrivilegesSerializer(serializers.Serializer):
+    base = _names(help_text="`all` or `read`; not with `feature`.")
+    feature = serializers.DictField(child=_names(), help_text="`{feature id: [privilege]}`.")
+    spaces = _names(help_text="Space ids, or `[\"*\"]` for every space (the default).")
+
+
 class KibanaRoleSerializer(serializers.Serializer):
     """A role in Kibana's shape (GET /api/security/role)."""
 
@@ -212,9 +263,9 @@ class KibanaRoleSerializer(serializers.Serializer):
     metadata = serializers.DictField()
     transient_metadata = serializers.DictField()
     elasticsearch = KibanaElasticsearchSerializer()
-    kibana = serializers.ListField(child=serializers.DictField(), help_text="Always empty here.")
-    _transform_error = _names()
-    _unrecognized_applications = _names()
+    kibana = KibanaPrivilegesSerializer(many=True, help_text="The role's `kibana-.kibana` privileges.")
+    _transform_error = _names(help_text="`[\"kibana\"]` when those cannot be shown as Kibana privileges.")
+    _unrecognized_applications = _names(help_text="Other applications the role has privileges of.")
 
     def to_representation(self, role):
         return {
@@ -227,9 +278,7 @@ class KibanaRoleSerializer(serializers.Serializer):
                 "indices": [_without_defaults(entry) for entry in role.indices],
                 "run_as": list(role.run_as),
             },
-            "kibana": [],
-            "_transform_error": [],
-            "_unrecognized_applications": [],
+            **to_kibana(role.applications),
         }
 
 
@@ -238,6 +287,4 @@ class KibanaPutRoleSerializer(serializers.Serializer):
 
     metadata = serializers.DictField(required=False, help_text="Keys must not start with `_`.")
     elasticsearch = KibanaElasticsearchSerializer()
-    kibana = serializers.ListField(
-        child=serializers.DictField(), required=False, help_text="Kibana privileges: only an empty list."
-    )
+    kibana = KibanaPrivilegesSerializer(many=True, required=False)

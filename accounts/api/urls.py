@@ -3,7 +3,7 @@ from django.urls import path
 from accounts.api import kibana, views
 
 # Names may contain "/" (sent as %2F), hence <path:...>. The fixed forms (_has_privileges,
-# _password) and the suffixed ones come first, so that no name pattern captures them.
+# _password) and the suffixed ones (_clear_cache...) come first, so that no name pattern captures them.
 urlpatterns = [
     path("_security/user/_has_privileges", views.HasPrivilegesView.as_view(), name="has-privileges"),
     path("_security/user/_password", views.ChangePasswordView.as_view(), name="own-password"),
@@ -28,6 +28,7 @@ urlpatterns = [
     path("_security/user", views.UsersView.as_view(), name="users"),
     path("_security/user/<path:username>", views.UserView.as_view(), name="user"),
     path("_security/role", views.RolesView.as_view(), name="roles"),
+    path("_security/role/<path:name>/_clear_cache", views.ClearRolesCacheView.as_view(), name="roles-cache"),
     path("_security/role/<path:name>", views.RoleView.as_view(), name="role"),
     path("api/security/role", kibana.KibanaRolesView.as_view(), name="kibana-roles"),
     path("api/security/role/<path:name>", kibana.KibanaRoleView.as_view(), name="kibana-role"),

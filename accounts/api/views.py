@@ -11,6 +11,10 @@ from rest_framework.response import Response
 
 from accounts import selectors, services
 from accounts.api.serializers import (
+    BulkDeleteRolesRequestSerializer,
+    BulkDeleteRolesResponseSerializer,
+    BulkPutRolesRequestSerializer,
+    BulkPutRolesResponseSerializer,
     CreatedSerializer,
     EmptySerializer,
     FoundSerializer,
@@ -21,10 +25,13 @@ from accounts.api.serializers import (
     RoleDescriptorSerializer,
     RolesByNameSerializer,
     UsersByNameSerializer,
+    bulk_answer,
 )
 from accounts.exceptions import ValidationError
 from apikeys.selectors import unauthorized
 from restapi.authentication import principal_of
+from restapi.nodes import nodes_answer
+from restapi.serializers import NodesResponseSerializer
 from restapi.views import SecurityAPIView
 
 GET_USERS = "cluster:admin/xpack/security/user/get"
@@ -35,6 +42,9 @@ CHANGE_PASSWORD = "cluster:admin/xpack/security/user/change_password"
 GET_ROLES = "cluster:admin/xpack/security/role/get"
 PUT_ROLE = "cluster:admin/xpack/security/role/put"
 DELETE_ROLE = "cluster:admin/xpack/security/role/delete"
+BULK_PUT_ROLES = "cluster:admin/xpack/security/role/bulk_put"
+BULK_DELETE_ROLES = "cluster:admin/xpack/security/role/bulk_delete"
+CLEAR_ROLES_CACHE = "cluster:admin/xpack/security/roles/cache/clear"
 
 BOOLEAN = frozenset({"", "true", "false"})
 REFRESH = frozenset({"", "true", "false", "wait_for"})
@@ -125,6 +135,7 @@ ROLES_RESPONSE = OpenApiResponse(RolesByNameSerializer, description="One member 
 COMMA_LIST = "One or more, comma-separated."
 USERNAME_PATH = OpenApiParameter("username", OpenApiTypes.STR, OpenApiParameter.PATH)
 ROLE_NAME_PATH = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH)
+ROLE_NAMES_PATH = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description=COMMA_LIST)
 
 
 class UsersView(AccountsAPIView):
@@ -324,9 +335,10 @@ class UserHasPrivilegesView(HasPrivilegesView):
 
 
 class RolesView(AccountsAPIView):
-    """``GET /_security/role``: every role, the built-in ones included."""
+    """``/_security/role``: get every role, the built-in ones included; bulk put; bulk delete."""
 
-    parameters = {"include_implicit": BOOLEAN}
+    parameters = {"include_implicit": BOOLEAN, "refresh": REFRESH}
+    body_methods = frozenset({"POST", "DELETE"})
 
     @extend_schema(
         operation_id="security_get_roles",
@@ -342,6 +354,48 @@ class RolesView(AccountsAPIView):
         return Response(RolesByNameSerializer(selectors.roles()).data)
 
 
+    @extend_schema(
+        operation_id="security_bulk_put_role",
+        summary="Create or replace several roles",
+        description=(
+            "Each role as PUT role takes it, all in one transaction. A refused role is listed under "
+            "`errors` and the others are still written. Lists that would be empty are left out. "
+            "Needs `manage_security`."
+        ),
+        tags=["Roles"],
+        parameters=[REFRESH_PARAMETER],
+        request=BulkPutRolesRequestSerializer,
+        responses={200: BulkPutRolesResponseSerializer},
+    )
+    def post(self, request):
+        principal = principal_of(request)
+        require(selectors.can_manage_security(principal), principal, BULK_PUT_ROLES)
+        body = json_object(request)
+        refuse_unknown_fields(body, frozenset({"roles"}), "bulk put roles")
+        outcomes, refused = services.bulk_put_roles(body.get("roles"), acting_user=principal.user)
+        return Response(bulk_answer(outcomes, refused))
+
+    @extend_schema(
+        operation_id="security_bulk_delete_role",
+        summary="Delete several roles",
+        description=(
+            "Each role as DELETE role deletes it, all in one transaction. A refused role (a built-in "
+            "one) is listed under `errors` and the others are still deleted. Needs `manage_security`."
+        ),
+        tags=["Roles"],
+        parameters=[REFRESH_PARAMETER],
+        request=BulkDeleteRolesRequestSerializer,
+        responses={200: BulkDeleteRolesResponseSerializer},
+    )
+    def delete(self, request):
+        principal = principal_of(request)
+        require(selectors.can_manage_security(principal), principal, BULK_DELETE_ROLES)
+        body = json_object(request)
+        refuse_unknown_fields(body, frozenset({"names"}), "bulk delete roles")
+        outcomes, refused = services.bulk_delete_roles(body.get("names"), acting_user=principal.user)
+        return Response(bulk_answer(outcomes, refused))
+
+
 class RoleView(AccountsAPIView):
     """``/_security/role/{name}``: get (a comma-separated list), create or replace, delete."""
 
@@ -353,7 +407,7 @@ class RoleView(AccountsAPIView):
         description="`name` may be a comma-separated list. 404 with `{}` when none of them exists.",
         tags=["Roles"],
         parameters=[
-            OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description=COMMA_LIST),
+            ROLE_NAMES_PATH,
             _parameter("include_implicit", "Accepted; roles here have no implicit privileges."),
         ],
         responses={200: ROLES_RESPONSE, 404: NOT_FOUND},
@@ -369,8 +423,8 @@ class RoleView(AccountsAPIView):
         summary="Create or replace a role",
         description=(
             "Unknown privileges are refused and named. `index` is accepted as an alias of `indices`, "
-            "and a `description` is stored. Application privileges and remote indices cannot be stored "
-            "and are refused. Built-in roles cannot be changed. "
+            "and a `description` is stored, as are `applications` (application names may end in `*`). "
+            "Remote indices cannot be stored and are refused. Built-in roles cannot be changed. "
             "Needs `manage_security`."
         ),
         tags=["Roles"],
@@ -409,3 +463,30 @@ class RoleView(AccountsAPIView):
         require(selectors.can_manage_security(principal), principal, DELETE_ROLE)
         found = services.delete_role(name, acting_user=principal.user)
         return Response({"found": found}, status=200 if found else 404)
+
+
+class ClearRolesCacheView(AccountsAPIView):
+    """``POST /_security/role/{names}/_clear_cache``. Keyward keeps nothing derived from roles
+    between requests: each request reads the roles it needs from the database, on every worker,
+    and the compiled name patterns it keeps are keyed by their own text, so they never go stale.
+    A role change is therefore seen by the very next request; this answers as Elasticsearch does."""
+
+    body_methods = frozenset()
+
+    @extend_schema(
+        operation_id="security_clear_cached_roles",
+        summary="Clear the roles cache",
+        description=(
+            "Nothing to drop: every request reads its roles afresh, so a role change is seen at once on "
+            "every worker. Answers in Elasticsearch's `_nodes` shape. `name` is a comma-separated list "
+            "of role names, or `*`. Needs `manage_security`."
+        ),
+        tags=["Roles"],
+        parameters=[ROLE_NAMES_PATH],
+        request=None,
+        responses={200: NodesResponseSerializer},
+    )
+    def post(self, request, name):
+        principal = principal_of(request)
+        require(selectors.can_manage_security(principal), principal, CLEAR_ROLES_CACHE)
+        return Response(nodes_answer())
