@@ -3,11 +3,11 @@
 Elasticsearch allows, for API keys, the bucket aggregations ``terms``, ``composite`` (of ``terms``
 sources), ``range``, ``date_range``, ``missing``, ``filter``, ``filters`` and ``global``, and the
 metrics ``cardinality`` and ``value_count``, over the fields the query may name
-(``apikeys.query.resolve_field``). Each aggregation is one SQL statement (GROUP BY, or COUNTs with
+(``restapi.query.dsl.resolve_field``). Each aggregation is one SQL statement (GROUP BY, or COUNTs with
 a FILTER), never a walk over keys in Python. A sub-aggregation that counts (filter, filters,
 missing, range, date_range, the metrics) becomes conditional counts of its parent's statement; a
 terms, composite or global beneath a bucket runs once per bucket of its parent, so the buckets that
-carry those are bounded. Filters are queries of the same DSL, translated by ``apikeys.query``.
+carry those are bounded. Filters are queries of the same DSL, translated by ``restapi.query.dsl``.
 """
 
 import re
@@ -21,7 +21,7 @@ from django.db import connection
 from django.db.models import Count, F, Q, Value
 
 from accounts.exceptions import ValidationError
-from apikeys.query import (
+from restapi.query.dsl import (
     EPOCH,
     FIELDS,
     MATCH_ALL,

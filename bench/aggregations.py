@@ -144,7 +144,7 @@ def main() -> None:
     setup_django()
     from apikeys.aggregations import aggregate
     from apikeys.models import ApiKey
-    from apikeys.query import parse_query_request
+    from restapi.query.dsl import parse_query_request
 
     grow_to(args.keys or SCALES[args.profile])
     keys = ApiKey.objects.all()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from accounts.exceptions import ValidationError
 from apikeys.aggregations import aggregate, parse_aggregations
 from apikeys.models import ApiKey
-from apikeys.query import parse_query_request
+from restapi.query.dsl import parse_query_request
 from tests import query_oracle as oracle
 from tests.test_api_keys_get import assert_error
 from tests.test_api_keys_query import keys, query  # noqa: F401 (a fixture)

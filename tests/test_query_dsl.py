@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from accounts.exceptions import ValidationError
 from apikeys.models import ApiKey
-from apikeys.query import (
+from restapi.query.dsl import (
     MAX_BOOL_DEPTH,
     MAX_DATE_RANGES,
     MAX_TERMS,

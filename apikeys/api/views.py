@@ -39,7 +39,6 @@ from apikeys.api.serializers import (
     api_key_info,
 )
 from apikeys.hashers import SharedCacheUnavailable
-from apikeys.query import MATCH_ALL, ContentParseError, epoch_millis, parse_query_request, search_api_keys
 from apikeys.services import (
     CREATE_FIELDS,
     CreatedApiKey,
@@ -53,6 +52,7 @@ from apikeys.services import (
 )
 from restapi.authentication import authenticate_password
 from restapi.filter_path import filter_response
+from restapi.query.dsl import MATCH_ALL, ContentParseError, epoch_millis, parse_query_request, search_api_keys
 from restapi.serializers import ElasticsearchErrorSerializer
 from restapi.views import (
     ERRORS,

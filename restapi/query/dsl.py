@@ -44,7 +44,7 @@ from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, In,
 from django.db.models.sql.where import AND, OR, WhereNode
 
 from accounts.exceptions import RequestValidationFailed, ValidationError
-from apikeys import simple_query_string
+from restapi.query import simple_query_string
 
 DEFAULT_SIZE = 10
 # Elasticsearch's index.max_result_window: from + size may not exceed it.
