@@ -1,12 +1,13 @@
-"""Elasticsearch's query DSL for API keys (SPEC §4), translated into Django ``Q`` objects.
+"""Elasticsearch's query DSL over its security indices (SPEC §4), translated into Django ``Q`` objects.
 
-The query API key API accepts a subset of the DSL (``match_all``, ``bool``, ``term``, ``terms``,
-``prefix``, ``wildcard``, ``range``, ``exists``, ``ids``, ``match``) over the fields Elasticsearch
-exposes (``name``, ``type``, ``creation``, ``expiration``, ``invalidated``, ``invalidation``,
-``username``, ``realm_name``, ``metadata.*``), plus ``from``/``size``, ``sort`` and
-``search_after``. Field values keep Elasticsearch's semantics: names and metadata values are
-keywords (exact, case-sensitive; ``match`` on a keyword is a term match), times are compared at
-millisecond precision, ``metadata.<path>`` values compare as text.
+The query APIs of API keys, roles and users accept a subset of the DSL (``match_all``, ``bool``,
+``term``, ``terms``, ``prefix``, ``wildcard``, ``range``, ``exists``, ``ids``, ``match``,
+``simple_query_string``) over the fields each exposes, plus ``from``/``size``, ``sort`` and
+``search_after``. Each API declares its ``Index``: which fields, how an unknown name is refused,
+the name of its request payload and its order without a sort; the engine is the same for all.
+Field values keep Elasticsearch's semantics: names and metadata values are keywords (exact,
+case-sensitive; ``match`` on a keyword is a term match), text fields match words, times are
+compared at millisecond precision, ``metadata.<path>`` values compare as text.
 
 Bad input of any shape raises ``ValidationError`` (or a subclass carrying Elasticsearch's error
 type) and nothing else. Wildcards become LIKE/GLOB patterns, never regular expressions, so no
@@ -17,6 +18,7 @@ shape").
 
 import calendar
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from functools import reduce
@@ -29,7 +31,6 @@ from django.db.models import (
     Case,
     DateTimeField,
     Expression,
-    ExpressionWrapper,
     F,
     Func,
     IntegerField,
@@ -39,11 +40,11 @@ from django.db.models import (
     When,
 )
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, NullIf
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, In, LessThan, LessThanOrEqual
 from django.db.models.sql.where import AND, OR, WhereNode
 
-from accounts.exceptions import RequestValidationFailed, ValidationError
+from restapi.errors import RequestValidationFailed, ValidationError
 from restapi.query import simple_query_string
 
 DEFAULT_SIZE = 10
@@ -347,6 +348,7 @@ class Field:
 
     es_type = "keyword"
     nullable = False
+    sortable = True
 
     def __init__(self, name: str):
         self.name = name
@@ -374,6 +376,10 @@ class Field:
             return self.guard(Q(WildcardMatch(self.expression(), tuple(value), case_insensitive=True)))
         return self.guard(self.equals(value))
 
+    def match(self, value, every_word: bool = False) -> Q:
+        """``match``: on a keyword or a date, nothing is analysed and it is a term query."""
+        return self.term(value)
+
     def terms(self, values: list) -> Q:
         return self.guard(Q(In(self.expression(), [self.value("terms", value) for value in values])))
 
@@ -397,12 +403,19 @@ class Field:
     def expression(self):
         raise NotImplementedError
 
-    def sort_expression(self, tie_broken: bool):
+    def sort_expression(self, tie_broken: bool, descending: bool = False):
         """What the field sorts by; ``tie_broken`` when another sort key follows it."""
         return self.expression()
 
     def sort_value(self, value):
         return value
+
+    def sorted_after(self, alias: str, value, descending: bool) -> Q:
+        """Rows whose sort value, annotated as ``alias``, comes after ``value``: ``search_after``."""
+        return self.after(value, descending)
+
+    def sorted_equal(self, alias: str, value) -> Q:
+        return self.equals(value)
 
 
 class ColumnField(Field):
@@ -518,7 +531,7 @@ class DateField(ColumnField):
     def guard(self, clause: Q) -> Q:
         return self.exists() & clause if self.nullable else clause
 
-    def sort_expression(self, tie_broken: bool):
+    def sort_expression(self, tie_broken: bool, descending: bool = False):
         # Keys created within one millisecond tie, as in Elasticsearch, and the next sort key orders
         # them; search_after relies on it. Alone, the column keeps the order its indexes serve.
         return Millisecond(F(self.column)) if tie_broken else F(self.column)
@@ -527,16 +540,24 @@ class DateField(ColumnField):
         return None if value is None else epoch_millis(value)
 
 
-class InvalidatedField(Field):
-    """Whether the key is invalidated: a boolean derived from the invalidation time."""
+class FlagField(Field):
+    """A boolean column."""
 
     es_type = "boolean"
+
+    def __init__(self, name: str, column: str):
+        super().__init__(name)
+        self.column = column
 
     def value(self, query: str, value):
         return _boolean(value)
 
     def expression(self):
-        return ExpressionWrapper(Q(invalidated__isnull=False), output_field=BooleanField())
+        return F(self.column)
+
+    def holds(self, value: bool) -> Q:
+        """Rows where the flag is ``value``."""
+        return Q(**{self.column: value})
 
     def term(self, value, case_insensitive: bool = False) -> Q:
         return self._any_of({self.value("term", value)})
@@ -564,7 +585,62 @@ class InvalidatedField(Field):
             return MATCH_ALL
         if not values:
             return MATCH_NONE
-        return Q(invalidated__isnull=not values.pop())
+        return self.holds(values.pop())
+
+
+class AnalyzedTextField(ColumnField):
+    """Text that Elasticsearch analyses (a description, a full name): ``match`` finds its words, in any
+    case; other queries compare the whole text as a keyword. Empty text is no value."""
+
+    es_type = "text"
+    nullable = True
+
+    def __init__(self, name: str, column: str, sortable: bool = True):
+        super().__init__(name, column)
+        self.sortable = sortable
+
+    def expression(self):
+        return NullIf(F(self.column), Value(""))
+
+    def terms(self, values: list) -> Q:
+        return self.guard(super().terms(values))
+
+    def exists(self) -> Q:
+        return ~Q(**{self.column: ""})
+
+    def guard(self, clause: Q) -> Q:
+        return self.exists() & clause
+
+    def match(self, value, every_word: bool = False) -> Q:
+        words = WORD.findall(_keyword("match", value).lower())
+        if not words:
+            return MATCH_NONE
+        clauses = [Q(HasWord(F(self.column), word)) for word in dict.fromkeys(words)]
+        return reduce(and_ if every_word else or_, clauses)
+
+
+# Words as Elasticsearch's standard analyzer roughly splits text: runs of letters, digits and "_".
+WORD = re.compile(r"\w+")
+
+
+class HasWord(Func):
+    """The text holds ``word`` (lower case, word characters only) as a whole word, in any case. A
+    LIKE or GLOB of the word between non-word characters: linear, and the word needs no escaping.
+    SQLite's LOWER folds ASCII letters only."""
+
+    output_field = BooleanField()
+
+    def __init__(self, expression, word: str):
+        super().__init__(expression)
+        self.word = word
+
+    def as_sql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"LOWER({sql}) ~ %s", (*params, f"(^|[^[:alnum:]_]){self.word}([^[:alnum:]_]|$)")
+
+    def as_sqlite(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"(' ' || LOWER({sql}) || ' ') GLOB %s", (*params, f"*[^A-Za-z0-9_]{self.word}[^A-Za-z0-9_]*")
 
 
 class HasScalar(Func):
@@ -624,21 +700,37 @@ class MetadataField(Field):
         return self.exists() & clause
 
 
-class AnyMetadataValue(Func):
-    """Some leaf of the metadata (in an object or an array, at any depth) holds a value that equals
-    one of ``values``, or matches the wildcard ``tokens``: the flattened field's root, whose values
-    are all its leaves, each in its JSON spelling."""
+def json_list_values(vendor: str, key: str) -> str:
+    """SQL for the values of ``key`` in each object of a JSON list (``{}`` for the column), as a
+    table: the key's value, or each of them where it is a list."""
+    # The key is a field's declared name, never the request's, so it may be written in the SQL.
+    if vendor == "sqlite":
+        return f"JSON_EACH({{}}) AS entry, JSON_EACH(entry.value, '$.\"{key}\"')"
+    # Lax mode: [*] on a single value is that value.
+    return f"JSONB_PATH_QUERY({{}}, 'lax $[*].\"{key}\"[*]')"
+
+
+class AnyJsonValue(Func):
+    """Some leaf of a JSON column holds a value that equals one of ``values``, or matches the
+    wildcard ``tokens`` (neither: holds any value). Without a ``key``, the leaves are all of them, in
+    objects and arrays at any depth: the flattened metadata field's root, whose values are all its
+    leaves, each in its JSON spelling. With a ``key``, the column is a list of objects and the
+    leaves are each object's ``key``, a value or a list of values (``applications.resources``)."""
 
     output_field = BooleanField()
 
-    def __init__(self, expression, values: tuple = (), tokens: tuple | None = None, case_insensitive=False):
+    def __init__(
+        self, expression, values: tuple = (), tokens: tuple | None = None, case_insensitive=False, key=None
+    ):
         super().__init__(expression)
         self.values = values
         self.tokens = tokens
         self.case_insensitive = case_insensitive
+        self.key = key
 
     def _compile(self, compiler, source: str, text: str, types: str, like: str):
         sql, params = compiler.compile(self.source_expressions[0])
+        source = json_list_values(compiler.connection.vendor, self.key) if self.key else source
         if self.tokens is not None:
             condition, values = like.format(text), (self._pattern(compiler),)
         elif self.values:
@@ -684,16 +776,16 @@ class MetadataRootField(Field):
         value = self.value("term", value)
         if case_insensitive:
             return self.like("term", tuple(value), True)
-        return Q(AnyMetadataValue(F("metadata"), values=(value,)))
+        return Q(AnyJsonValue(F("metadata"), values=(value,)))
 
     def terms(self, values: list) -> Q:
         values = tuple(self.value("terms", value) for value in values)
-        return Q(AnyMetadataValue(F("metadata"), values=values))
+        return Q(AnyJsonValue(F("metadata"), values=values))
 
     def like(self, query: str, tokens: tuple, case_insensitive: bool) -> Q:
         if len(tokens) > MAX_PATTERN_LENGTH:
             raise ValidationError(f"a pattern may not be longer than [{MAX_PATTERN_LENGTH}] characters")
-        return Q(AnyMetadataValue(F("metadata"), tokens=tokens, case_insensitive=case_insensitive))
+        return Q(AnyJsonValue(F("metadata"), tokens=tokens, case_insensitive=case_insensitive))
 
     def range(self, bounds: dict, zone) -> Q:
         raise ValidationError(
@@ -701,40 +793,134 @@ class MetadataRootField(Field):
         )
 
     def exists(self) -> Q:
-        return Q(AnyMetadataValue(F("metadata")))
+        return Q(AnyJsonValue(F("metadata")))
 
     def expression(self):
         raise ValidationError(f"Field [{self.name}] can be searched, but not sorted or aggregated")
 
 
-FIELDS = {
-    "name": ColumnField("name", "name"),
-    "type": ColumnField("type", "type"),
-    "username": ColumnField("username", "owner__username"),
-    "realm_name": ColumnField("realm_name", "realm_name"),
-    "creation": DateField("creation", "created", nullable=False),
-    "expiration": DateField("expiration", "expiration", nullable=True),
-    "invalidation": DateField("invalidation", "invalidated", nullable=True),
-    "invalidated": InvalidatedField("invalidated"),
-    "metadata": MetadataRootField("metadata"),
-}
-# Elasticsearch's index order; here the key's id, which never changes.
+class JsonListField(Field):
+    """A keyword with many values: ``key`` of each object of a JSON list column, itself a value or
+    a list of them (a role's ``applications.resources``). A query matches where any value does; a
+    sort takes the least value ascending, the greatest descending, as Elasticsearch sorts a
+    multi-valued field."""
+
+    nullable = True
+
+    def __init__(self, name: str, column: str, key: str):
+        super().__init__(name)
+        self.column = column
+        self.key = key
+
+    def _any(self, **match) -> Q:
+        return Q(AnyJsonValue(F(self.column), key=self.key, **match))
+
+    def term(self, value, case_insensitive: bool = False) -> Q:
+        value = self.value("term", value)
+        if case_insensitive:
+            return self.like("term", tuple(value), True)
+        return self._any(values=(value,))
+
+    def terms(self, values: list) -> Q:
+        return self._any(values=tuple(self.value("terms", value) for value in values))
+
+    def like(self, query: str, tokens: tuple, case_insensitive: bool) -> Q:
+        if len(tokens) > MAX_PATTERN_LENGTH:
+            raise ValidationError(f"a pattern may not be longer than [{MAX_PATTERN_LENGTH}] characters")
+        return self._any(tokens=tokens, case_insensitive=case_insensitive)
+
+    def range(self, bounds: dict, zone) -> Q:
+        raise ValidationError(f"range queries are not supported on the multi-valued field [{self.name}]")
+
+    def exists(self) -> Q:
+        return self._any()
+
+    def sort_expression(self, tie_broken: bool, descending: bool = False):
+        return JsonListBound(F(self.column), self.key, greatest=descending)
+
+    def sorted_after(self, alias: str, value, descending: bool) -> Q:
+        return Q(**{f"{alias}__{'lt' if descending else 'gt'}": value})
+
+    def sorted_equal(self, alias: str, value) -> Q:
+        return Q(**{alias: value})
+
+
+class JsonListBound(Func):
+    """The least (or greatest) value of a ``JsonListField``; null where it has none."""
+
+    output_field = TextField()
+
+    def __init__(self, expression, key: str, greatest: bool):
+        super().__init__(expression)
+        self.key = key
+        self.greatest = greatest
+
+    def _compile(self, compiler, template: str):
+        sql, params = compiler.compile(self.source_expressions[0])
+        leaves = json_list_values(compiler.connection.vendor, self.key).format(sql)
+        bound = "MAX" if self.greatest else "MIN"
+        return template.format(bound=bound, leaves=leaves), params
+
+    def as_sql(self, compiler, connection, **extra):
+        return self._compile(
+            compiler,
+            "(SELECT {bound}(leaf #>> '{{}}') FROM {leaves} AS leaf WHERE JSONB_TYPEOF(leaf) = 'string')",
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self._compile(
+            compiler, "(SELECT {bound}(leaf.atom) FROM {leaves} AS leaf WHERE leaf.type = 'text')"
+        )
+
+
+# Elasticsearch's index order; here the row's id, which never changes.
 DOC = ColumnField("_doc", "id")
 
 
-def resolve_field(name) -> Field:
-    """The field a query names, or Elasticsearch's refusal for any other name."""
-    if isinstance(name, str):
-        if name in FIELDS:
-            return FIELDS[name]
-        path = tuple(name.split("."))[1:]
-        if (
-            name.startswith("metadata.")
-            and len(path) <= MAX_METADATA_DEPTH
-            and all(METADATA_KEY.fullmatch(key) and not key.isdigit() for key in path)
-        ):
-            return MetadataField(name, path)
-    raise ValidationError(f"Field [{name}] is not allowed for API Key query or aggregation")
+@dataclass(frozen=True)
+class Index:
+    """What one query API exposes of its security index, as Elasticsearch declares it per API: the
+    fields by name (a ``metadata`` field opens ``metadata.<path>`` too), the wording of its
+    refusals, its request payload's name, its order without a sort, how document ids read, and
+    what parses its aggregations (None: it takes none)."""
+
+    fields: dict[str, Field]
+    # "Field [x] is not allowed <refusal>"
+    refusal: str
+    # "Query type [x] is not <unsupported>"
+    unsupported: str
+    payload: str
+    default_sort: Field = DOC
+    # Elasticsearch's document id of a row: this prefix, then this column's value.
+    id_prefix: str = ""
+    id_column: str = "id"
+    aggregations: Callable | None = None
+
+    def field(self, name) -> Field:
+        """The field a query names, or Elasticsearch's refusal for any other name."""
+        if isinstance(name, str) and "*" in name:
+            raise ValidationError(f"Field name pattern [{name}] is not allowed {self.refusal}")
+        if isinstance(name, str):
+            if name in self.fields:
+                return self.fields[name]
+            path = tuple(name.split("."))[1:]
+            if (
+                name.startswith("metadata.")
+                and "metadata" in self.fields
+                and len(path) <= MAX_METADATA_DEPTH
+                and all(METADATA_KEY.fullmatch(key) and not key.isdigit() for key in path)
+            ):
+                return MetadataField(name, path)
+        raise ValidationError(f"Field [{name}] is not allowed {self.refusal}")
+
+    def not_supported(self, what: str, verb: str = "is") -> ValidationError:
+        return ValidationError(f"{what} {verb} not {self.unsupported}")
+
+    def ids(self, values: list[str]) -> Q:
+        """The ``ids`` query: rows whose Elasticsearch document id is one of ``values``."""
+        prefix = len(self.id_prefix)
+        ids = [value[prefix:] for value in values if value.startswith(self.id_prefix)]
+        return Q(**{f"{self.id_column}__in": ids}) if ids else MATCH_NONE
 
 
 # ---------------------------------------------------------------------------------------------
@@ -785,7 +971,8 @@ def _value_and_options(query: str, value, value_keys: tuple[str, ...], allowed: 
 class _Translator:
     """One query's translation; counts clauses and terms so that every query stays bounded."""
 
-    def __init__(self):
+    def __init__(self, index: Index):
+        self.index = index
         self.clauses = 0
         self.terms = 0
 
@@ -807,7 +994,7 @@ class _Translator:
         handler = QUERY_TYPES.get(kind)
         if handler is None:
             if kind in UNSUPPORTED_QUERY_TYPES:
-                raise ValidationError(f"Query type [{kind}] is not supported for API Key query")
+                raise self.index.not_supported(f"Query type [{kind}]")
             raise ParsingError(f"unknown query [{kind}]")
         if depth:
             # A clause is a query inside a bool, so that one bool may hold MAX_CLAUSES of them.
@@ -850,37 +1037,37 @@ class _Translator:
     def term_query(self, body, depth) -> Q:
         name, value = _single_field("term", body)
         value, options = _value_and_options("term", value, ("value",), {"case_insensitive"})
-        return resolve_field(name).term(value, options.get("case_insensitive", False))
+        return self.index.field(name).term(value, options.get("case_insensitive", False))
 
     def match_query(self, body, depth) -> Q:
         name, value = _single_field("match", body)
         value, options = _value_and_options("match", value, ("query",), {"operator"})
-        if options.get("operator", "or") not in ("or", "and", "OR", "AND"):
-            raise ParsingError(f"[match] query does not support [operator] value [{options['operator']}]")
-        # Every queryable field is a keyword or a date: match analyses nothing and is a term query.
-        return resolve_field(name).term(value)
+        operator = options.get("operator", "or")
+        if operator not in ("or", "and", "OR", "AND"):
+            raise ParsingError(f"[match] query does not support [operator] value [{operator}]")
+        return self.index.field(name).match(value, every_word=operator.lower() == "and")
 
     def terms_query(self, body, depth) -> Q:
         name, values = _single_field("terms", body)
         if isinstance(values, dict):
-            raise ValidationError("terms query with terms lookup is not supported for API Key query")
+            raise self.index.not_supported("terms query with terms lookup")
         if not isinstance(values, list):
             raise ParsingError(f"[terms] query does not support [{name}] of type [{_type_name(values)}]")
         self.count(terms=len(values))
-        return resolve_field(name).terms(values) if values else MATCH_NONE
+        return self.index.field(name).terms(values) if values else MATCH_NONE
 
     def prefix_query(self, body, depth) -> Q:
         name, value = _single_field("prefix", body)
         value, options = _value_and_options("prefix", value, ("value",), {"case_insensitive", "rewrite"})
         tokens = (*_keyword("prefix", value), STAR)
-        return resolve_field(name).like("prefix", tokens, options.get("case_insensitive", False))
+        return self.index.field(name).like("prefix", tokens, options.get("case_insensitive", False))
 
     def wildcard_query(self, body, depth) -> Q:
         name, value = _single_field("wildcard", body)
         value, options = _value_and_options(
             "wildcard", value, ("value", "wildcard"), {"case_insensitive", "rewrite"}
         )
-        field = resolve_field(name)
+        field = self.index.field(name)
         tokens = wildcard_pattern(_keyword("wildcard", value))
         if not tokens:
             return field.term("", options.get("case_insensitive", False))
@@ -893,10 +1080,10 @@ class _Translator:
         _check_options("range", options, {"gt", "gte", "lt", "lte", "from", "to", "include_lower",
                                           "include_upper", "format", "time_zone", "relation"})
         if "relation" in options:
-            raise ValidationError("range query with relation is not supported for API Key query")
+            raise self.index.not_supported("range query with relation")
         for date_format in str(options.get("format", "epoch_millis")).split("||"):
             if date_format not in DATE_FORMATS:
-                raise ValidationError(f"[range] [format] [{date_format}] is not supported for API Key query")
+                raise self.index.not_supported(f"[range] [format] [{date_format}]")
         zone = _time_zone(options["time_zone"]) if "time_zone" in options else UTC
         bounds = {}
         for key, value in options.items():
@@ -909,14 +1096,14 @@ class _Translator:
             # As in Elasticsearch, a later bound on the same side replaces an earlier one.
             side = key.rstrip("e")
             bounds = {op: bound for op, bound in bounds.items() if op.rstrip("e") != side} | {key: value}
-        return resolve_field(name).range(bounds, zone)
+        return self.index.field(name).range(bounds, zone)
 
     def exists_query(self, body, depth) -> Q:
         options = _object("exists", body)
         _check_options("exists", options, {"field"})
         if "field" not in options:
             raise ParsingError("[exists] must be provided with a [field]")
-        return resolve_field(options["field"]).exists()
+        return self.index.field(options["field"]).exists()
 
     def ids_query(self, body, depth) -> Q:
         options = _object("ids", body)
@@ -925,7 +1112,7 @@ class _Translator:
         if not isinstance(values, list):
             raise ParsingError(f"[ids] query does not support [values] of type [{_type_name(values)}]")
         self.count(terms=len(values))
-        return Q(id__in=[_keyword("ids", value) for value in values]) if values else MATCH_NONE
+        return self.index.ids([_keyword("ids", value) for value in values])
 
 
     def simple_query_string_query(self, body, depth) -> Q:
@@ -956,7 +1143,7 @@ class _Translator:
                 "The nested depth of the query exceeds the maximum nested depth for bool queries "
                 f"set in [indices.query.bool.max_nested_depth] ({MAX_BOOL_DEPTH})"
             ) from None
-        fields = _query_string_fields(specs)
+        fields = _query_string_fields(self.index, specs)
         clause = self._query_string_clause(tree, fields, lenient) if tree is not None and fields else None
         if clause is None:
             return MATCH_NONE
@@ -978,7 +1165,7 @@ class _Translator:
                 return None
             return Q(*clauses, _connector=AND if node.operator == "and" else OR)
         if node.fuzziness:
-            raise ValidationError("fuzzy queries are not supported for API Key query")
+            raise self.index.not_supported("fuzzy queries", verb="are")
         alternatives = []
         for field in fields:
             self.count(clauses=1)
@@ -986,7 +1173,7 @@ class _Translator:
                 if node.prefix:
                     alternatives.append(field.like("prefix", (*node.text, STAR), False))
                 else:
-                    alternatives.append(field.term(node.text))
+                    alternatives.append(field.match(node.text))
             except ValidationError:
                 if not lenient:
                     raise
@@ -1012,10 +1199,10 @@ SIMPLE_QUERY_STRING_OPTIONS = {
 }
 
 
-def _query_string_fields(specs: list[str]) -> list[Field]:
+def _query_string_fields(index: Index, specs: list[str]) -> list[Field]:
     """The fields a simple query string searches: named ones (a ``^boost`` is accepted and has no
     effect, as there is no score), or those a ``*`` pattern matches. As in Elasticsearch, a name that is
-    no field of API keys is left out rather than refused; with none left, the query matches nothing."""
+    no field of the index is left out rather than refused; with none left, the query matches nothing."""
     names = []
     for spec in specs:
         name, _, boost = spec.partition("^")
@@ -1028,13 +1215,13 @@ def _query_string_fields(specs: list[str]) -> list[Field]:
             tokens = wildcard_pattern(name.replace("\\", "\\\\").replace("?", "\\?"))
             # A user's pattern: matched by RE2, in linear time, as every user-supplied pattern is.
             program = re2.compile(_regex(tokens))
-            names += [field for field in FIELDS if program.fullmatch(field)]
-        elif name in FIELDS or name.startswith("metadata."):
+            names += [field for field in index.fields if program.fullmatch(field)]
+        elif name in index.fields or name.startswith("metadata."):
             names.append(name)
     fields = []
     for name in dict.fromkeys(names):
         try:
-            fields.append(resolve_field(name))
+            fields.append(index.field(name))
         except ValidationError:
             continue
     return fields
@@ -1075,10 +1262,10 @@ def _at_least(minimum: int, clauses: list[Q]) -> Q:
     return Q(AtLeast(minimum, tuple(clauses)))
 
 
-def translate_query(query) -> Q:
-    """The ``query`` of a query API key request as a ``Q``; ``ValidationError`` for any bad input.
-    ``MATCH_ALL`` itself for a query every key matches, which callers may leave out."""
-    where = _Translator().query(query)
+def translate_query(query, index: Index) -> Q:
+    """The ``query`` of a request to ``index``'s query API as a ``Q``; ``ValidationError`` for any bad
+    input. ``MATCH_ALL`` itself for a query every row matches, which callers may leave out."""
+    where = _Translator(index).query(query)
     return MATCH_ALL if where is MATCH_ALL else Q(Condition(where))
 
 
@@ -1233,10 +1420,12 @@ class SortKey:
         return F(alias).desc(**nulls) if self.descending else F(alias).asc(**nulls)
 
 
-def _sort_key(name, options) -> SortKey:
-    field = DOC if name == "_doc" else resolve_field(name)
+def _sort_key(index: Index, name, options) -> SortKey:
+    field = DOC if name == "_doc" else index.field(name)
     if isinstance(field, MetadataRootField):
         field.expression()
+    if not field.sortable:
+        raise ValidationError(f"sorting is not supported for field [{name}]")
     if isinstance(options, str):
         options = {"order": options}
     if not isinstance(options, dict):
@@ -1253,7 +1442,7 @@ def _sort_key(name, options) -> SortKey:
     return SortKey(field, descending=order.lower() == "desc", nulls_first=missing == "_first")
 
 
-def parse_sort(sort) -> tuple[SortKey, ...]:
+def parse_sort(sort, index: Index) -> tuple[SortKey, ...]:
     """``sort``: a field name, ``{field: order}``, ``{field: {"order": ...}}``, or a list of those."""
     items = sort if isinstance(sort, list) else [sort]
     if len(items) > MAX_SORT_FIELDS:
@@ -1261,9 +1450,9 @@ def parse_sort(sort) -> tuple[SortKey, ...]:
     keys = []
     for item in items:
         if isinstance(item, str):
-            keys.append(_sort_key(item, "asc"))
+            keys.append(_sort_key(index, item, "asc"))
         elif isinstance(item, dict) and len(item) == 1:
-            keys.append(_sort_key(*next(iter(item.items()))))
+            keys.append(_sort_key(index, *next(iter(item.items()))))
         else:
             raise ValidationError("mal-formatted sort object")
     return tuple(keys)
@@ -1293,19 +1482,20 @@ def _after(keys: tuple[SortKey, ...], values: list) -> Q:
             beyond = Q(**{f"{alias}__isnull": False}) if key.nulls_first else MATCH_NONE
             equal = Q(**{f"{alias}__isnull": True})
         else:
-            beyond = key.field.after(value, key.descending)
+            beyond = key.field.sorted_after(alias, value, key.descending)
             if key.field.nullable and not key.nulls_first:
                 beyond |= Q(**{f"{alias}__isnull": True})
-            equal = key.field.equals(value)
+            equal = key.field.sorted_equal(alias, value)
         alternatives.append(reduce(and_, [*equal_so_far, beyond]))
         equal_so_far.append(equal)
     return reduce(or_, alternatives)
 
 
 @dataclass(frozen=True)
-class ApiKeyQuery:
-    """A parsed query API key request."""
+class QueryRequest:
+    """A parsed request to a query API."""
 
+    index: Index
     where: Q
     sort: tuple[SortKey, ...]
     start: int
@@ -1314,33 +1504,35 @@ class ApiKeyQuery:
     aggregations: tuple = ()
 
 
-QUERY_REQUEST_FIELDS = frozenset({"query", "from", "size", "sort", "search_after", "aggs", "aggregations"})
-PAYLOAD = "query_api_key_request_payload"
+QUERY_REQUEST_FIELDS = frozenset({"query", "from", "size", "sort", "search_after"})
+AGGREGATIONS = frozenset({"aggs", "aggregations"})
 
 
-def _integer(body: dict, name: str, default: int) -> int:
+def _integer(body: dict, name: str, default: int, payload: str) -> int:
     value = body.get(name, default)
     if isinstance(value, str) and re.fullmatch(r"-?\d{1,18}", value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ContentParseError(f"[{PAYLOAD}] failed to parse field [{name}]")
+        raise ContentParseError(f"[{payload}] failed to parse field [{name}]")
     if value < 0:
         raise RequestValidationFailed(f"[{name}] parameter cannot be negative but was [{value}]")
     return value
 
 
-def parse_query_request(body, url_sort: str | None = None) -> ApiKeyQuery:
-    """The body of ``POST|GET /_security/_query/api_key`` (and its URL ``sort``), validated."""
+def parse_query_request(body, index: Index, url_sort: str | None = None) -> QueryRequest:
+    """The body of a request to ``index``'s query API (and its URL ``sort``), validated."""
+    payload = index.payload
     if not isinstance(body, dict):
-        raise ContentParseError(f"[{PAYLOAD}] expected an object, but found [{_type_name(body)}]")
+        raise ContentParseError(f"[{payload}] expected an object, but found [{_type_name(body)}]")
+    allowed = QUERY_REQUEST_FIELDS | (AGGREGATIONS if index.aggregations else frozenset())
     for key, value in body.items():
-        if key not in QUERY_REQUEST_FIELDS:
-            raise ContentParseError(f"[{PAYLOAD}] unknown field [{key}]")
+        if key not in allowed:
+            raise ContentParseError(f"[{payload}] unknown field [{key}]")
         if value is None:
-            raise ContentParseError(f"[{PAYLOAD}] {key} doesn't support values of type: VALUE_NULL")
+            raise ContentParseError(f"[{payload}] {key} doesn't support values of type: VALUE_NULL")
     if "aggs" in body and "aggregations" in body:
         raise ParsingError("Found two aggregation definitions: [aggs] and [aggregations]")
-    start, size = _integer(body, "from", 0), _integer(body, "size", DEFAULT_SIZE)
+    start, size = _integer(body, "from", 0, payload), _integer(body, "size", DEFAULT_SIZE, payload)
     if start + size > MAX_RESULT_WINDOW:
         raise ValidationError(
             f"Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] "
@@ -1350,13 +1542,13 @@ def parse_query_request(body, url_sort: str | None = None) -> ApiKeyQuery:
     if url_sort is not None and "sort" in body:
         raise ValidationError("[sort] may be given in the body or in the URL, not in both")
     if "sort" in body:
-        sort = parse_sort(body["sort"])
+        sort = parse_sort(body["sort"], index)
     else:
-        sort = parse_sort(parse_url_sort(url_sort)) if url_sort is not None else ()
+        sort = parse_sort(parse_url_sort(url_sort), index) if url_sort is not None else ()
     search_after = body.get("search_after")
     if search_after is not None:
         if not isinstance(search_after, list):
-            raise ContentParseError(f"[{PAYLOAD}] search_after doesn't support values of type: "
+            raise ContentParseError(f"[{payload}] search_after doesn't support values of type: "
                                     f"{_type_name(search_after)}")
         if not sort:
             raise ValidationError("[search_after] requires a [sort]")
@@ -1369,27 +1561,27 @@ def parse_query_request(body, url_sort: str | None = None) -> ApiKeyQuery:
         search_after = tuple(
             _search_after_value(key, value) for key, value in zip(sort, search_after, strict=True)
         )
-    where = translate_query(body["query"]) if "query" in body else MATCH_ALL
-    # Imported here: aggregations are built on this module's fields and queries.
-    from apikeys.aggregations import parse_aggregations
-
+    where = translate_query(body["query"], index) if "query" in body else MATCH_ALL
     aggs = body.get("aggs", body.get("aggregations"))
-    aggregations = parse_aggregations(aggs) if aggs is not None else ()
-    return ApiKeyQuery(where, sort, start, size, search_after, aggregations)
+    aggregations = index.aggregations(aggs) if aggs is not None else ()
+    return QueryRequest(index, where, sort, start, size, search_after, aggregations)
 
 
-def search_api_keys(keys, query: ApiKeyQuery) -> tuple[int, list[tuple[object, list | None]]]:
-    """``(total, [(key, sort values or None)])``: the page of ``keys`` the query asks for.
+def search(rows, query: QueryRequest) -> tuple[int, list[tuple[object, list | None]]]:
+    """``(total, [(row, sort values or None)])``: the page of ``rows`` the query asks for.
 
-    Every order ends with the id, so pages are stable; its direction follows the (created DESC,
-    id) index. Without a sort the order is creation, oldest first, like Elasticsearch's index order.
+    Every order ends with the id, so pages are stable; its direction is the opposite of the first
+    sort key's, which an API key's (created DESC, id) index serves. Without a sort the order is the
+    index's default, like Elasticsearch's index order.
     """
-    matching = keys.filter(query.where)
+    matching = rows.filter(query.where)
     total = matching.count()
-    sort = query.sort or (SortKey(FIELDS["creation"]),)
+    sort = query.sort or (SortKey(query.index.default_sort),)
     aliases = {
-        f"sort_value_{index}": key.field.sort_expression(tie_broken=index < len(sort) - 1)
-        for index, key in enumerate(sort)
+        f"sort_value_{position}": key.field.sort_expression(
+            tie_broken=position < len(sort) - 1, descending=key.descending
+        )
+        for position, key in enumerate(sort)
     }
     ordering = [key.order_by(alias) for key, alias in zip(sort, aliases, strict=True)]
     if DOC not in [key.field for key in sort]:
@@ -1398,11 +1590,11 @@ def search_api_keys(keys, query: ApiKeyQuery) -> tuple[int, list[tuple[object, l
     if query.search_after is not None:
         page = page.filter(_after(query.sort, list(query.search_after)))
     page = page[query.start : query.start + query.size]
-    return total, [(key, _sort_values(key, query.sort)) for key in page]
+    return total, [(row, _sort_values(row, query.sort)) for row in page]
 
 
-def _sort_values(key, sort: tuple[SortKey, ...]) -> list | None:
-    """``_sort`` of one key, only when the request asked for a sort, as in Elasticsearch."""
+def _sort_values(row, sort: tuple[SortKey, ...]) -> list | None:
+    """``_sort`` of one row, only when the request asked for a sort, as in Elasticsearch."""
     if not sort:
         return None
-    return [item.field.sort_value(getattr(key, f"sort_value_{index}")) for index, item in enumerate(sort)]
+    return [item.field.sort_value(getattr(row, f"sort_value_{index}")) for index, item in enumerate(sort)]
