@@ -799,50 +799,64 @@ class MetadataRootField(Field):
         raise ValidationError(f"Field [{self.name}] can be searched, but not sorted or aggregated")
 
 
-class JsonListField(Field):
-    """A keyword with many values: ``key`` of each object of a JSON list column, itself a value or
-    a list of them (a role's ``applications.resources``). A query matches where any value does; a
-    sort takes the least value ascending, the greatest descending, as Elasticsearch sorts a
-    multi-valued field."""
+class MultiValuedField(Field):
+    """A keyword with many values (a role's ``applications.resources``, a user's ``roles``): a query
+    matches where any value does; a sort takes the least value ascending, the greatest descending,
+    as Elasticsearch sorts a multi-valued field."""
 
     nullable = True
 
-    def __init__(self, name: str, column: str, key: str):
-        super().__init__(name)
-        self.column = column
-        self.key = key
+    def any_value(self, values: tuple = (), tokens: tuple | None = None, case_insensitive=False) -> Q:
+        """Rows with a value among ``values``, or matching the wildcard ``tokens`` (neither: any value)."""
+        raise NotImplementedError
 
-    def _any(self, **match) -> Q:
-        return Q(AnyJsonValue(F(self.column), key=self.key, **match))
+    def bound(self, greatest: bool):
+        """The least (or greatest) value, null where there is none."""
+        raise NotImplementedError
 
     def term(self, value, case_insensitive: bool = False) -> Q:
         value = self.value("term", value)
         if case_insensitive:
             return self.like("term", tuple(value), True)
-        return self._any(values=(value,))
+        return self.any_value(values=(value,))
 
     def terms(self, values: list) -> Q:
-        return self._any(values=tuple(self.value("terms", value) for value in values))
+        return self.any_value(values=tuple(self.value("terms", value) for value in values))
 
     def like(self, query: str, tokens: tuple, case_insensitive: bool) -> Q:
         if len(tokens) > MAX_PATTERN_LENGTH:
             raise ValidationError(f"a pattern may not be longer than [{MAX_PATTERN_LENGTH}] characters")
-        return self._any(tokens=tokens, case_insensitive=case_insensitive)
+        return self.any_value(tokens=tokens, case_insensitive=case_insensitive)
 
     def range(self, bounds: dict, zone) -> Q:
         raise ValidationError(f"range queries are not supported on the multi-valued field [{self.name}]")
 
     def exists(self) -> Q:
-        return self._any()
+        return self.any_value()
 
     def sort_expression(self, tie_broken: bool, descending: bool = False):
-        return JsonListBound(F(self.column), self.key, greatest=descending)
+        return self.bound(greatest=descending)
 
     def sorted_after(self, alias: str, value, descending: bool) -> Q:
         return Q(**{f"{alias}__{'lt' if descending else 'gt'}": value})
 
     def sorted_equal(self, alias: str, value) -> Q:
         return Q(**{alias: value})
+
+
+class JsonListField(MultiValuedField):
+    """``key`` of each object of a JSON list column, itself a value or a list of them."""
+
+    def __init__(self, name: str, column: str, key: str):
+        super().__init__(name)
+        self.column = column
+        self.key = key
+
+    def any_value(self, values: tuple = (), tokens: tuple | None = None, case_insensitive=False) -> Q:
+        return Q(AnyJsonValue(F(self.column), values, tokens, case_insensitive, key=self.key))
+
+    def bound(self, greatest: bool):
+        return JsonListBound(F(self.column), self.key, greatest=greatest)
 
 
 class JsonListBound(Func):
