@@ -357,10 +357,12 @@ class UserEditForm(UserProfileFields):
         kwargs.setdefault("initial", {
             "full_name": user.full_name,
             "email": user.email,
-            "roles": [role.name for role in user.roles.all()],
+            "roles": user.role_names(),
             "enabled": user.enabled,
         })
         super().__init__(*args, **kwargs)
+        # Names no role has stay assigned unless unticked, as the user API keeps them.
+        self.fields["roles"].choices += [(name, f"{name} (not defined)") for name in user.pending_roles]
         if is_self:
             self.fields["enabled"].disabled = True
             self.fields["enabled"].help_text = "You cannot disable your own account."

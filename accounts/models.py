@@ -72,6 +72,9 @@ class User(AbstractBaseUser):
     enabled = models.BooleanField(default=True)
     metadata = models.JSONField(default=dict, blank=True)
     roles = models.ManyToManyField(Role, blank=True, related_name="users")
+    # Role names assigned that no role has (yet), as Elasticsearch keeps them: they grant nothing,
+    # and become links in ``roles`` when a role of that name is created (see services).
+    pending_roles = models.JSONField(default=list, blank=True)
     date_joined = models.DateTimeField(auto_now_add=True)
     # Part of every login session's hash: raising it ends the user's sessions (see services).
     session_generation = models.PositiveIntegerField(default=0, editable=False)
@@ -110,6 +113,10 @@ class User(AbstractBaseUser):
             secret=secret,
             algorithm="sha256",
         ).hexdigest()
+
+    def role_names(self) -> list[str]:
+        """Every role name the user holds: the defined roles, then those not defined (yet)."""
+        return sorted(role.name for role in self.roles.all()) + sorted(self.pending_roles)
 
     def role_descriptors(self) -> dict:
         """The user's roles as ``{role name: descriptor}``, the shape of an API key's limited_by."""

@@ -4,9 +4,6 @@ Every realm answers ``authenticate(username, password)`` with an ``AuthResult``:
 the username (the chain goes on), or it knows it and accepts or refuses (the chain stops there).
 """
 
-import base64
-import hashlib
-import hmac
 import logging
 import os
 import re
@@ -14,13 +11,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import bcrypt
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
 from accounts import audit
-from accounts.models import AuditEvent, Realm, Role, User
+from accounts.hashers import UnsupportedPasswordHash, verify_elasticsearch_hash
+from accounts.models import AuditEvent, Realm, User
+from accounts.services import set_user_roles
 
 logger = logging.getLogger(__name__)
 
@@ -83,66 +81,6 @@ class NativeRealm:
 
 
 # --- File realm: Elasticsearch's `users` and `users_roles` files -------------------------------
-
-
-class UnsupportedPasswordHash(ValueError):
-    """A users-file hash this service cannot verify: an unknown algorithm or a damaged string."""
-
-
-BCRYPT_HASH = re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
-BCRYPT_MAX_PASSWORD_BYTES = 72
-PBKDF2_PREFIX = "{PBKDF2}"
-PBKDF2_STRETCH_PREFIX = "{PBKDF2_STRETCH}"
-PBKDF2_MIN_SALT_BYTES = 8
-
-
-def verify_bcrypt(password: str, stored: str) -> bool:
-    """bcrypt as Elasticsearch writes it; ``$2y$`` is the same algorithm under PHP's name."""
-    if not BCRYPT_HASH.fullmatch(stored):
-        raise UnsupportedPasswordHash("malformed bcrypt hash")
-    if stored.startswith("$2y$"):
-        stored = "$2b$" + stored[4:]
-    # bcrypt only ever reads the first 72 bytes; the Java implementation truncates silently too.
-    secret = password.encode()[:BCRYPT_MAX_PASSWORD_BYTES]
-    try:
-        return bcrypt.checkpw(secret, stored.encode())
-    except ValueError:
-        return False
-
-
-def verify_pbkdf2(password: str, stored: str, stretch: bool) -> bool:
-    """Elasticsearch's ``{PBKDF2}cost$salt$hash``: PBKDF2WithHmacSHA512, standard base64.
-
-    The key length follows from the stored hash's length, rounded down to 16 bytes, as
-    Elasticsearch's Hasher does. ``{PBKDF2_STRETCH}`` first replaces the password with the
-    lower-case hex of its SHA-512.
-    """
-    prefix = PBKDF2_STRETCH_PREFIX if stretch else PBKDF2_PREFIX
-    parts = stored[len(prefix):].split("$")
-    if len(parts) != 3 or not re.fullmatch(r"[0-9]+", parts[0]) or int(parts[0]) <= 0:
-        raise UnsupportedPasswordHash("malformed PBKDF2 hash")
-    cost, salt_b64, hash_b64 = int(parts[0]), parts[1], parts[2]
-    try:
-        salt = base64.b64decode(salt_b64 + "=" * (-len(salt_b64) % 4), validate=True)
-    except ValueError as error:
-        raise UnsupportedPasswordHash("malformed PBKDF2 salt") from error
-    key_bytes = len(hash_b64) * 3 // 64 * 16
-    if len(salt) < PBKDF2_MIN_SALT_BYTES or key_bytes <= 0:
-        raise UnsupportedPasswordHash("PBKDF2 salt or key too short")
-    secret = hashlib.sha512(password.encode()).hexdigest() if stretch else password
-    derived = hashlib.pbkdf2_hmac("sha512", secret.encode(), salt, cost, dklen=key_bytes)
-    return hmac.compare_digest(base64.b64encode(derived), hash_b64.encode())
-
-
-def verify_file_realm_hash(password: str, stored: str) -> bool:
-    """Check a password against a users-file hash; raises UnsupportedPasswordHash for other formats."""
-    if stored.startswith(("$2a$", "$2b$", "$2y$")):
-        return verify_bcrypt(password, stored)
-    if stored.startswith(PBKDF2_STRETCH_PREFIX):
-        return verify_pbkdf2(password, stored, stretch=True)
-    if stored.startswith(PBKDF2_PREFIX):
-        return verify_pbkdf2(password, stored, stretch=False)
-    raise UnsupportedPasswordHash("unsupported hash algorithm")
 
 
 def _content_lines(text: str):
@@ -233,7 +171,7 @@ class FileRealm:
         if stored is None:
             return AuthResult.unknown_user()
         try:
-            verified = verify_file_realm_hash(password, stored)
+            verified = verify_elasticsearch_hash(password, stored)
         except UnsupportedPasswordHash as error:
             logger.warning("user [%s] in the users file cannot authenticate: %s", username, error)
             return AuthResult.refused(str(error))
@@ -245,18 +183,14 @@ class FileRealm:
         return AuthResult.success(user)
 
     def _sync_user(self, username: str) -> User:
-        """Create the user's row if needed and give it exactly the roles users_roles lists."""
-        names = self.roles_of(username)
+        """Create the user's row if needed and give it exactly the role names users_roles lists:
+        a name no role has is kept, and grants nothing until such a role exists (as native users')."""
         with transaction.atomic():
             user, created = User.objects.get_or_create(realm=self.realm, username=username)
             if created:
                 user.set_unusable_password()
                 user.save(update_fields=["password"])
-            roles = list(Role.objects.filter(name__in=names))
-            unknown = set(names) - {role.name for role in roles}
-            if unknown:
-                logger.warning("users_roles: unknown roles %s for [%s] ignored", sorted(unknown), username)
-            user.roles.set(roles)
+        set_user_roles(user, self.roles_of(username))
         return user
 
 

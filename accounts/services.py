@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 
 from accounts import audit
 from accounts.exceptions import Conflict, NotFound, RequestValidationFailed, ValidationError
+from accounts.hashers import ElasticsearchPasswordHasher, UnsupportedPasswordHash, password_hash_algorithm
 from accounts.models import Realm, Role, User
 from accounts.privileges import validate_role_descriptor
 from apikeys.charts import forget_overviews
@@ -79,11 +80,22 @@ def check_password(password, user=None) -> str:
     return password
 
 
-def _refuse_password_hash(password_hash) -> None:
-    if password_hash is not None:
-        raise ValidationError(
-            "[password_hash] is not supported: send [password], which is hashed with this service's algorithm"
-        )
+def _stored_password(password, password_hash, user=None) -> str | None:
+    """The password field's new value: ``password`` hashed here, or ``password_hash``, a hash in one
+    of Elasticsearch's formats, kept as it is; None when the request gives neither."""
+    if password is not None and password_hash is not None:
+        raise RequestValidationFailed("password_hash has already been set")
+    if password is not None:
+        return make_password(check_password(password, user))
+    if password_hash is None:
+        return None
+    if not isinstance(password_hash, str):
+        raise ValidationError("[password_hash] must be a string")
+    try:
+        password_hash_algorithm(password_hash)
+    except UnsupportedPasswordHash as error:
+        raise ValidationError(str(error)) from None
+    return ElasticsearchPasswordHasher.stored(password_hash)
 
 
 def _text(field: str, value) -> str:
@@ -97,14 +109,31 @@ def _text(field: str, value) -> str:
     return value
 
 
-def _roles(names) -> list[Role]:
+def _role_names(names) -> list[str]:
+    """The role names given to a user; a name no role has (yet) is kept too, as Elasticsearch does."""
     if not isinstance(names, list | tuple) or not all(isinstance(name, str) for name in names):
         raise ValidationError("[roles] must be an array of role names")
+    return sorted({validate_role_name(name) for name in names})
+
+
+def _set_roles(user: User, names: list[str]) -> None:
+    """Link the user to the roles of these names and keep the others as pending; run under
+    ``_lock_role_holders``, so that a role created at the same time is either seen or links them."""
     rows = list(Role.objects.filter(name__in=names))
-    missing = sorted(set(names) - {role.name for role in rows})
-    if missing:
-        raise ValidationError(f"unknown roles {missing}")
-    return rows
+    user.roles.set(rows)
+    pending = sorted(set(names) - {role.name for role in rows})
+    if user.pending_roles != pending:
+        user.pending_roles = pending
+        user.save(update_fields=["pending_roles"])
+
+
+def set_user_roles(user: User, names: list[str]) -> None:
+    """Give a user exactly these role names, as the file realm's users_roles lists them; nothing
+    is written (nor locked) when the user holds them already."""
+    if set(user.role_names()) != set(names):
+        with transaction.atomic():
+            _lock_role_holders()
+            _set_roles(user, names)
 
 
 def _native_realm(realm_name: str) -> Realm:
@@ -147,16 +176,17 @@ def _refuse_replacing_reserved_user(username, realm_name=NATIVE_REALM) -> None:
         raise RequestValidationFailed(f"user [{username}] is reserved and only the password can be changed")
 
 
-def _lock_administrators() -> None:
-    """Lock the superuser role's row: every user change takes this lock first, so that two changes
-    that might each remove the last administrator are decided one after the other."""
+def _lock_role_holders() -> None:
+    """Lock the superuser role's row: every user change, and every role created or deleted, takes
+    this lock first, so that two changes that might each remove the last administrator are decided
+    one after the other, and a user's role names are matched against the roles one change at a time."""
     Role.objects.select_for_update().filter(name=SUPERUSER_ROLE).first()
 
 
 def _refuse_last_administrator(user: User, change: str) -> None:
     """Refuse a change after which no enabled native user would hold the built-in ``superuser``
     role, so an installation always keeps an administrator. Decided on the committed state, under
-    ``_lock_administrators``; a change that leaves ``user`` an enabled superuser never calls it."""
+    ``_lock_role_holders``; a change that leaves ``user`` an enabled superuser never calls it."""
     administrators = User.objects.filter(realm__name=NATIVE_REALM, enabled=True, roles__name=SUPERUSER_ROLE)
     if administrators.filter(pk=user.pk).exists() and not administrators.exclude(pk=user.pk).exists():
         raise ValidationError(
@@ -166,7 +196,8 @@ def _refuse_last_administrator(user: User, change: str) -> None:
 
 
 def _save_user(
-    realm: Realm, username, *, password, roles, full_name, email, metadata, enabled, create_only, acting_user
+    realm: Realm, username, *, password, roles, full_name, email, metadata, enabled, create_only, acting_user,
+    password_hash=None,
 ) -> tuple[User, bool]:
     """Create or replace a user once every value has passed; the password is hashed outside the lock."""
     username = validate_username(username)
@@ -178,17 +209,17 @@ def _save_user(
         "metadata": validate_metadata(metadata),
         "enabled": enabled,
     }
-    role_rows = _roles(roles)
-    password_hash = make_password(check_password(password)) if password is not None else None
-    keeps_superuser = enabled and any(role.name == SUPERUSER_ROLE for role in role_rows)
+    role_names = _role_names(roles)
+    stored_password = _stored_password(password, password_hash)
+    keeps_superuser = enabled and SUPERUSER_ROLE in role_names
     try:
         with transaction.atomic():
-            _lock_administrators()
+            _lock_role_holders()
             user = User.objects.select_for_update().filter(realm=realm, username=username).first()
             created = user is None
             if not created and create_only:
                 raise Conflict(f"user [{username}] already exists in realm [{realm.name}]")
-            if created and password_hash is None:
+            if created and stored_password is None:
                 raise ValidationError("password must be specified unless you are updating an existing user")
             if not created and not enabled and _is_self(user, acting_user):
                 raise ValidationError(
@@ -202,10 +233,10 @@ def _save_user(
             user = user or User(realm=realm, username=username)
             for name, value in fields.items():
                 setattr(user, name, value)
-            if password_hash is not None:
-                user.password = password_hash
+            if stored_password is not None:
+                user.password = stored_password
             user.save()
-            user.roles.set(role_rows)
+            _set_roles(user, role_names)
             _audit_user_changed(username, realm.name, "created" if created else "updated", acting_user)
     except IntegrityError:
         raise Conflict(f"user [{username}] was created by another request at the same time") from None
@@ -257,14 +288,16 @@ def put_user(
 ) -> tuple[User, bool]:
     """Create or replace a native user, as Elasticsearch's PUT user does: every field is replaced
     (an absent one is cleared, ``enabled`` defaults to true) except the password, which an update
-    may leave out. A reserved user is refused whole. Returns (user, created)."""
+    may leave out. The password may come hashed, in one of Elasticsearch's formats, as
+    ``password_hash``. Role names that no role has are kept and grant nothing until such a role is
+    created. A reserved user is refused whole. Returns (user, created)."""
     _refuse_replacing_reserved_user(username)
-    _refuse_password_hash(password_hash)
     if roles is None:
         raise ValidationError("roles are missing")
     return _save_user(
         _native_realm(NATIVE_REALM), username, password=password, roles=roles, full_name=full_name,
         email=email, metadata=metadata, enabled=enabled, create_only=False, acting_user=acting_user,
+        password_hash=password_hash,
     )
 
 
@@ -288,7 +321,7 @@ def delete_user(username, acting_user=None) -> bool:
     if _is_self(user, acting_user):
         raise ValidationError("users may not delete their own account")
     with transaction.atomic():
-        _lock_administrators()
+        _lock_role_holders()
         _refuse_last_administrator(user, "deleted")
         api_key_count = user.api_keys.count()
         user.delete()
@@ -305,7 +338,7 @@ def set_user_enabled(username, enabled: bool, acting_user=None) -> User:
     change ends the user's login sessions, so re-enabling never revives an old one; the last
     enabled superuser is never disabled."""
     with transaction.atomic():
-        _lock_administrators()
+        _lock_role_holders()
         user = _native_user(username, for_update=True)
         if _is_self(user, acting_user):
             raise ValidationError("users may not update the enabled status of their own account")
@@ -321,12 +354,11 @@ def set_user_enabled(username, enabled: bool, acting_user=None) -> User:
 
 
 def change_password(username, password, password_hash=None, acting_user=None) -> User:
-    """Set a native user's password."""
-    _refuse_password_hash(password_hash)
-    if password is None:
+    """Set a native user's password, given in clear or hashed in one of Elasticsearch's formats."""
+    if password is None and password_hash is None:
         raise ValidationError("password must be specified")
     user = _native_user(username)
-    user.password = make_password(check_password(password, user))
+    user.password = _stored_password(password, password_hash, user)
     with transaction.atomic():
         user.save(update_fields=["password"])
         _audit_user_changed(username, NATIVE_REALM, "password_changed", acting_user)
@@ -358,25 +390,43 @@ def put_role_descriptor(name, descriptor, create_only=False, acting_user=None) -
     fields["applications"] = descriptor.get("applications", [])
     fields["description"] = descriptor.get("description", "")
     with transaction.atomic():
+        _lock_role_holders()
         existing = Role.objects.select_for_update().filter(name=name).first()
         if existing is not None and existing.built_in:
             raise ValidationError(f"role [{name}] is reserved and cannot be modified")
         if existing is not None and create_only:
             raise Conflict(f"role [{name}] already exists")
         role, created = Role.objects.update_or_create(name=name, defaults=fields)
+        if created:
+            _link_pending_holders(role)
         change = "created" if created else "updated"
         audit.record(audit.ROLE_CHANGED, user=acting_user, target=name, change=change)
     return role, created
 
 
+def _link_pending_holders(role: Role) -> None:
+    """Users given this role's name before the role existed hold it from now on."""
+    holders = [user for user in User.objects.exclude(pending_roles=[]) if role.name in user.pending_roles]
+    for user in holders:
+        user.pending_roles = [name for name in user.pending_roles if name != role.name]
+    User.objects.bulk_update(holders, ["pending_roles"])
+    role.users.add(*holders)
+
+
 def delete_role(name, acting_user=None) -> bool:
-    """Delete a role; False when there is none. Users simply lose it; API keys keep their snapshot."""
+    """Delete a role; False when there is none. Its holders keep its name, which grants nothing
+    unless a role of that name is created again, as in Elasticsearch; API keys keep their snapshot."""
     role = Role.objects.filter(name=name).first()
     if role is None:
         return False
     if role.built_in:
         raise ValidationError(f"role [{name}] is reserved and cannot be deleted")
     with transaction.atomic():
+        _lock_role_holders()
+        holders = list(role.users.all())
+        for user in holders:
+            user.pending_roles = sorted({*user.pending_roles, name})
+        User.objects.bulk_update(holders, ["pending_roles"])
         role.delete()
         audit.record(audit.ROLE_DELETED, user=acting_user, target=name)
     return True

@@ -158,9 +158,12 @@ CLUSTER_NAME = env("KEYWARD_CLUSTER_NAME", "keyward")
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["accounts.backends.RealmChainBackend"]
+# New passwords are hashed with the first; the others verify older hashes, which Django replaces
+# with the first at the next successful login: Elasticsearch's formats, given as `password_hash`, too.
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "accounts.hashers.ElasticsearchPasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

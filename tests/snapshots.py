@@ -1,5 +1,6 @@
 """What a refused request must leave as it was, taken whole: every stored field of every realm,
-user (its password hash included), role, role holder, API key and audit event.
+user (its password hash and the role names it holds that no role has included), role, role
+holder, API key and audit event.
 
 Tests take ``security_state()`` before a refused request and compare it with the state after, so
 that a refusal which writes any field of any row fails, whichever field it is.

@@ -16,6 +16,8 @@ from elasticsearch import (
     NotFoundError,
 )
 
+from tests.hashes import bcrypt_hash, es_pbkdf2_hash
+
 pytestmark = pytest.mark.server
 
 DAY_MS = 24 * 3600 * 1000
@@ -460,3 +462,74 @@ def test_query_user_finds_native_users_by_role_and_leaves_out_elastic(elastic, a
     with pytest.raises(BadRequestError) as refused:
         elastic.security.query_user(sort=["full_name"])
     assert refused.value.body["error"]["reason"] == "sorting is not supported for field [full_name]"
+
+
+def test_a_role_named_before_it_exists_takes_effect_once_put(keyward_server, admin):
+    admin.security.put_user(
+        username="client-late", password="client-late-password", roles=["client-late-role"]
+    )
+    late = connect(keyward_server, basic_auth=("client-late", "client-late-password"))
+    try:
+        shown = admin.security.get_user(username="client-late")["client-late"]["roles"]
+        me = late.security.authenticate()
+        with pytest.raises(AuthorizationException):
+            late.security.get_role()
+
+        admin.security.put_role(name="client-late-role", cluster=["read_security"])
+
+        assert "client-late-role" in late.security.get_role()
+    finally:
+        late.close()
+        admin.security.delete_user(username="client-late")
+        admin.security.delete_role(name="client-late-role")
+    assert shown == me["roles"] == ["client-late-role"]
+
+
+def test_a_user_put_with_a_password_hash_authenticates_with_basic(keyward_server, admin):
+    password_hash = bcrypt_hash("client-hashed-password")
+    created = admin.security.put_user(username="client-hashed", password_hash=password_hash, roles=[])
+    hashed = connect(keyward_server, basic_auth=("client-hashed", "client-hashed-password"))
+    try:
+        me = hashed.security.authenticate()
+        with pytest.raises(BadRequestError) as both:
+            admin.security.change_password(
+                username="client-hashed", password="client-other-password", password_hash=password_hash
+            )
+        changed = admin.security.change_password(
+            username="client-hashed", password_hash=es_pbkdf2_hash("client-other-password", stretch=True)
+        )
+        with pytest.raises(AuthenticationException):
+            hashed.security.authenticate()
+    finally:
+        hashed.close()
+        admin.security.delete_user(username="client-hashed")
+    assert created == {"created": True} and me["username"] == "client-hashed"
+    assert both.value.body["error"]["reason"] == "Validation Failed: 1: password_hash has already been set;"
+    assert changed.body == {}
+    assert password_hash not in str(admin.security.get_user().body)
+
+
+def test_get_user_takes_a_list_of_names_and_answers_those_that_exist(admin):
+    admin.security.put_user(username="client-one", password="client-one-password", roles=[])
+    try:
+        found = admin.security.get_user(username=["client-one", "elastic", "client-nobody"])
+        with pytest.raises(NotFoundError) as none:
+            admin.security.get_user(username=["client-nobody", "client-nobody-either"])
+    finally:
+        admin.security.delete_user(username="client-one")
+    assert set(found) == {"client-one", "elastic"}
+    assert none.value.body == {}
+
+
+def test_put_user_accepts_its_own_username_in_the_body_and_refuses_another(admin):
+    body = {"username": "client-named", "password": "client-named-password", "roles": []}
+    try:
+        created = admin.security.put_user(username="client-named", body=body)
+        with pytest.raises(BadRequestError) as other:
+            admin.security.put_user(username="client-named", body={**body, "username": "client-renamed"})
+    finally:
+        admin.security.delete_user(username="client-named")
+    assert created == {"created": True}
+    assert other.value.body["error"]["reason"] == (
+        "[username] in source does not match the username provided [client-named]"
+    )

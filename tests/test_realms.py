@@ -1,17 +1,16 @@
 """The realm chain (SPEC §1): native and file realms, tried in settings order."""
 
-import base64
-import hashlib
 import logging
 import os
 
-import bcrypt
 import pytest
 from django.contrib.auth import authenticate, get_user
 from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.http import HttpRequest
 
+from accounts import services
 from accounts.backends import RealmChainBackend
+from accounts.hashers import verify_elasticsearch_hash
 from accounts.models import User
 from accounts.realms import (
     FileRealm,
@@ -19,8 +18,8 @@ from accounts.realms import (
     authenticate_realm_chain,
     realm_chain,
     sync_realms,
-    verify_file_realm_hash,
 )
+from tests.hashes import bcrypt_hash, es_pbkdf2_hash
 
 pytestmark = pytest.mark.django_db
 
@@ -36,20 +35,6 @@ class CheapArgon2PasswordHasher(Argon2PasswordHasher):
 @pytest.fixture(autouse=True)
 def cheap_argon2(settings):
     settings.PASSWORD_HASHERS = [f"{__name__}.CheapArgon2PasswordHasher"]
-
-
-def bcrypt_hash(password, prefix="$2b$"):
-    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
-    return prefix + hashed[4:]
-
-
-def es_pbkdf2_hash(password, cost=1000, stretch=False, key_bytes=32):
-    """A hash as Elasticsearch's Hasher writes it: {PBKDF2}cost$base64(salt)$base64(PBKDF2WithHmacSHA512)."""
-    salt = os.urandom(32)
-    secret = hashlib.sha512(password.encode()).hexdigest() if stretch else password
-    key = hashlib.pbkdf2_hmac("sha512", secret.encode(), salt, cost, dklen=key_bytes)
-    prefix = "{PBKDF2_STRETCH}" if stretch else "{PBKDF2}"
-    return f"{prefix}{cost}${base64.b64encode(salt).decode()}${base64.b64encode(key).decode()}"
 
 
 HASHES = {
@@ -184,14 +169,14 @@ def test_pbkdf2_stretch_hashes_the_hex_sha512_of_the_password_not_the_password()
     stretched = es_pbkdf2_hash("pw", stretch=True)
     plain_under_stretch_prefix = es_pbkdf2_hash("pw").replace("{PBKDF2}", "{PBKDF2_STRETCH}")
 
-    assert verify_file_realm_hash("pw", stretched)
-    assert not verify_file_realm_hash("pw", plain_under_stretch_prefix)
+    assert verify_elasticsearch_hash("pw", stretched)
+    assert not verify_elasticsearch_hash("pw", plain_under_stretch_prefix)
 
 
 def test_pbkdf2_cost_is_read_from_the_hash():
     stored = es_pbkdf2_hash("pw", cost=1000)
-    assert verify_file_realm_hash("pw", stored)
-    assert not verify_file_realm_hash("pw", stored.replace("{PBKDF2}1000$", "{PBKDF2}1001$"))
+    assert verify_elasticsearch_hash("pw", stored)
+    assert not verify_elasticsearch_hash("pw", stored.replace("{PBKDF2}1000$", "{PBKDF2}1001$"))
 
 
 def test_non_ascii_passwords_are_hashed_as_utf8(file_users):
@@ -316,19 +301,34 @@ def test_first_file_authentication_creates_the_user_row_and_the_next_reuses_it(f
     assert not first.has_usable_password()
 
 
-def test_file_user_roles_come_from_users_roles_and_unknown_roles_are_ignored(
-    file_users, file_users_roles, make_role, caplog
+def test_file_user_roles_come_from_users_roles_and_unknown_roles_are_kept_granting_nothing(
+    file_users, file_users_roles, make_role
 ):
     make_role("viewer", cluster=["monitor"])
     make_role("editor")
     file_users(f"frank:{bcrypt_hash('pw')}")
     file_users_roles("viewer:frank,greta", "editor:greta", "ghost_role:frank")
 
-    with caplog.at_level(logging.WARNING, logger="accounts.realms"):
-        frank = authenticate_realm_chain("frank", "pw")
+    frank = authenticate_realm_chain("frank", "pw")
 
     assert list(frank.roles.values_list("name", flat=True)) == ["viewer"]
-    assert "ghost_role" in caplog.text
+    assert frank.pending_roles == ["ghost_role"]
+    assert frank.role_names() == ["viewer", "ghost_role"]
+    assert set(frank.role_descriptors()) == {"viewer"}
+
+
+def test_a_file_users_role_named_before_it_exists_takes_effect_once_created(
+    file_users, file_users_roles, make_role
+):
+    file_users(f"frank:{bcrypt_hash('pw')}")
+    file_users_roles("ghost_role:frank")
+    authenticate_realm_chain("frank", "pw")
+
+    services.put_role("ghost_role", cluster=["monitor"])
+
+    frank = authenticate_realm_chain("frank", "pw")
+    assert list(frank.roles.values_list("name", flat=True)) == ["ghost_role"]
+    assert frank.pending_roles == []
 
 
 def test_file_user_roles_follow_users_roles_when_the_file_changes(file_users, file_users_roles, make_role):

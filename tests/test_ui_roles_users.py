@@ -431,6 +431,31 @@ def test_user_is_edited_through_put_user_and_keeps_metadata_and_password(as_user
     assert alice.metadata == {"team": "ops"} and alice.check_password(PASSWORD)
 
 
+def test_role_names_no_role_has_are_shown_as_not_defined_and_kept_by_the_edit_form(
+    as_user, make_user, make_role
+):
+    make_role("viewer", cluster=["monitor"])
+    alice = make_user("alice", roles=["viewer"])
+    services.put_user("alice", roles=["viewer", "auditor"])
+    browser = as_user("security_admin")
+    edit = {"full_name": "", "email": "", "enabled": "on"}
+
+    listed = browser.get(USERS).content.decode()
+    row = re.search(r'<tr[^>]*data-user="default_native/alice".*?</tr>', listed, re.S).group(0)
+    detail = browser.get(user_url(alice)).content.decode()
+    form = browser.get(user_url(alice, "edit")).content.decode()
+    kept = browser.post(user_url(alice, "edit"), {**edit, "roles": ["viewer", "auditor"]})
+
+    for html in (row, detail):
+        assert ">viewer</a>" in html
+        assert re.search(r"<span [^>]*data-pending-role[^>]*>auditor \(not defined\)</span>", html)
+    assert re.search(r'value="auditor"[^>]*checked', form) and "auditor (not defined)" in form
+    assert kept.status_code == 302
+    assert User.objects.get(username="alice").role_names() == ["viewer", "auditor"]
+    dropped = browser.post(user_url(alice, "edit"), {**edit, "roles": ["viewer"]})
+    assert dropped.status_code == 302 and User.objects.get(username="alice").pending_roles == []
+
+
 def test_password_is_reset_for_a_native_user(as_user, make_user):
     alice = make_user("alice", password=PASSWORD)
     browser = as_user("security_admin")

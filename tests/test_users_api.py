@@ -9,6 +9,8 @@ import pytest
 from accounts.models import User
 from apikeys.credentials import encode_credential
 from apikeys.models import ApiKey
+from tests.hashes import bcrypt_hash, es_pbkdf2_hash
+from tests.snapshots import security_state
 
 pytestmark = pytest.mark.django_db
 
@@ -444,7 +446,7 @@ def test_missing_credentials_get_401(client):
         ({"password": "newcomer-password"}, "roles are missing"),
         ({"roles": []}, "password must be specified"),
         ({"password": "newcomer-password", "roles": "viewer"}, "[roles]"),
-        ({"password": "newcomer-password", "roles": ["no-such-role"]}, "no-such-role"),
+        ({"password": "newcomer-password", "roles": ["_hidden"]}, "role name [_hidden]"),
         ({"password": "newcomer-password", "roles": [], "colour": "red"}, "unexpected field [colour]"),
         ({"password": "newcomer-password", "roles": [], "enabled": "yes"}, "[enabled]"),
         ({"password": "newcomer-password", "roles": [], "full_name": ["A", "B"]}, "[full_name]"),
@@ -454,7 +456,6 @@ def test_missing_credentials_get_401(client):
         ({"password": 123456789, "roles": []}, "[password] must be a string"),
         ({"password": "short", "roles": []}, "invalid password"),
         ({"password": "password123", "roles": []}, "too common"),
-        ({"password_hash": "$2a$10$" + "a" * 53, "roles": []}, "[password_hash] is not supported"),
     ],
 )
 def test_bad_put_user_bodies_are_refused_and_create_nothing(as_admin, make_role, body, reason):
@@ -551,3 +552,288 @@ def test_an_unsupported_method_is_405(as_admin):
     response = as_admin("PATCH", "/_security/user/jane", {"roles": []})
 
     assert response.status_code == 405
+
+
+# Role names no role has (yet): kept and shown, as Elasticsearch keeps them, granting nothing.
+
+
+def has_cluster_privilege(client, username, privilege) -> bool:
+    body = {"cluster": [privilege]}
+    answer = call(client, "POST", "/_security/user/_has_privileges", body, authorization=basic(username))
+    return answer.json()["cluster"][privilege]
+
+
+def test_put_user_keeps_role_names_no_role_has_and_shows_them_but_they_grant_nothing(
+    as_admin, client, make_role
+):
+    make_role("viewer", cluster=["monitor"])
+
+    response = as_admin("PUT", "/_security/user/joe", {"password": PASSWORD, "roles": ["viewer", "auditor"]})
+
+    assert response.json() == {"created": True}
+    assert as_admin("GET", "/_security/user/joe").json()["joe"]["roles"] == ["viewer", "auditor"]
+    me = call(client, "GET", "/_security/_authenticate", authorization=basic("joe")).json()
+    assert me["roles"] == ["viewer", "auditor"]
+    joe = User.objects.get(username="joe")
+    assert ([role.name for role in joe.roles.all()], joe.pending_roles) == (["viewer"], ["auditor"])
+    assert has_cluster_privilege(client, "joe", "monitor")
+    assert not has_cluster_privilege(client, "joe", "read_security")
+
+
+def test_defined_roles_come_first_then_the_names_no_role_has(as_admin):
+    """Elasticsearch's own test of overwriting a user reads ["superuser", "foo"] back in that order."""
+    as_admin("PUT", "/_security/user/joe", {"password": PASSWORD, "roles": ["superuser", "foo"]})
+
+    assert as_admin("GET", "/_security/user/joe").json()["joe"]["roles"] == ["superuser", "foo"]
+
+
+def test_a_role_created_after_the_user_takes_effect_on_the_next_request(as_admin, client):
+    as_admin("PUT", "/_security/user/joe", {"password": PASSWORD, "roles": ["auditor"]})
+    before = call(client, "GET", "/_security/user", authorization=basic("joe"))
+
+    created = as_admin("PUT", "/_security/role/auditor", {"cluster": ["read_security"]})
+    after = call(client, "GET", "/_security/user", authorization=basic("joe"))
+
+    assert created.json() == {"role": {"created": True}}
+    assert (before.status_code, after.status_code) == (403, 200)
+    joe = User.objects.get(username="joe")
+    assert ([role.name for role in joe.roles.all()], joe.pending_roles) == (["auditor"], [])
+    assert after.json()["joe"]["roles"] == ["auditor"]
+
+
+def test_a_deleted_role_stays_named_on_its_holders_and_grants_again_if_created_again(
+    as_admin, client, jane, make_user
+):
+    make_user("other", roles=["viewer"])
+
+    deleted = as_admin("DELETE", "/_security/role/viewer")
+
+    assert deleted.json() == {"found": True}
+    assert as_admin("GET", "/_security/user/jane").json()["jane"]["roles"] == ["viewer"]
+    assert User.objects.get(username="other").pending_roles == ["viewer"]
+    assert not has_cluster_privilege(client, "jane", "monitor")
+    as_admin("PUT", "/_security/role/viewer", {"cluster": ["monitor"]})
+    assert has_cluster_privilege(client, "jane", "monitor")
+    assert User.objects.get(username="other").role_names() == ["viewer"]
+
+
+def test_a_user_given_a_role_name_twice_holds_it_once(as_admin):
+    roles = ["auditor", "auditor", "superuser"]
+
+    as_admin("PUT", "/_security/user/joe", {"password": PASSWORD, "roles": roles})
+
+    assert as_admin("GET", "/_security/user/joe").json()["joe"]["roles"] == ["superuser", "auditor"]
+
+
+# A username in the body, as Elasticsearch accepts it: the path's only.
+
+
+def test_a_username_in_the_body_equal_to_the_paths_is_accepted(as_admin):
+    response = as_admin("PUT", "/_security/user/joe", {"username": "joe", "password": PASSWORD, "roles": []})
+
+    assert response.json() == {"created": True}
+    assert User.objects.filter(username="joe").exists()
+
+
+@pytest.mark.parametrize("username", ["joey", "Joe", 7, None])
+def test_another_username_in_the_body_is_refused_and_creates_nothing(as_admin, username):
+    before = security_state()
+
+    body = {"username": username, "password": PASSWORD, "roles": []}
+
+    response = as_admin("PUT", "/_security/user/joe", body)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "root_cause": [
+                {
+                    "type": "illegal_argument_exception",
+                    "reason": "[username] in source does not match the username provided [joe]",
+                }
+            ],
+            "type": "illegal_argument_exception",
+            "reason": "[username] in source does not match the username provided [joe]",
+        },
+        "status": 400,
+    }
+    assert security_state() == before
+
+
+# password_hash: a password hashed in one of Elasticsearch's formats, verified by the native realm.
+
+
+HASHED_PASSWORD = "correct horse battery staple"
+ES_HASHES = {
+    "bcrypt $2a$": lambda: bcrypt_hash(HASHED_PASSWORD, "$2a$"),
+    "bcrypt $2b$ cost 10": lambda: bcrypt_hash(HASHED_PASSWORD, "$2b$", rounds=10),
+    "bcrypt $2y$": lambda: bcrypt_hash(HASHED_PASSWORD, "$2y$"),
+    "PBKDF2 1000": lambda: es_pbkdf2_hash(HASHED_PASSWORD),
+    "PBKDF2 10000": lambda: es_pbkdf2_hash(HASHED_PASSWORD, cost=10000),
+    "PBKDF2_STRETCH 1000": lambda: es_pbkdf2_hash(HASHED_PASSWORD, stretch=True),
+}
+
+
+@pytest.fixture
+def es_hashes_verified(settings):
+    """The fast hasher for new passwords, and Elasticsearch's formats verified, as in settings."""
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "accounts.hashers.ElasticsearchPasswordHasher",
+    ]
+
+
+@pytest.mark.parametrize("make_hash", ES_HASHES.values(), ids=ES_HASHES.keys())
+def test_put_user_with_a_password_hash_authenticates_with_that_password(
+    as_admin, client, es_hashes_verified, make_hash
+):
+    password_hash = make_hash()
+
+    body = {"password_hash": password_hash, "roles": ["superuser"]}
+
+    response = as_admin("PUT", "/_security/user/joe", body)
+
+    assert response.json() == {"created": True}
+    wrong = call(client, "GET", "/_security/_authenticate", authorization=basic("joe", "s3krit-password"))
+    assert wrong.status_code == 401
+    me = call(client, "GET", "/_security/_authenticate", authorization=basic("joe", HASHED_PASSWORD))
+    assert (me.status_code, me.json()["username"]) == (200, "joe")
+    shown = as_admin("GET", "/_security/user").content.decode() + json.dumps(me.json())
+    assert password_hash not in shown and password_hash.split("$")[-1] not in shown
+
+
+def test_a_password_hash_is_replaced_by_the_preferred_hasher_at_the_first_login(
+    as_admin, client, es_hashes_verified
+):
+    as_admin("PUT", "/_security/user/joe", {"password_hash": es_pbkdf2_hash(HASHED_PASSWORD), "roles": []})
+    assert User.objects.get(username="joe").password.startswith("elasticsearch${PBKDF2}1000$")
+
+    call(client, "GET", "/_security/_authenticate", authorization=basic("joe", HASHED_PASSWORD))
+
+    joe = User.objects.get(username="joe")
+    assert joe.password.startswith("md5$") and joe.check_password(HASHED_PASSWORD)
+
+
+def test_a_password_hash_user_logs_in_to_the_ui(as_admin, client, es_hashes_verified):
+    as_admin("PUT", "/_security/user/joe", {"password_hash": bcrypt_hash(HASHED_PASSWORD), "roles": []})
+
+    response = client.post("/login", {"username": "joe", "password": HASHED_PASSWORD}, secure=True)
+
+    assert response.status_code == 302
+    assert client.get("/", secure=True).wsgi_request.user.username == "joe"
+
+
+def test_an_update_with_a_password_hash_replaces_the_password(as_admin, client, jane, es_hashes_verified):
+    body = {"password_hash": bcrypt_hash(HASHED_PASSWORD), "roles": []}
+
+    response = as_admin("PUT", "/_security/user/jane", body)
+
+    assert response.json() == {"created": False}
+    assert call(client, "GET", "/_security/_authenticate", authorization=basic("jane")).status_code == 401
+    assert call(
+        client, "GET", "/_security/_authenticate", authorization=basic("jane", HASHED_PASSWORD)
+    ).status_code == 200
+
+
+def test_change_password_takes_a_password_hash(as_admin, client, jane, es_hashes_verified):
+    body = {"password_hash": es_pbkdf2_hash(HASHED_PASSWORD)}
+
+    response = as_admin("POST", "/_security/user/jane/_password", body)
+
+    assert (response.status_code, response.json()) == (200, {})
+    assert call(
+        client, "GET", "/_security/_authenticate", authorization=basic("jane", HASHED_PASSWORD)
+    ).status_code == 200
+
+
+NOT_A_HASH = (
+    "The provided password hash is not a hash or it could not be resolved to a supported hash algorithm."
+)
+BAD_PASSWORD_HASHES = [
+    pytest.param({"password": PASSWORD}, "password_hash has already been set", id="and a password"),
+    pytest.param({}, NOT_A_HASH, id="clear text"),
+    pytest.param({"password_hash": "{SHA}" + "a" * 28}, NOT_A_HASH, id="SHA1"),
+    pytest.param({"password_hash": "{SSHA256}" + "a" * 56}, NOT_A_HASH, id="SSHA256"),
+    pytest.param({"password_hash": "$2a$10$short"}, NOT_A_HASH, id="short bcrypt"),
+    pytest.param({"password_hash": "{PBKDF2}1000$c2FsdA==$" + "a" * 44}, NOT_A_HASH, id="short salt"),
+    pytest.param({"password_hash": "$2a$15$" + "a" * 53}, "unknown hash function [bcrypt15]", id="cost 15"),
+    pytest.param({"password_hash": "$2a$03$" + "a" * 53}, "unknown hash function [bcrypt3]", id="cost 3"),
+    pytest.param(
+        {"password_hash": es_pbkdf2_hash("x", cost=2000)}, "unknown hash function [pbkdf2_2000]", id="2000"
+    ),
+    pytest.param(
+        {"password_hash": "{PBKDF2_STRETCH}many$c2FsdHNhbHQ=$" + "a" * 44},
+        "The number of iterations could not be determined from the provided PBKDF2 hash.",
+        id="PBKDF2 without iterations",
+    ),
+    pytest.param({"password_hash": 12}, "[password_hash] must be a string", id="a number"),
+]
+
+
+def bad_password_hash_body(extra: dict) -> dict:
+    """The refused field, or else clear text, as the password_hash of a body."""
+    return {"password_hash": HASHED_PASSWORD, **extra}
+
+
+@pytest.mark.parametrize(("extra", "reason"), BAD_PASSWORD_HASHES)
+def test_bad_password_hashes_are_refused_by_put_user_and_change_nothing(
+    as_admin, jane, es_hashes_verified, extra, reason
+):
+    before = security_state()
+
+    response = as_admin("PUT", "/_security/user/jane", {**bad_password_hash_body(extra), "roles": []})
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert reason in error["reason"]
+    assert error["type"] == (
+        "action_request_validation_exception" if "password" in extra else "illegal_argument_exception"
+    )
+    assert security_state() == before
+
+
+@pytest.mark.parametrize(("extra", "reason"), BAD_PASSWORD_HASHES)
+def test_bad_password_hashes_are_refused_by_change_password_and_change_nothing(
+    as_admin, jane, es_hashes_verified, extra, reason
+):
+    before = security_state()
+
+    response = as_admin("PUT", "/_security/user/jane/_password", bad_password_hash_body(extra))
+
+    assert response.status_code == 400
+    assert reason in response.json()["error"]["reason"]
+    assert security_state() == before
+
+
+def test_both_a_password_and_a_hash_is_elasticsearchs_validation_error(as_admin, es_hashes_verified):
+    body = {"password": PASSWORD, "password_hash": bcrypt_hash(PASSWORD), "roles": []}
+
+    response = as_admin("PUT", "/_security/user/joe", body)
+
+    assert response.json() == {
+        "error": {
+            "root_cause": [
+                {
+                    "type": "action_request_validation_exception",
+                    "reason": "Validation Failed: 1: password_hash has already been set;",
+                }
+            ],
+            "type": "action_request_validation_exception",
+            "reason": "Validation Failed: 1: password_hash has already been set;",
+        },
+        "status": 400,
+    }
+
+
+def test_the_refusal_of_an_unsupported_hash_lists_elasticsearchs_algorithms(as_admin, es_hashes_verified):
+    response = as_admin("PUT", "/_security/user/joe", {"password_hash": "{MD5}abc", "roles": []})
+
+    reason = response.json()["error"]["reason"]
+    assert reason.endswith(
+        "The supported password hash algorithms are [bcrypt, bcrypt4, bcrypt5, bcrypt6, bcrypt7, bcrypt8, "
+        "bcrypt9, bcrypt10, bcrypt11, bcrypt12, bcrypt13, bcrypt14, pbkdf2, pbkdf2_1000, pbkdf2_10000, "
+        "pbkdf2_50000, pbkdf2_100000, pbkdf2_500000, pbkdf2_1000000, pbkdf2_stretch, pbkdf2_stretch_1000, "
+        "pbkdf2_stretch_10000, pbkdf2_stretch_50000, pbkdf2_stretch_100000, pbkdf2_stretch_500000, "
+        "pbkdf2_stretch_1000000]"
+    )
+    assert "{MD5}abc" not in reason

@@ -95,7 +95,7 @@ class UserSerializer(serializers.Serializer):
     """A native user as Elasticsearch's GET user returns it; the password never leaves."""
 
     username = serializers.CharField()
-    roles = _names()
+    roles = _names(help_text="The roles defined, then the names assigned that no role has (yet).")
     full_name = serializers.CharField(allow_null=True)
     email = serializers.CharField(allow_null=True)
     metadata = serializers.DictField()
@@ -104,7 +104,7 @@ class UserSerializer(serializers.Serializer):
     def to_representation(self, user):
         return {
             "username": user.username,
-            "roles": sorted(role.name for role in user.roles.all()),
+            "roles": user.role_names(),
             "full_name": user.full_name or None,
             "email": user.email or None,
             # As Elasticsearch marks its reserved users.
@@ -148,11 +148,18 @@ class ByNameSchema(OpenApiSerializerExtension):
 class PutUserSerializer(serializers.Serializer):
     """The body of PUT user."""
 
+    username = serializers.CharField(required=False, help_text="If given, the path's username.")
     password = serializers.CharField(
         required=False, help_text="Required to create a user; leave it out to keep the current one."
     )
-    password_hash = serializers.CharField(required=False, help_text="Refused: send `password`.")
-    roles = _names(help_text="Names of existing roles.")
+    password_hash = serializers.CharField(
+        required=False,
+        help_text=(
+            "Instead of `password`: a bcrypt (`$2a$`, `$2b$`, `$2y$`) or PBKDF2 (`{PBKDF2}`, "
+            "`{PBKDF2_STRETCH}`) hash in Elasticsearch's formats, at one of its costs."
+        ),
+    )
+    roles = _names(help_text="Role names; a name no role has grants nothing until such a role exists.")
     full_name = serializers.CharField(required=False, allow_null=True)
     email = serializers.CharField(required=False, allow_null=True)
     metadata = serializers.DictField(required=False, help_text="Keys must not start with `_`.")
@@ -161,7 +168,9 @@ class PutUserSerializer(serializers.Serializer):
 
 class ChangePasswordSerializer(serializers.Serializer):
     password = serializers.CharField()
-    password_hash = serializers.CharField(required=False, help_text="Refused: send `password`.")
+    password_hash = serializers.CharField(
+        required=False, help_text="Instead of `password`: a hash in Elasticsearch's formats, as for PUT user."
+    )
 
 
 class IndexCheckSerializer(serializers.Serializer):

@@ -51,7 +51,7 @@ REFRESH = frozenset({"", "true", "false", "wait_for"})
 # Accepted on every Elasticsearch endpoint (the official client may send them); they change nothing here.
 COMMON_PARAMETERS = {"pretty": BOOLEAN, "human": BOOLEAN, "error_trace": BOOLEAN, "filter_path": None}
 PUT_USER_FIELDS = frozenset(
-    {"password", "password_hash", "roles", "full_name", "email", "metadata", "enabled"}
+    {"username", "password", "password_hash", "roles", "full_name", "email", "metadata", "enabled"}
 )
 PASSWORD_FIELDS = frozenset({"password", "password_hash"})
 HAS_PRIVILEGES_FIELDS = frozenset({"cluster", "index", "application"})
@@ -183,9 +183,11 @@ class UserView(AccountsAPIView):
         summary="Create or replace a native user",
         description=(
             "Every field is replaced; `enabled` defaults to true. The password is required to create a "
-            "user and may be left out to keep it. A reserved user (`elastic`) is refused with a 400: only "
-            "its password changes. Nor may a change leave no enabled user with the `superuser` role. "
-            "Needs `manage_security`."
+            "user and may be left out to keep it; it may be given hashed, as `password_hash` (bcrypt or "
+            "PBKDF2 in Elasticsearch's formats), instead of `password`. Role names that no role has are "
+            "kept and grant nothing until such a role is created. A `username` in the body must be the "
+            "path's. A reserved user (`elastic`) is refused with a 400: only its password changes. Nor "
+            "may a change leave no enabled user with the `superuser` role. Needs `manage_security`."
         ),
         tags=["Users"],
         parameters=[USERNAME_PATH, REFRESH_PARAMETER],
@@ -197,6 +199,8 @@ class UserView(AccountsAPIView):
         require(selectors.can_manage_security(principal), principal, PUT_USER)
         body = json_object(request)
         refuse_unknown_fields(body, PUT_USER_FIELDS, "add user")
+        if "username" in body and body["username"] != username:
+            raise ValidationError(f"[username] in source does not match the username provided [{username}]")
         _, created = services.put_user(
             username,
             roles=body.get("roles"),
