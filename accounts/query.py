@@ -1,7 +1,8 @@
 """Which fields of roles and users their query APIs expose, as Elasticsearch declares them: the role
 and user indices of the query engine (``restapi.query.dsl``)."""
 
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q, Subquery, TextField
+from django.db.models.functions import Coalesce, Greatest, Least
 
 from accounts.models import Role, User
 from restapi.query.dsl import (
@@ -24,7 +25,10 @@ UNSUPPORTED = "currently supported in this context"
 
 
 class RoleNamesField(MultiValuedField):
-    """A user's ``roles``: the names of the roles assigned to them."""
+    """A user's ``roles``: the names of the roles assigned to them, those of defined roles and
+    those no role has (yet)."""
+
+    pending = JsonListField("roles", "pending_roles")
 
     def any_value(self, values: tuple = (), tokens: tuple | None = None, case_insensitive=False) -> Q:
         names = User.roles.through.objects.filter(user_id=OuterRef("pk"))
@@ -32,11 +36,18 @@ class RoleNamesField(MultiValuedField):
             names = names.filter(role__name__in=values)
         if tokens is not None:
             names = names.filter(WildcardMatch(F("role__name"), tokens, case_insensitive))
-        return Q(Exists(names))
+        return Q(Exists(names)) | self.pending.any_value(values, tokens, case_insensitive)
 
     def bound(self, greatest: bool):
         names = Role.objects.filter(users=OuterRef("pk")).order_by("-name" if greatest else "name")
-        return Subquery(names.values("name")[:1])
+        defined, pending = Subquery(names.values("name")[:1]), self.pending.bound(greatest)
+        # Either may be null; SQLite's MIN and MAX of a null are null.
+        bound = Greatest if greatest else Least
+        text = TextField()
+        return bound(
+            Coalesce(defined, pending, output_field=text), Coalesce(pending, defined, output_field=text),
+            output_field=text,
+        )
 
 
 ROLES = Index(

@@ -148,6 +148,10 @@ def people(make_user, make_role, users):
     cid = make_user("cid")
     cid.full_name, cid.email, cid.enabled = "Cid O'Hara-Smith", "cid@example.com", False
     cid.save()
+    # Role names no role has (yet) are the user's roles too, as in Elasticsearch.
+    dee = make_user("dee", roles=["viewer"])
+    dee.pending_roles = ["auditor-to-be", "zz-later"]
+    dee.save()
 
 
 def usernames(client, body):
@@ -158,7 +162,9 @@ def usernames(client, body):
 
 @pytest.mark.usefixtures("people")
 @pytest.mark.parametrize(("body", "expected"), [
-    ({"query": {"term": {"roles": "viewer"}}}, ["ann", "bea"]),
+    ({"query": {"term": {"roles": "viewer"}}}, ["ann", "bea", "dee"]),
+    ({"query": {"term": {"roles": "zz-later"}}}, ["dee"]),
+    ({"query": {"wildcard": {"roles": "*-to-*"}}}, ["dee"]),
     ({"query": {"wildcard": {"roles": "edit*"}}}, ["bea"]),
     ({"query": {"terms": {"roles": ["editor", "superuser"]}}}, ["bea"]),
     ({"query": {"bool": {"must_not": {"exists": {"field": "roles"}},
@@ -176,18 +182,25 @@ def test_user_queries_select_what_elasticsearch_would(reader, body, expected):
 
 @pytest.mark.usefixtures("people")
 def test_users_sort_and_page_and_the_reserved_user_is_left_out(reader):
-    body = {"query": {"term": {"roles": "viewer"}}, "sort": [{"username": {"order": "desc"}}],
-            "from": 1, "size": 1}
+    body = {"query": {"terms": {"roles": ["viewer"]}}, "sort": [{"username": {"order": "desc"}}],
+            "from": 2, "size": 1}
     answer = query(reader, "user", body).json()
-    assert answer["total"] == 2 and answer["count"] == 1
+    assert answer["total"] == 3 and answer["count"] == 1
     assert answer["users"] == [{
         "username": "ann", "roles": ["viewer"], "full_name": "Ann", "email": None, "metadata": {},
         "enabled": True, "_sort": ["ann"],
     }]
     everyone = usernames(reader, {"size": 100})
     assert "elastic" not in everyone and {"ann", "bea", "cid"} <= set(everyone)
-    by_roles = query(reader, "user", {"sort": ["roles", "username"], "query": {"prefix": {"username": "b"}}})
-    assert by_roles.json()["users"][0]["_sort"] == ["editor", "bea"]
+    sorted_by_roles = {
+        "sort": ["roles", {"username": "desc"}], "query": {"terms": {"username": ["bea", "dee"]}}
+    }
+    by_roles = query(reader, "user", sorted_by_roles).json()["users"]
+    assert [user["_sort"] for user in by_roles] == [["auditor-to-be", "dee"], ["editor", "bea"]]
+    sorted_by_roles["sort"] = [{"roles": "desc"}]
+    by_roles = query(reader, "user", sorted_by_roles).json()["users"]
+    assert [user["_sort"] for user in by_roles] == [["zz-later"], ["viewer"]]
+    assert by_roles[0]["roles"] == ["viewer", "auditor-to-be", "zz-later"]
 
 
 def test_a_get_carries_the_same_body(reader, roles):

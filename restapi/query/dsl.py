@@ -700,9 +700,11 @@ class MetadataField(Field):
         return self.exists() & clause
 
 
-def json_list_values(vendor: str, key: str) -> str:
-    """SQL for the values of ``key`` in each object of a JSON list (``{}`` for the column), as a
-    table: the key's value, or each of them where it is a list."""
+def json_list_values(vendor: str, key: str | None) -> str:
+    """SQL for the values of a JSON list (``{}`` for the column), as a table: its items, or with a
+    ``key``, that key's value in each of its objects, or each of them where it is a list."""
+    if key is None:
+        return "JSON_EACH({})" if vendor == "sqlite" else "JSONB_PATH_QUERY({}, 'strict $[*]')"
     # The key is a field's declared name, never the request's, so it may be written in the SQL.
     if vendor == "sqlite":
         return f"JSON_EACH({{}}) AS entry, JSON_EACH(entry.value, '$.\"{key}\"')"
@@ -715,22 +717,25 @@ class AnyJsonValue(Func):
     wildcard ``tokens`` (neither: holds any value). Without a ``key``, the leaves are all of them, in
     objects and arrays at any depth: the flattened metadata field's root, whose values are all its
     leaves, each in its JSON spelling. With a ``key``, the column is a list of objects and the
-    leaves are each object's ``key``, a value or a list of values (``applications.resources``)."""
+    leaves are each object's ``key``, a value or a list of values (``applications.resources``);
+    ``in_list`` without a key, the items of a list."""
 
     output_field = BooleanField()
 
     def __init__(
-        self, expression, values: tuple = (), tokens: tuple | None = None, case_insensitive=False, key=None
+        self, expression, values: tuple = (), tokens: tuple | None = None, case_insensitive=False,
+        in_list=False, key=None,
     ):
         super().__init__(expression)
         self.values = values
         self.tokens = tokens
         self.case_insensitive = case_insensitive
+        self.in_list = in_list
         self.key = key
 
     def _compile(self, compiler, source: str, text: str, types: str, like: str):
         sql, params = compiler.compile(self.source_expressions[0])
-        source = json_list_values(compiler.connection.vendor, self.key) if self.key else source
+        source = json_list_values(compiler.connection.vendor, self.key) if self.in_list else source
         if self.tokens is not None:
             condition, values = like.format(text), (self._pattern(compiler),)
         elif self.values:
@@ -845,15 +850,15 @@ class MultiValuedField(Field):
 
 
 class JsonListField(MultiValuedField):
-    """``key`` of each object of a JSON list column, itself a value or a list of them."""
+    """The items of a JSON list column, or ``key`` of each of its objects, itself a value or a list."""
 
-    def __init__(self, name: str, column: str, key: str):
+    def __init__(self, name: str, column: str, key: str | None = None):
         super().__init__(name)
         self.column = column
         self.key = key
 
     def any_value(self, values: tuple = (), tokens: tuple | None = None, case_insensitive=False) -> Q:
-        return Q(AnyJsonValue(F(self.column), values, tokens, case_insensitive, key=self.key))
+        return Q(AnyJsonValue(F(self.column), values, tokens, case_insensitive, in_list=True, key=self.key))
 
     def bound(self, greatest: bool):
         return JsonListBound(F(self.column), self.key, greatest=greatest)
@@ -864,7 +869,7 @@ class JsonListBound(Func):
 
     output_field = TextField()
 
-    def __init__(self, expression, key: str, greatest: bool):
+    def __init__(self, expression, key: str | None, greatest: bool):
         super().__init__(expression)
         self.key = key
         self.greatest = greatest
