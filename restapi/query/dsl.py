@@ -600,7 +600,7 @@ class AnalyzedTextField(ColumnField):
         self.sortable = sortable
 
     def expression(self):
-        return NullIf(F(self.column), Value(""))
+        return NullIf(F(self.column), Value(""), output_field=TextField())
 
     def terms(self, values: list) -> Q:
         return self.guard(super().terms(values))
