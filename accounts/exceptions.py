@@ -5,33 +5,11 @@ that the REST API, the web UI and the commands describe the same failure the sam
 error is rendered on the wire is not decided here.
 """
 
-
-class SecurityError(Exception):
-    """Base class: a request that cannot be carried out, with a reason a person can read."""
-
-    type = "exception"
-    status = 500
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-class ValidationError(SecurityError):
-    """The request itself is wrong: a bad name, expiration, descriptor or parameter."""
-
-    type = "illegal_argument_exception"
-    status = 400
-
-
-class RequestValidationFailed(ValidationError):
-    """Elasticsearch's request validation: every problem found, numbered."""
-
-    type = "action_request_validation_exception"
-
-    def __init__(self, *problems: str):
-        numbered = "".join(f"{number}: {problem};" for number, problem in enumerate(problems, 1))
-        super().__init__(f"Validation Failed: {numbered}")
+# The base errors live with the wire format, beneath every app, so that the query engine can raise
+# them; the security model's own errors build on them here.
+from restapi.errors import RequestValidationFailed as RequestValidationFailed
+from restapi.errors import SecurityError as SecurityError
+from restapi.errors import ValidationError as ValidationError
 
 
 class AuthenticationFailed(SecurityError):

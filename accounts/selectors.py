@@ -14,7 +14,7 @@ from accounts.exceptions import ValidationError
 from accounts.models import Role, User
 from accounts.principals import Principal
 from accounts.privileges import validate_role_descriptor
-from accounts.services import NATIVE_REALM
+from accounts.services import NATIVE_REALM, RESERVED_USERNAMES
 
 HAS_PRIVILEGES_INDEX_FIELDS = frozenset({"names", "privileges", "allow_restricted_indices"})
 
@@ -60,6 +60,18 @@ def roles(names: list[str] | None = None) -> QuerySet[Role]:
     """Every role, the built-in ones included, or those named."""
     rows = Role.objects.order_by("name")
     return rows if names is None else rows.filter(name__in=names)
+
+
+def queryable_users() -> QuerySet[User]:
+    """The users the query user API searches: native ones, without the reserved ``elastic``, as
+    Elasticsearch's query leaves out its built-in users."""
+    return native_users().exclude(username__in=RESERVED_USERNAMES)
+
+
+def queryable_roles() -> QuerySet[Role]:
+    """The roles the query role API searches: those stored, not the built-in ones, as
+    Elasticsearch's query reads its security index only."""
+    return Role.objects.filter(built_in=False)
 
 
 def has_privileges(principal: Principal, cluster=None, index=None, application=None) -> dict:

@@ -3,11 +3,12 @@
 Elasticsearch allows, for API keys, the bucket aggregations ``terms``, ``composite`` (of ``terms``
 sources), ``range``, ``date_range``, ``missing``, ``filter``, ``filters`` and ``global``, and the
 metrics ``cardinality`` and ``value_count``, over the fields the query may name
-(``apikeys.query.resolve_field``). Each aggregation is one SQL statement (GROUP BY, or COUNTs with
+(``apikeys.query.API_KEYS``). Each aggregation is one SQL statement (GROUP BY, or COUNTs with
 a FILTER), never a walk over keys in Python. A sub-aggregation that counts (filter, filters,
 missing, range, date_range, the metrics) becomes conditional counts of its parent's statement; a
 terms, composite or global beneath a bucket runs once per bucket of its parent, so the buckets that
-carry those are bounded. Filters are queries of the same DSL, translated by ``apikeys.query``.
+carry those are bounded. Filters are queries of the same DSL, translated by the query engine
+(``restapi.query.dsl``).
 """
 
 import re
@@ -21,22 +22,20 @@ from django.db import connection
 from django.db.models import Count, F, Q, Value
 
 from accounts.exceptions import ValidationError
-from apikeys.query import (
+from apikeys.query import API_KEYS, FIELDS, InvalidatedField
+from restapi.query.dsl import (
     EPOCH,
-    FIELDS,
     MATCH_ALL,
     MATCH_NONE,
     MILLISECOND,
     ColumnField,
     DateField,
     Field,
-    InvalidatedField,
     MetadataField,
     MetadataRootField,
     ParsingError,
     epoch_millis,
     parse_date,
-    resolve_field,
     translate_query,
 )
 
@@ -93,9 +92,7 @@ def date_string(millis: int) -> str:
 
 
 def aggregation_field(name) -> Field:
-    if isinstance(name, str) and "*" in name:
-        raise ValidationError(f"Field name pattern [{name}] is not allowed for API Key query or aggregation")
-    field = resolve_field(name)
+    field = API_KEYS.field(name)
     if isinstance(field, MetadataRootField):
         field.expression()
     return field
@@ -781,7 +778,7 @@ class Filter(SingleBucket):
     type = "filter"
 
     def parse(self, body):
-        self.query = translate_query(body)
+        self.query = translate_query(body, API_KEYS)
 
     def where(self):
         return self.query
@@ -823,7 +820,7 @@ class Filters(CountedBuckets):
             raise ParsingError("[filters] cannot be empty.")
         if not self.filters:
             raise ValidationError(f"[filters] cannot be empty in [{self.name}]")
-        self.queries = [translate_query(query) for _, query in self.filters]
+        self.queries = [translate_query(query, API_KEYS) for _, query in self.filters]
         self.keyed = body.get("keyed", True)
         other_key = body.get("other_bucket_key")
         if other_key is not None and not isinstance(other_key, str):
@@ -833,7 +830,7 @@ class Filters(CountedBuckets):
             raise ParsingError("[filters] failed to parse field [other_bucket]")
         self.other_key = other_key or DEFAULT_OTHER_BUCKET_KEY
         others = {"bool": {"must_not": [query for _, query in self.filters]}}
-        self.other_query = translate_query(others) if self.other else None
+        self.other_query = translate_query(others, API_KEYS) if self.other else None
 
     def _wheres(self) -> list[Q]:
         return [*self.queries, *([self.other_query] if self.other else [])]

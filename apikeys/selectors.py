@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 from accounts.exceptions import PermissionDenied, ValidationError
 from accounts.principals import Principal
 from apikeys.models import ApiKey
-from apikeys.query import name_matches
+from restapi.query.dsl import name_matches
 
 GET_ACTION = "cluster:admin/xpack/security/api_key/get"
 INVALIDATE_ACTION = "cluster:admin/xpack/security/api_key/invalidate"

@@ -45,7 +45,6 @@ from apikeys.credentials import (
 from apikeys.hashers import clear_verification_cache, make_api_key_hash, verify_api_key_hash
 from apikeys.key_lookup import api_key_with_owner
 from apikeys.models import ApiKey
-from apikeys.query import storable_text
 from apikeys.timeunits import (
     configured_time_value,
     expiration_after,
@@ -53,6 +52,7 @@ from apikeys.timeunits import (
     format_time_value,
     max_lifetime,
 )
+from restapi.query.dsl import storable_text
 
 NAME_MAX_LENGTH = 256
 CREATE_FIELDS = frozenset({"name", "expiration", "role_descriptors", "metadata"})

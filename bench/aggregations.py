@@ -144,7 +144,7 @@ def main() -> None:
     setup_django()
     from apikeys.aggregations import aggregate
     from apikeys.models import ApiKey
-    from apikeys.query import parse_query_request
+    from apikeys.query import parse_api_key_query
 
     grow_to(args.keys or SCALES[args.profile])
     keys = ApiKey.objects.all()
@@ -156,7 +156,7 @@ def main() -> None:
     for name, query, body in CASES:
         if args.only and not any(text in name for text in args.only):
             continue
-        parsed = parse_query_request({"size": 0, "query": query, "aggs": {"agg": body}})
+        parsed = parse_api_key_query({"size": 0, "query": query, "aggs": {"agg": body}})
         # The view knows this from counting the query's total, which it does in any case.
         parsed_total = keys.filter(parsed.where).count()
         answer = {}

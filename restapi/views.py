@@ -7,12 +7,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework.permissions import IsAuthenticated
 
 from accounts.exceptions import FeatureNotEnabled, ValidationError
-from apikeys.query import storable_text
 from restapi.authentication import (
     ApiKeyAuthentication,
     RealmBasicAuthentication,
     SessionPrincipalAuthentication,
 )
+from restapi.query.dsl import storable_text
 from restapi.serializers import ElasticsearchErrorSerializer
 from restapi.tls import api_key_service_enabled
 from restapi.wire import ElasticsearchAPIView

@@ -1,7 +1,7 @@
 """An independent reading of the query API key DSL: which keys Elasticsearch would return for a query,
 computed in plain Python over the keys' fields as the API shows them.
 
-It shares no code with ``apikeys.query``: dates, wildcards, flattened metadata and ``bool`` are
+It shares no code with ``restapi.query.dsl``: dates, wildcards, flattened metadata and ``bool`` are
 written out again from Elasticsearch's documented semantics, so that the SQL translation can be
 checked against it (tests/test_query_dsl.py).
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apikeys.credentials import encode_credential
 from apikeys.models import ApiKey
-from apikeys.query import epoch_millis
+from restapi.query.dsl import epoch_millis
 
 pytestmark = pytest.mark.django_db
 

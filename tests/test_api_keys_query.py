@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from apikeys.models import ApiKey
-from apikeys.query import epoch_millis
+from restapi.query.dsl import epoch_millis
 from tests.test_api_keys_get import api_key_header, assert_error, call
 
 pytestmark = pytest.mark.django_db

@@ -195,6 +195,7 @@ ACTIONS = {
     ),
     "get all users": Action("GET", "/_security/user"),
     "get user": Action("GET", "/_security/user/target"),
+    "query users": Action("POST", "/_security/_query/user", {"query": {"term": {"username": "target"}}}),
     "put user": Action(
         "PUT", "/_security/user/newcomer", {"password": NEW_PASSWORD, "roles": []},
         effect=lambda world: User.objects.filter(username="newcomer").exists(),
@@ -229,6 +230,7 @@ ACTIONS = {
     ),
     "get all roles": Action("GET", "/_security/role"),
     "get role": Action("GET", "/_security/role/target_role"),
+    "query roles": Action("POST", "/_security/_query/role", {"query": {"prefix": {"name": "target"}}}),
     "put role": Action(
         "PUT", "/_security/role/new_role", {"cluster": ["monitor"]},
         effect=lambda world: Role.objects.filter(name="new_role").exists(),
@@ -507,6 +509,7 @@ MATRIX = {
          OWN_ONLY_CHECK),
     "get all users":(ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
     "get user":     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
+    "query users":  (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
     "put user":     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
     "give oneself the superuser role":
                     (RESERVED, ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
@@ -522,6 +525,7 @@ MATRIX = {
     "enable a user":(ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
     "get all roles":(ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
     "get role":     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
+    "query roles":  (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
     "put role":     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
     "overwrite an existing role with cluster all":
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),

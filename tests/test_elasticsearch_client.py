@@ -419,6 +419,51 @@ def test_bulk_update_api_keys_reports_updated_keys_noops_and_errors(elastic, adm
     assert metadata == {one["id"]: {"batch": 1}, two["id"]: {"batch": 1}, gone["id"]: {}}
 
 
+def test_query_role_finds_stored_roles_by_application_sorted_and_paged(elastic, admin):
+    for number in (1, 2, 3):
+        admin.security.put_role(
+            name=f"client-qr-{number}",
+            description=f"Query role number {number}",
+            applications=[{"application": f"qrapp{number}9", "privileges": ["read"], "resources": ["*"]}],
+            metadata={"batch": "query-role"},
+        )
+    body = {"query": {"bool": {"filter": [{"wildcard": {"applications.application": "qrapp*9"}}]}}}
+    first = admin.security.query_role(**body, sort=[{"name": "desc"}], size=2)
+    assert (first["total"], first["count"]) == (3, 2)
+    assert [role["name"] for role in first["roles"]] == ["client-qr-3", "client-qr-2"]
+    assert first["roles"][0]["applications"][0]["application"] == "qrapp39"
+    after = first["roles"][-1]["_sort"]
+    rest = admin.security.query_role(**body, sort=[{"name": "desc"}], search_after=after)
+    assert [role["name"] for role in rest["roles"]] == ["client-qr-1"]
+    worded = elastic.security.query_role(
+        query={"match": {"description": {"query": "NUMBER 2", "operator": "and"}}}, from_=0
+    )
+    assert [role["name"] for role in worded["roles"]] == ["client-qr-2"]
+    with pytest.raises(BadRequestError) as refused:
+        admin.security.query_role(query={"term": {"cluster": "all"}})
+    reason = refused.value.body["error"]["reason"]
+    assert reason == "Field [cluster] is not allowed for querying or aggregation"
+
+
+def test_query_user_finds_native_users_by_role_and_leaves_out_elastic(elastic, admin):
+    admin.security.put_role(name="client-qu-role", cluster=["monitor"])
+    for name in ("client-qu-a", "client-qu-b"):
+        admin.security.put_user(username=name, password="query-user-pw-1", roles=["client-qu-role"],
+                                full_name=f"Query {name[-1].upper()}")
+    found = admin.security.query_user(
+        query={"wildcard": {"roles": "client-qu-*"}}, sort=[{"username": {"order": "desc"}}], from_=1, size=1,
+        with_profile_uid=True,
+    )
+    assert (found["total"], found["count"]) == (2, 1)
+    assert found["users"][0]["username"] == "client-qu-a"
+    assert found["users"][0]["roles"] == ["client-qu-role"]
+    assert found["users"][0]["_sort"] == ["client-qu-a"]
+    assert admin.security.query_user(query={"term": {"username": "elastic"}})["total"] == 0
+    with pytest.raises(BadRequestError) as refused:
+        elastic.security.query_user(sort=["full_name"])
+    assert refused.value.body["error"]["reason"] == "sorting is not supported for field [full_name]"
+
+
 def test_a_role_named_before_it_exists_takes_effect_once_put(keyward_server, admin):
     admin.security.put_user(
         username="client-late", password="client-late-password", roles=["client-late-role"]

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from apikeys.models import ApiKey
-from apikeys.query import epoch_millis
+from restapi.query.dsl import epoch_millis
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from accounts.exceptions import ValidationError
 from apikeys.aggregations import aggregate, parse_aggregations
 from apikeys.models import ApiKey
-from apikeys.query import parse_query_request
+from apikeys.query import parse_api_key_query
 from tests import query_oracle as oracle
 from tests.test_api_keys_get import assert_error
 from tests.test_api_keys_query import keys, query  # noqa: F401 (a fixture)
@@ -97,7 +97,7 @@ aggregations = st.dictionaries(
 
 def keyward_aggregations(query, aggs, typed=False):
     try:
-        parsed = parse_query_request({"query": query, "aggs": aggs})
+        parsed = parse_api_key_query({"query": query, "aggs": aggs})
     except ValidationError:
         return oracle.Refused
     return aggregate(ApiKey.objects.all(), parsed.where, parsed.aggregations, typed)
@@ -282,7 +282,7 @@ def test_composite_pages_with_after_key_visit_every_group_once(sources):
 
 @pytest.mark.usefixtures("oracle_corpus")
 def test_an_aggregation_is_one_statement_whatever_the_number_of_keys():
-    parsed = parse_query_request({"aggs": KIBANA_AGGREGATIONS})
+    parsed = parse_api_key_query({"aggs": KIBANA_AGGREGATIONS})
     with CaptureQueriesContext(connection) as statements:
         aggregate(ApiKey.objects.all(), None, parsed.aggregations)
     # usernames (keys by owner, added up by the owners' names), types, expired, managed
@@ -358,7 +358,7 @@ def test_a_simple_query_string_is_one_clause_of_a_bool():
 ])
 def test_bad_simple_query_strings_are_refused(body, reason):
     with pytest.raises(ValidationError) as refused:
-        parse_query_request({"query": {"simple_query_string": body}})
+        parse_api_key_query({"query": {"simple_query_string": body}})
     assert reason in str(refused.value)
 
 

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from accounts.exceptions import ValidationError
 from apikeys.models import ApiKey
-from apikeys.query import (
+from apikeys.query import API_KEYS, parse_api_key_query
+from restapi.query.dsl import (
     MAX_BOOL_DEPTH,
     MAX_DATE_RANGES,
     MAX_TERMS,
@@ -19,9 +20,10 @@ from apikeys.query import (
     ParsingError,
     epoch_millis,
     parse_date,
-    parse_query_request,
-    search_api_keys,
     translate_query,
+)
+from restapi.query.dsl import (
+    search as search_rows,
 )
 from tests import query_oracle as oracle
 
@@ -76,7 +78,7 @@ def corpus(make_user, file_realm):
 
 
 def names(query) -> set[str]:
-    return set(ApiKey.objects.filter(translate_query(query)).values_list("name", flat=True))
+    return set(ApiKey.objects.filter(translate_query(query, API_KEYS)).values_list("name", flat=True))
 
 
 EVERY = {"ci-build", "ci-deploy", "Prod_Key%", "cron?"}
@@ -372,7 +374,7 @@ REFUSED = {
 @pytest.mark.parametrize(("query", "error", "reason"), REFUSED.values(), ids=REFUSED.keys())
 def test_malformed_queries_are_refused_with_elasticsearchs_reason(query, error, reason):
     with pytest.raises(error) as refused:
-        translate_query(query)
+        translate_query(query, API_KEYS)
     assert reason in refused.value.reason
 
 
@@ -386,12 +388,12 @@ def nested_bool(depth: int) -> dict:
 def test_bool_may_nest_up_to_elasticsearchs_limit(corpus):
     assert names(nested_bool(MAX_BOOL_DEPTH)) == EVERY
     with pytest.raises(ValidationError, match="max_nested_depth"):
-        translate_query(nested_bool(MAX_BOOL_DEPTH + 1))
+        translate_query(nested_bool(MAX_BOOL_DEPTH + 1), API_KEYS)
 
 
 def test_too_many_clauses_are_refused():
     with pytest.raises(ValidationError, match="too large"):
-        translate_query({"bool": {"should": [{"term": {"name": str(n)}} for n in range(2000)]}})
+        translate_query({"bool": {"should": [{"term": {"name": str(n)}} for n in range(2000)]}}, API_KEYS)
 
 
 @pytest.mark.parametrize(
@@ -594,7 +596,7 @@ FUZZ = settings(
 @given(query=queries)
 def test_the_translator_only_ever_raises_validation_error(corpus, query):
     try:
-        where = translate_query(query)
+        where = translate_query(query, API_KEYS)
     except ValidationError:
         return
     ApiKey.objects.filter(where).count()
@@ -604,10 +606,10 @@ def test_the_translator_only_ever_raises_validation_error(corpus, query):
 @given(body=bodies)
 def test_a_whole_query_request_only_ever_raises_validation_error(corpus, body):
     try:
-        query = parse_query_request(body)
+        query = parse_api_key_query(body)
     except ValidationError:
         return
-    total, page = search_api_keys(ApiKey.objects.all(), query)
+    total, page = search_rows(ApiKey.objects.all(), query)
     assert len(page) <= total
 
 
@@ -774,7 +776,7 @@ ORACLE = settings(
 
 def keyward_ids(query) -> set[str] | type[oracle.Refused]:
     try:
-        where = translate_query(query)
+        where = translate_query(query, API_KEYS)
     except ValidationError:
         return oracle.Refused
     return set(ApiKey.objects.filter(where).values_list("id", flat=True))
@@ -855,7 +857,7 @@ DOCS_BY_ID = {doc["id"]: doc for doc in ORACLE_DOCS}
 def search(query, sort, start, size):
     body = {"query": query, "sort": [{field: "desc" if descending else "asc"} for field, descending in sort],
             "from": start, "size": size}
-    total, page = search_api_keys(ApiKey.objects.all(), parse_query_request(body))
+    total, page = search_rows(ApiKey.objects.all(), parse_api_key_query(body))
     return total, [(key.id, values) for key, values in page]
 
 
@@ -890,7 +892,7 @@ def test_search_after_one_key_at_a_time_visits_every_key_once(oracle_corpus, sor
     seen, after = [], None
     for _ in ORACLE_DOCS:
         body = {"sort": sort, "size": 1, **({"search_after": after} if after else {})}
-        _, page = search_api_keys(ApiKey.objects.all(), parse_query_request(body))
+        _, page = search_rows(ApiKey.objects.all(), parse_api_key_query(body))
         if not page:
             break
         (key, after), = page
@@ -904,4 +906,4 @@ def test_a_metadata_array_matches_each_of_its_values(make_user):
     owner = make_user("alice", "manage_own_api_key")
     ApiKey.objects.create(id="tags".ljust(20, "0"), name="tags", hash="x", owner=owner,
                           realm_name="default_native", realm_type="native", metadata={"tags": ["a", "b"]})
-    assert ApiKey.objects.filter(translate_query({"term": {"metadata.tags": "b"}})).count() == 1
+    assert ApiKey.objects.filter(translate_query({"term": {"metadata.tags": "b"}}, API_KEYS)).count() == 1

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apikeys.models import ApiKey
-from apikeys.query import MAX_BOOL_DEPTH, MAX_CLAUSES, MAX_DATE_RANGES, MAX_TERMS, epoch_millis
+from restapi.query.dsl import MAX_BOOL_DEPTH, MAX_CLAUSES, MAX_DATE_RANGES, MAX_TERMS, epoch_millis
 from restapi.wire import MAX_JSON_DEPTH
 from tests.test_api_keys_get import assert_error, call
 

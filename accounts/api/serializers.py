@@ -297,3 +297,67 @@ class KibanaPutRoleSerializer(serializers.Serializer):
     metadata = serializers.DictField(required=False, help_text="Keys must not start with `_`.")
     elasticsearch = KibanaElasticsearchSerializer()
     kibana = KibanaPrivilegesSerializer(many=True, required=False)
+
+
+def query_request_serializer(name: str, rows: str, fields: str) -> type[serializers.Serializer]:
+    """The body of a roles or users query request, for the OpenAPI document. Built with type()
+    because one field is called "from", a Python keyword."""
+    return type(name, (serializers.Serializer,), {
+        "query": serializers.JSONField(
+            required=False,
+            help_text="Query DSL: match_all, bool, term, terms, prefix, wildcard, range, exists, ids, "
+            f"match, simple_query_string; fields {fields}. Default: match_all.",
+        ),
+        "from": serializers.IntegerField(
+            required=False, min_value=0, help_text=f"Offset of the first {rows}."
+        ),
+        "size": serializers.IntegerField(
+            required=False, min_value=0, help_text="Per page, default 10; from + size ≤ 10000."
+        ),
+        "sort": serializers.JSONField(
+            required=False,
+            help_text='A field, {"field": "asc|desc"}, {"field": {"order": ..., "missing": ...}}, or a '
+            "list; a field of many values sorts by its least value ascending, its greatest descending.",
+        ),
+        "search_after": serializers.ListField(
+            child=serializers.JSONField(), required=False,
+            help_text=f"The `_sort` values of the last {rows} seen.",
+        ),
+    })
+
+
+QueryRolesRequestSerializer = query_request_serializer(
+    "QueryRolesRequestSerializer", "role",
+    "name, description (match finds its words), applications.application, applications.resources, "
+    "applications.privileges, metadata (any of its values) and metadata.*",
+)
+QueryUsersRequestSerializer = query_request_serializer(
+    "QueryUsersRequestSerializer", "user",
+    "username, roles, full_name and email (match finds their words; not sortable), enabled",
+)
+
+
+class SortedSerializer(serializers.Serializer):
+    _sort = serializers.ListField(
+        child=serializers.JSONField(), required=False, help_text="Its sort values, when sorted."
+    )
+
+
+class QueriedRoleSerializer(RoleSerializer, SortedSerializer):
+    name = serializers.CharField()
+
+
+class QueriedUserSerializer(UserSerializer, SortedSerializer):
+    pass
+
+
+class QueryRolesResponseSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="Every role the query matches.")
+    count = serializers.IntegerField(help_text="Roles in this response.")
+    roles = QueriedRoleSerializer(many=True)
+
+
+class QueryUsersResponseSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="Every user the query matches.")
+    count = serializers.IntegerField(help_text="Users in this response.")
+    users = QueriedUserSerializer(many=True)

@@ -25,6 +25,8 @@ urlpatterns = [
         views.UserEnabledView.as_view(enabled=False),
         name="user-disable",
     ),
+    path("_security/_query/user", views.QueryUsersView.as_view(), name="query-users"),
+    path("_security/_query/role", views.QueryRolesView.as_view(), name="query-roles"),
     path("_security/user", views.UsersView.as_view(), name="users"),
     path("_security/user/<path:username>", views.UserView.as_view(), name="user"),
     path("_security/role", views.RolesView.as_view(), name="roles"),

@@ -22,15 +22,23 @@ from accounts.api.serializers import (
     HasPrivilegesResponseSerializer,
     PutRoleResponseSerializer,
     PutUserSerializer,
+    QueryRolesRequestSerializer,
+    QueryRolesResponseSerializer,
+    QueryUsersRequestSerializer,
+    QueryUsersResponseSerializer,
     RoleDescriptorSerializer,
     RolesByNameSerializer,
+    RoleSerializer,
     UsersByNameSerializer,
+    UserSerializer,
     bulk_answer,
 )
 from accounts.exceptions import ValidationError
+from accounts.query import parse_role_query, parse_user_query
 from apikeys.selectors import unauthorized
 from restapi.authentication import principal_of
 from restapi.nodes import nodes_answer
+from restapi.query.dsl import search
 from restapi.serializers import NodesResponseSerializer
 from restapi.views import SecurityAPIView
 
@@ -45,6 +53,8 @@ DELETE_ROLE = "cluster:admin/xpack/security/role/delete"
 BULK_PUT_ROLES = "cluster:admin/xpack/security/role/bulk_put"
 BULK_DELETE_ROLES = "cluster:admin/xpack/security/role/bulk_delete"
 CLEAR_ROLES_CACHE = "cluster:admin/xpack/security/roles/cache/clear"
+QUERY_USERS = "cluster:admin/xpack/security/user/query"
+QUERY_ROLES = "cluster:admin/xpack/security/role/query"
 
 BOOLEAN = frozenset({"", "true", "false"})
 REFRESH = frozenset({"", "true", "false", "wait_for"})
@@ -494,3 +504,77 @@ class ClearRolesCacheView(AccountsAPIView):
         principal = principal_of(request)
         require(selectors.can_manage_security(principal), principal, CLEAR_ROLES_CACHE)
         return Response(nodes_answer())
+def _queried(shown: dict, sort_values: list | None) -> dict:
+    return shown if sort_values is None else {**shown, "_sort": sort_values}
+
+
+QUERY_ROLES_SCHEMA = {
+    "summary": "Query roles",
+    "description": (
+        "Roles filtered by a query DSL subset, sorted and paged. As in Elasticsearch, built-in roles "
+        "are not searched (GET role shows them). Without a sort, roles come in the order they were "
+        "created and carry no `_sort`. A GET may carry the same body. Needs `read_security`."
+    ),
+    "tags": ["Roles"],
+    "request": QueryRolesRequestSerializer,
+    "responses": {200: QueryRolesResponseSerializer},
+}
+
+
+class QueryRolesView(AccountsAPIView):
+    """``POST|GET /_security/_query/role``: the stored roles, by query, sorted and paged."""
+
+    body_methods = frozenset({"GET", "POST"})
+
+    @extend_schema(operation_id="security_query_role", **QUERY_ROLES_SCHEMA)
+    def post(self, request):
+        principal = principal_of(request)
+        require(selectors.can_read_security(principal), principal, QUERY_ROLES)
+        query = parse_role_query(request.data)
+        total, page = search(selectors.queryable_roles(), query)
+        shown = RoleSerializer()
+        roles = [
+            _queried({"name": role.name, **shown.to_representation(role)}, sort_values)
+            for role, sort_values in page
+        ]
+        return Response({"total": total, "count": len(roles), "roles": roles})
+
+    @extend_schema(operation_id="security_query_role_get", **QUERY_ROLES_SCHEMA)
+    def get(self, request):
+        return self.post(request)
+
+
+QUERY_USERS_SCHEMA = {
+    "summary": "Query users",
+    "description": (
+        "Native users filtered by a query DSL subset, sorted and paged. As in Elasticsearch, the "
+        "reserved user `elastic` is not searched (GET user shows it). Without a sort, users come in "
+        "the order they were created and carry no `_sort`. A GET may carry the same body. Needs "
+        "`read_security`."
+    ),
+    "tags": ["Users"],
+    "parameters": [_parameter("with_profile_uid", "Accepted; there are no user profiles here.")],
+    "request": QueryUsersRequestSerializer,
+    "responses": {200: QueryUsersResponseSerializer},
+}
+
+
+class QueryUsersView(AccountsAPIView):
+    """``POST|GET /_security/_query/user``: the native users, by query, sorted and paged."""
+
+    parameters = {"with_profile_uid": BOOLEAN}
+    body_methods = frozenset({"GET", "POST"})
+
+    @extend_schema(operation_id="security_query_user", **QUERY_USERS_SCHEMA)
+    def post(self, request):
+        principal = principal_of(request)
+        require(selectors.can_read_security(principal), principal, QUERY_USERS)
+        query = parse_user_query(request.data)
+        total, page = search(selectors.queryable_users(), query)
+        shown = UserSerializer()
+        users = [_queried(shown.to_representation(user), sort_values) for user, sort_values in page]
+        return Response({"total": total, "count": len(users), "users": users})
+
+    @extend_schema(operation_id="security_query_user_get", **QUERY_USERS_SCHEMA)
+    def get(self, request):
+        return self.post(request)

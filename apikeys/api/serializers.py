@@ -9,7 +9,7 @@ rules and messages, not by these classes.
 from rest_framework import serializers
 
 from apikeys.models import ApiKey
-from apikeys.query import epoch_millis
+from restapi.query.dsl import epoch_millis
 from restapi.serializers import ErrorCauseSerializer
 
 

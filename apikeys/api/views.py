@@ -34,7 +34,7 @@ from apikeys.api.serializers import (
     api_key_info,
 )
 from apikeys.hashers import SharedCacheUnavailable
-from apikeys.query import MATCH_ALL, ContentParseError, epoch_millis, parse_query_request, search_api_keys
+from apikeys.query import parse_api_key_query
 from apikeys.services import (
     CREATE_FIELDS,
     CreatedApiKey,
@@ -49,6 +49,7 @@ from apikeys.services import (
 from restapi.authentication import authenticate_password
 from restapi.filter_path import filter_response
 from restapi.nodes import nodes_answer
+from restapi.query.dsl import MATCH_ALL, ContentParseError, epoch_millis, search
 from restapi.serializers import ElasticsearchErrorSerializer, NodesResponseSerializer
 from restapi.views import (
     ERRORS,
@@ -412,13 +413,13 @@ class QueryApiKeyView(ApiKeyServiceView):
         with_limited_by = flag(params, "with_limited_by")
         flag(params, "with_profile_uid")
         typed_keys = flag(params, "typed_keys")
-        query = parse_query_request(request.data, url_sort=params.get("sort"))
+        query = parse_api_key_query(request.data, url_sort=params.get("sort"))
         principal = request.auth
         # For a principal limited to its own keys, the query is ANDed with ownership.
         keys = selectors.visible_api_keys(principal)
         if with_limited_by and not selectors.can_view_limited_by(principal):
             raise selectors.unauthorized(principal, selectors.GET_ACTION)
-        total, page = search_api_keys(keys, query)
+        total, page = search(keys, query)
         body = {
             "total": total,
             "count": len(page),

@@ -6,7 +6,7 @@ terms, joined by the default operator. There is no precedence: operators apply l
 run of the same operator is one group. A term or group the query cannot use is left out, as
 Lucene leaves out a clause that analyses to nothing.
 
-The parse is a small tree of ``Text``, ``Not`` and ``Group`` nodes; ``apikeys.query`` turns it into
+The parse is a small tree of ``Text``, ``Not`` and ``Group`` nodes; ``restapi.query.dsl`` turns it into
 clauses of the query DSL over the requested fields.
 """
 
