@@ -2,6 +2,11 @@
 parameters and bodies with Elasticsearch's rules and messages, and describes its errors in the
 OpenAPI document. ``apikeys.api`` and ``accounts.api`` both build on it."""
 
+import base64
+import hashlib
+import socket
+
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework.permissions import IsAuthenticated
@@ -66,6 +71,34 @@ def flag(params: dict, name: str) -> bool:
     if raw in (None, "false"):
         return False
     raise ValidationError(f"Failed to parse value [{raw}] as only [true] or [false] are allowed.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Actions Elasticsearch runs on every node
+
+
+def _node() -> tuple[str, str]:
+    """(id, name) of this host as a node: its name, and a stable id of Elasticsearch's length."""
+    name = socket.gethostname()
+    digest = hashlib.sha256(name.encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("="), name
+
+
+def every_node_answer(failure: str | None = None) -> dict:
+    """Elasticsearch's answer of an action run on every node (a cache cleared), this host being the
+    one node; ``failure`` says why it failed here."""
+    node_id, node_name = _node()
+    if failure is None:
+        summary, nodes = {"total": 1, "successful": 1, "failed": 0}, {node_id: {"name": node_name}}
+    else:
+        failed = {
+            "type": "failed_node_exception",
+            "reason": f"Failed node [{node_id}]",
+            "node_id": node_id,
+            "caused_by": {"type": "exception", "reason": failure},
+        }
+        summary, nodes = {"total": 1, "successful": 0, "failed": 1, "failures": [failed]}, {}
+    return {"_nodes": summary, "cluster_name": settings.CLUSTER_NAME, "nodes": nodes}
 
 
 # ---------------------------------------------------------------------------------------------

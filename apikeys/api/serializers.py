@@ -248,20 +248,3 @@ class GrantApiKeyRequestSerializer(serializers.Serializer):
         required=False, help_text="A user the proven one may run as (role `run_as`): the key is theirs."
     )
     api_key = CreateApiKeyRequestSerializer(help_text="The key, as the create API key body.")
-
-
-class NodesSummarySerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    successful = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    failures = serializers.ListField(child=serializers.DictField(), required=False)
-
-
-class NodeNameSerializer(serializers.Serializer):
-    name = serializers.CharField()
-
-
-class ClearApiKeyCacheResponseSerializer(serializers.Serializer):
-    _nodes = NodesSummarySerializer()
-    cluster_name = serializers.CharField()
-    nodes = serializers.DictField(child=NodeNameSerializer(), help_text="By node id.")

@@ -6,12 +6,8 @@ the caller may see and ``apikeys.services`` to change them, and render keys with
 ``serializers.api_key_info``.
 """
 
-import base64
 import functools
-import hashlib
-import socket
 
-from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -25,7 +21,6 @@ from apikeys.api.serializers import (
     AuthenticateResponseSerializer,
     BulkUpdateApiKeysRequestSerializer,
     BulkUpdateApiKeysResponseSerializer,
-    ClearApiKeyCacheResponseSerializer,
     CreateApiKeyRequestSerializer,
     CreateApiKeyResponseSerializer,
     GetApiKeysResponseSerializer,
@@ -53,11 +48,12 @@ from apikeys.services import (
 )
 from restapi.authentication import authenticate_password
 from restapi.filter_path import filter_response
-from restapi.serializers import ElasticsearchErrorSerializer
+from restapi.serializers import ClearCacheResponseSerializer, ElasticsearchErrorSerializer
 from restapi.views import (
     ERRORS,
     ApiKeyServiceView,
     SecurityAPIView,
+    every_node_answer,
     flag,
     flag_parameter,
     json_object,
@@ -542,13 +538,6 @@ class GrantApiKeyView(ApiKeyServiceView):
 # Clear API key cache
 
 
-def _node() -> tuple[str, str]:
-    """(id, name) of this host as a node: its name, and a stable id of Elasticsearch's length."""
-    name = socket.gethostname()
-    digest = hashlib.sha256(name.encode()).digest()[:16]
-    return base64.urlsafe_b64encode(digest).decode().rstrip("="), name
-
-
 class ClearApiKeyCacheView(ApiKeyServiceView):
     """``POST /_security/api_key/{ids}/_clear_cache``: every worker verifies keys' secrets afresh."""
 
@@ -566,22 +555,13 @@ class ClearApiKeyCacheView(ApiKeyServiceView):
             )
         ],
         request=None,
-        responses={200: ClearApiKeyCacheResponseSerializer, **ERRORS},
+        responses={200: ClearCacheResponseSerializer, **ERRORS},
         tags=TAGS,
     )
     def post(self, request, ids):
         url_params(request, frozenset())
-        node_id, node_name = _node()
         try:
             clear_api_key_cache(request.auth, ids.split(","))
         except SharedCacheUnavailable as error:
-            failure = {
-                "type": "failed_node_exception",
-                "reason": f"Failed node [{node_id}]",
-                "node_id": node_id,
-                "caused_by": {"type": "exception", "reason": f"the shared cache is unavailable: {error}"},
-            }
-            nodes_summary, nodes = {"total": 1, "successful": 0, "failed": 1, "failures": [failure]}, {}
-        else:
-            nodes_summary, nodes = {"total": 1, "successful": 1, "failed": 0}, {node_id: {"name": node_name}}
-        return Response({"_nodes": nodes_summary, "cluster_name": settings.CLUSTER_NAME, "nodes": nodes})
+            return Response(every_node_answer(f"the shared cache is unavailable: {error}"))
+        return Response(every_node_answer())
