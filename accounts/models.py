@@ -26,11 +26,13 @@ class Realm(models.Model):
 
 
 class Role(models.Model):
-    """A named set of cluster and index privileges, in Elasticsearch's role descriptor shape."""
+    """A named set of cluster, index and application privileges, in Elasticsearch's role descriptor shape."""
 
     name = models.CharField(max_length=256, unique=True)
     cluster = models.JSONField(default=list, blank=True)
     indices = models.JSONField(default=list, blank=True)
+    # [{application, privileges, resources}]: privileges of applications outside Keyward (e.g. Kibana).
+    applications = models.JSONField(default=list, blank=True)
     run_as = models.JSONField(default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     description = models.TextField(blank=True, default="")
@@ -47,6 +49,7 @@ class Role(models.Model):
         descriptor = {
             "cluster": list(self.cluster),
             "indices": [dict(entry) for entry in self.indices],
+            "applications": [dict(entry) for entry in self.applications],
             "run_as": list(self.run_as),
             "metadata": dict(self.metadata),
         }

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 
-from accounts.exceptions import ValidationError
+from accounts.exceptions import RequestValidationFailed, ValidationError
 from accounts.patterns import NamePatterns, PatternError, covers, is_regex_pattern, is_total, validate_pattern
 
 CLUSTER_PRIVILEGES = frozenset("""
@@ -266,6 +266,64 @@ def _application_entry(role: str, entry) -> dict:
     }
 
 
+APPLICATION_PREFIX = re.compile(r"[a-z][A-Za-z0-9]*")
+# Characters Elasticsearch forbids in file names, hence in an application name's suffix, in the
+# order its messages list them.
+INVALID_SUFFIX_CHARACTERS = ' "*\\<|,>/?'
+PRIVILEGE_OR_ACTION = re.compile(r"[!-~]*")  # printable ASCII, no whitespace
+
+
+def application_name_problem(application: str, *, allow_wildcard: bool) -> str | None:
+    """Why Elasticsearch refuses an application name, or None: a prefix of at least three ASCII
+    letters and digits starting lowercase, then optionally ``-`` or ``_`` and a file-name-safe
+    suffix; roles (``allow_wildcard``) may also name ``*`` or a trailing-``*`` pattern."""
+    if not application:
+        return "Application names cannot be blank"
+    asterisk = application.find("*")
+    if asterisk != -1:
+        if not allow_wildcard:
+            return f"Application names may not contain '*' (found '{application}')"
+        if application == "*":
+            return None
+        if asterisk != len(application) - 1:
+            return f"Application name patterns only support trailing wildcards (found '{application}')"
+    if any(character.isspace() for character in application):
+        return f"Application names may not contain whitespace (found '{application}')"
+    prefix, *suffix = re.split("[_-]", application, maxsplit=1)
+    prefix = prefix.removesuffix("*")
+    if not APPLICATION_PREFIX.fullmatch(prefix):
+        pattern = f"^{APPLICATION_PREFIX.pattern}$"
+        return f"An application name prefix must match the pattern {pattern} (found '{prefix}')"
+    if len(prefix) < 3 and asterisk == -1:
+        return f"An application name prefix must be at least 3 characters long (found '{prefix}')"
+    if suffix:
+        rest = suffix[0].removesuffix("*") if allow_wildcard else suffix[0]
+        if any(character in INVALID_SUFFIX_CHARACTERS for character in rest):
+            return (
+                f"An application name suffix may not contain any of the characters "
+                f"'{INVALID_SUFFIX_CHARACTERS}' (found '{rest}')"
+            )
+    return None
+
+
+def privilege_or_action_problem(name: str) -> str | None:
+    """Why Elasticsearch refuses an application privilege name or action pattern, or None."""
+    if PRIVILEGE_OR_ACTION.fullmatch(name):
+        return None
+    return f"Application privilege names and actions must match the pattern ^\\p{{Graph}}*$ (found '{name}')"
+
+
+def _refuse_bad_application_names(entries: list[dict]) -> None:
+    """Elasticsearch's request validation of application privileges: every problem, numbered."""
+    problems = []
+    for entry in entries:
+        problems.append(application_name_problem(entry["application"], allow_wildcard=True))
+        problems.extend(privilege_or_action_problem(name) for name in entry["privileges"])
+    problems = [problem for problem in problems if problem]
+    if problems:
+        raise RequestValidationFailed(*problems)
+
+
 def _remote_cluster_entry(role: str, entry) -> dict:
     where = f"failed to parse remote_cluster for role [{role}]"
     entry = _object(where, "remote_cluster", entry)
@@ -375,6 +433,7 @@ def validate_role_descriptor(name, descriptor) -> dict:
         normalised["applications"] = _list_of(
             where, "applications", descriptor["applications"], lambda entry: _application_entry(name, entry)
         )
+        _refuse_bad_application_names(normalised["applications"])
     if "remote_indices" in descriptor:
         normalised["remote_indices"] = _list_of(
             where, "remote_indices", descriptor["remote_indices"],

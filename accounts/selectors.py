@@ -86,9 +86,8 @@ def has_privileges(
             "applications": [] if application is None else application,
         },
     )
-    problems = [
-        application_name_problem(entry["application"], allow_wildcard=False) for entry in requested["applications"]
-    ]
+    applications = [entry["application"] for entry in requested["applications"]]
+    problems = [application_name_problem(name, allow_wildcard=False) for name in applications]
     if not (requested["cluster"] or requested["indices"] or requested["applications"]):
         problems.append("must specify at least one privilege")
     if any(problems):

@@ -27,7 +27,7 @@ RESERVED_USERNAMES = (ELASTIC,)
 NAME_MAX_LENGTH = 507  # Elasticsearch's limit for usernames and role names
 USER_TEXT_MAX_LENGTH = 512  # full_name and email columns
 # Parts of an Elasticsearch role descriptor that a role here cannot hold.
-UNSTORED_ROLE_FIELDS = ("applications", "remote_indices", "remote_cluster", "global", "restriction")
+UNSTORED_ROLE_FIELDS = ("remote_indices", "remote_cluster", "global", "restriction")
 
 
 def _validate_name(kind: str, name) -> str:
@@ -342,8 +342,8 @@ def put_role(name, cluster=(), indices=(), run_as=(), metadata=None) -> tuple[Ro
 def put_role_descriptor(name, descriptor, create_only=False, acting_user=None) -> tuple[Role, bool]:
     """Create or replace a role from an Elasticsearch role descriptor, as PUT role does.
 
-    Parts a role here cannot hold (application privileges, remote indices...) are refused rather
-    than dropped. ``create_only`` refuses to replace an existing role. Returns
+    Parts a role here cannot hold (remote indices, global privileges...) are refused rather than
+    dropped. ``create_only`` refuses to replace an existing role. Returns
     (role, created).
     """
     name = validate_role_name(name)
@@ -351,10 +351,11 @@ def put_role_descriptor(name, descriptor, create_only=False, acting_user=None) -
     unstored = [field for field in UNSTORED_ROLE_FIELDS if descriptor.get(field)]
     if unstored:
         raise ValidationError(
-            f"role [{name}] has [{','.join(unstored)}]: a role holds only cluster, indices, run_as, "
-            "metadata, description"
+            f"role [{name}] has [{','.join(unstored)}]: a role holds only cluster, indices, applications, "
+            "run_as, metadata, description"
         )
     fields = {field: descriptor[field] for field in ("cluster", "indices", "run_as", "metadata")}
+    fields["applications"] = descriptor.get("applications", [])
     fields["description"] = descriptor.get("description", "")
     with transaction.atomic():
         existing = Role.objects.select_for_update().filter(name=name).first()
@@ -386,6 +387,7 @@ BUILT_IN_ROLES = {
     "superuser": {
         "cluster": ["all"],
         "indices": [{"names": ["*"], "privileges": ["all"], "allow_restricted_indices": True}],
+        "applications": [{"application": "*", "privileges": ["*"], "resources": ["*"]}],
         "run_as": ["*"],
         "metadata": {"_reserved": True},
     },

@@ -69,7 +69,8 @@ def parse_privileges(body) -> list[dict]:
     problems = [] if privileges else ["At least one application privilege must be provided"]
     for privilege in privileges:
         application, name = privilege["application"], privilege["name"]
-        problems += filter(None, [application_name_problem(application, allow_wildcard=False), privilege_name_problem(name)])
+        problems += filter(None, [application_name_problem(application, allow_wildcard=False)])
+        problems += filter(None, [privilege_name_problem(name)])
         problems += [
             f"{field} [{value[:20]}...] is longer than {MAX_NAME_LENGTH} characters"
             for field, value in (("application", application), ("name", name))

@@ -269,8 +269,12 @@ def test_a_key_cannot_exceed_its_owner_whatever_its_descriptors_say(client, make
         ({"metadata": "v1"}, "[metadata]"),
         ({"colour": "red"}, "unexpected field [colour]"),
         (
-            {"applications": [{"application": "app", "privileges": ["read"], "resources": ["*"]}]},
-            "[applications]",
+            {"applications": [{"application": "ap", "privileges": ["read"], "resources": ["*"]}]},
+            "An application name prefix must be at least 3 characters long (found 'ap')",
+        ),
+        (
+            {"applications": [{"application": "myapp", "privileges": ["read"]}]},
+            "missing required [resources]",
         ),
         ({"description": "x" * 1001}, "Role description must be less than 1000 characters."),
         (

@@ -32,14 +32,18 @@ def indices_entry(entry: dict) -> dict:
     return {**entry, "allow_restricted_indices": entry.get("allow_restricted_indices", False)}
 
 
+class ApplicationPrivilegesSerializer(serializers.Serializer):
+    application = serializers.CharField(help_text="An application name, or a pattern with a trailing `*`.")
+    privileges = _names(help_text="Application privilege names or action patterns.")
+    resources = _names(help_text="Resources of the application, `*` wildcards allowed.")
+
+
 class RoleDescriptorSerializer(serializers.Serializer):
     """The body of PUT role: an Elasticsearch role descriptor."""
 
     cluster = _names(required=False, help_text="Cluster privileges, e.g. `manage_own_api_key`.")
     indices = IndicesPrivilegesSerializer(many=True, required=False)
-    applications = serializers.ListField(
-        child=serializers.DictField(), required=False, help_text="Accepted only when empty."
-    )
+    applications = ApplicationPrivilegesSerializer(many=True, required=False)
     run_as = _names(required=False)
     metadata = serializers.DictField(required=False, help_text="Keys must not start with `_`.")
     transient_metadata = serializers.DictField(required=False, help_text="Accepted and ignored.")
@@ -53,7 +57,7 @@ class RoleSerializer(serializers.Serializer):
 
     cluster = _names()
     indices = IndicesPrivilegesSerializer(many=True)
-    applications = serializers.ListField(child=serializers.DictField())
+    applications = ApplicationPrivilegesSerializer(many=True)
     run_as = _names()
     metadata = serializers.DictField(help_text="Built-in roles carry `_reserved: true`.")
     transient_metadata = serializers.DictField()
@@ -63,7 +67,7 @@ class RoleSerializer(serializers.Serializer):
         shown = {
             "cluster": list(role.cluster),
             "indices": [indices_entry(entry) for entry in role.indices],
-            "applications": [],
+            "applications": list(role.applications),
             "run_as": list(role.run_as),
             "metadata": role.metadata,
             "transient_metadata": {"enabled": True},

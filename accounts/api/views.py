@@ -401,8 +401,8 @@ class RoleView(AccountsAPIView):
         summary="Create or replace a role",
         description=(
             "Unknown privileges are refused and named. `index` is accepted as an alias of `indices`, "
-            "and a `description` is stored. Application privileges and remote indices cannot be stored "
-            "and are refused. Built-in roles cannot be changed. "
+            "and a `description` is stored, as are `applications` (application names may end in `*`). "
+            "Remote indices cannot be stored and are refused. Built-in roles cannot be changed. "
             "Needs `manage_security`."
         ),
         tags=["Roles"],
