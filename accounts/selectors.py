@@ -78,6 +78,12 @@ def has_privileges(
                     f"failed to parse privileges check [{username}]. "
                     f"unexpected field [{','.join(unexpected)}]"
                 )
+    # Requested applications are names, never patterns: checked before the entries' other rules.
+    entries = application if isinstance(application, list) else []
+    named = [entry.get("application") for entry in entries if isinstance(entry, dict)]
+    problems = [application_name_problem(app, allow_wildcard=False) for app in named if isinstance(app, str)]
+    if any(problems):
+        raise RequestValidationFailed(*filter(None, problems))
     requested = validate_role_descriptor(
         username,
         {
@@ -86,12 +92,8 @@ def has_privileges(
             "applications": [] if application is None else application,
         },
     )
-    applications = [entry["application"] for entry in requested["applications"]]
-    problems = [application_name_problem(name, allow_wildcard=False) for name in applications]
     if not (requested["cluster"] or requested["indices"] or requested["applications"]):
-        problems.append("must specify at least one privilege")
-    if any(problems):
-        raise RequestValidationFailed(*filter(None, problems))
+        raise RequestValidationFailed("must specify at least one privilege")
     held = principal.privileges
     cluster_answer = {name: held.has_cluster(name) for name in requested["cluster"]}
     index_answer: dict[str, dict[str, bool]] = {}

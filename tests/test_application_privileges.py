@@ -532,7 +532,7 @@ def test_user_privileges_resolve_application_grants(client, make_user, make_api_
         # read is held on its own resources and wherever admin (every action) or read are granted
         {
             "application": "myapp", "privileges": ["read"],
-            "resources": ["object/1", "object/2", "admin/*", "shared"],
+            "resources": ["object/1", "object/2", "shared", "admin/*"],
         },
         {"application": "myapp", "privileges": ["admin"], "resources": ["admin/*"]},
         {"application": "myapp-two", "privileges": ["read"], "resources": ["shared"]},
