@@ -185,7 +185,7 @@ def test_a_superuser_holds_every_application_privilege_and_others_only_those_gra
     client, make_user, make_api_key
 ):
     elastic = make_user("elastic", roles=["superuser"])
-    monitor = make_user("watcher", "monitor")
+    monitor = make_user("watcher", "manage_own_api_key")
     asked = {"application": [{"application": "inventory", "privileges": ["read"], "resources": ["product/1"]}]}
 
     superuser = check(client, make_api_key(elastic, "everything"), asked).json()
