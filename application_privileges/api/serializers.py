@@ -3,6 +3,8 @@ Elasticsearch's strictness and messages, are ``application_privileges.services``
 
 from rest_framework import serializers
 
+from accounts.api.serializers import ByNameSerializer, CreatedSerializer, FoundSerializer
+
 
 def _names(**kwargs):
     return serializers.ListField(child=serializers.CharField(), **kwargs)
@@ -22,19 +24,17 @@ class PrivilegeSerializer(serializers.Serializer):
     metadata = serializers.DictField()
 
 
-def by_application(child, help_text: str) -> serializers.DictField:
-    """``{application: {privilege name: child}}``."""
-    return serializers.DictField(child=serializers.DictField(child=child), help_text=help_text)
+def by_application(item: type[serializers.Serializer], name: str) -> type[ByNameSerializer]:
+    """``{application: {privilege name: item}}``, for the OpenAPI document."""
+    by_name = type(f"{name}ByName", (ByNameSerializer,), {"item_serializer": item, "key": "name"})
+    members = {"item_serializer": by_name, "key": "application"}
+    return type(f"{name}ByApplication", (ByNameSerializer,), members)
 
 
-PUT_REQUEST = by_application(PrivilegeDefinitionSerializer(), "`{application: {privilege name: definition}}`")
-PUT_RESPONSE = by_application(
-    serializers.DictField(child=serializers.BooleanField()), "`{application: {privilege name: {created}}}`"
-)
-GET_RESPONSE = by_application(PrivilegeSerializer(), "`{application: {privilege name: privilege}}`")
-DELETE_RESPONSE = by_application(
-    serializers.DictField(child=serializers.BooleanField()), "`{application: {privilege name: {found}}}`"
-)
+PUT_REQUEST = by_application(PrivilegeDefinitionSerializer, "PrivilegeDefinitions")
+PUT_RESPONSE = by_application(CreatedSerializer, "PrivilegesCreated")
+GET_RESPONSE = by_application(PrivilegeSerializer, "Privileges")
+DELETE_RESPONSE = by_application(FoundSerializer, "PrivilegesFound")
 
 
 class BuiltinPrivilegesSerializer(serializers.Serializer):
