@@ -29,6 +29,8 @@ USER_CHANGED = "user_changed"
 USER_DELETED = "user_deleted"
 ROLE_CHANGED = "role_changed"
 ROLE_DELETED = "role_deleted"
+APPLICATION_PRIVILEGES_CHANGED = "application_privileges_changed"
+APPLICATION_PRIVILEGES_DELETED = "application_privileges_deleted"
 
 
 def record(

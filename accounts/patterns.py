@@ -97,6 +97,93 @@ class NamePatterns:
         return False
 
 
+# ---------------------------------------------------------------------------------------------
+# Coverage: whether every name one pattern matches is matched by others
+
+# Pairs of automaton states explored before giving up, and answering "not covered".
+MAX_COVERAGE_STATES = 20_000
+
+
+def is_total(pattern: str) -> bool:
+    """A wildcard pattern that matches every name."""
+    return bool(pattern) and set(pattern) == {"*"}
+
+
+def covers(granted: Iterable[str], requested: str) -> bool:
+    """Whether every name ``requested`` matches is matched by one of the ``granted`` patterns, as
+    Elasticsearch checks one automaton is a subset of another.
+
+    Exact for wildcard patterns, which is what application actions and resources are in practice.
+    Where a ``/regex/`` is involved the answer errs towards "not covered": a requested regex is
+    covered only by a total pattern (``*``), and a granted regex covers only the plain names it
+    matches. So does a comparison too large to finish within MAX_COVERAGE_STATES.
+    """
+    granted = list(dict.fromkeys(granted))
+    if any(is_total(pattern) for pattern in granted):
+        return True
+    if _is_literal(requested):
+        return NamePatterns(granted).matches(requested)
+    if is_regex_pattern(requested):
+        return False
+    return _wildcard_subset(requested, [pattern for pattern in granted if not is_regex_pattern(pattern)])
+
+
+def _closure(pattern: str, positions) -> frozenset:
+    """Positions reachable without reading a character: a ``*`` may match nothing."""
+    reached, pending = set(positions), list(positions)
+    while pending:
+        position = pending.pop()
+        if position < len(pattern) and pattern[position] == "*" and position + 1 not in reached:
+            reached.add(position + 1)
+            pending.append(position + 1)
+    return frozenset(reached)
+
+
+def _step(pattern: str, positions: frozenset, char: str | None) -> frozenset:
+    """Positions after reading ``char`` (None: any character that no pattern names)."""
+    after = set()
+    for position in positions:
+        if position < len(pattern):
+            token = pattern[position]
+            if token == "*":
+                after.add(position)
+            elif token == "?" or token == char:
+                after.add(position + 1)
+    return _closure(pattern, after)
+
+
+def _wildcard_subset(requested: str, granted: list[str]) -> bool:
+    """Walks the requested pattern's automaton and the union of the granted ones' side by side, over
+    the characters the patterns name and one standing for every other: a name the requested pattern
+    accepts and no granted pattern does is a counterexample."""
+    alphabet = [*sorted({char for pattern in (requested, *granted) for char in pattern} - {"*", "?"}), None]
+
+    def union_step(states: tuple, char) -> tuple:
+        pairs = zip(granted, states, strict=True)
+        return tuple(_step(pattern, positions, char) for pattern, positions in pairs)
+
+    def union_accepts(states: tuple) -> bool:
+        return any(len(pattern) in positions for pattern, positions in zip(granted, states, strict=True))
+
+    start = (_closure(requested, {0}), tuple(_closure(pattern, {0}) for pattern in granted))
+    seen, pending = {start}, [start]
+    while pending:
+        mine, theirs = pending.pop()
+        if len(requested) in mine and not union_accepts(theirs):
+            return False
+        for char in alphabet:
+            following = _step(requested, mine, char)
+            if not following:
+                continue
+            state = (following, union_step(theirs, char))
+            if state not in seen:
+                if len(seen) >= MAX_COVERAGE_STATES:
+                    return False
+                seen.add(state)
+                pending.append(state)
+    return True
+
+
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _cached_program(pattern: str) -> tuple:
     """``(program, None)``, or ``(None, reason)`` for a pattern that cannot be compiled."""

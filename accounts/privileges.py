@@ -9,11 +9,12 @@ Index name and action patterns are compiled and matched by ``accounts.patterns``
 """
 
 import copy
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from accounts.exceptions import RequestValidationFailed, ValidationError
-from accounts.patterns import NamePatterns, PatternError, is_regex_pattern, validate_pattern
+from accounts.patterns import NamePatterns, PatternError, covers, is_regex_pattern, is_total, validate_pattern
 
 CLUSTER_PRIVILEGES = frozenset("""
     all cancel_task create_snapshot cross_cluster_replication cross_cluster_search delegate_pki
@@ -341,6 +342,33 @@ def _remote_cluster_entry(role: str, entry) -> dict:
     return {"privileges": privileges, "clusters": clusters}
 
 
+# Elasticsearch's configurable (global) privileges: each category and the one privilege it offers.
+GLOBAL_PRIVILEGES = {"application": "manage", "profile": "write"}
+
+
+def _global_privileges(where: str, value) -> dict:
+    """``global``: ``{application: {manage: {applications: [...]}}}`` and the profile equivalent."""
+    value = _object(where, "global", value)
+    for category, privileges in value.items():
+        if category not in GLOBAL_PRIVILEGES:
+            raise ValidationError(
+                f"failed to parse privilege. expected one of [{','.join(GLOBAL_PRIVILEGES)}] "
+                f"but found [{category}] instead"
+            )
+        expected = GLOBAL_PRIVILEGES[category]
+        for name, privilege in _object(where, f"global.{category}", privileges).items():
+            if name != expected:
+                raise ValidationError(
+                    f"failed to parse privilege. expected field name [{expected}] but found [{name}] instead"
+                )
+            privilege = _object(where, f"global.{category}.{name}", privilege)
+            _unexpected_fields(where, privilege, frozenset({"applications"}))
+            if "applications" not in privilege:
+                raise ValidationError(f"{where}. missing required [applications] field")
+            _strings(where, f"global.{category}.{name}.applications", privilege["applications"])
+    return copy.deepcopy(value)
+
+
 def _list_of(where: str, field: str, value, parse) -> list:
     if not isinstance(value, list):
         raise ValidationError(
@@ -417,9 +445,11 @@ def validate_role_descriptor(name, descriptor) -> dict:
             where, "remote_cluster", descriptor["remote_cluster"],
             lambda entry: _remote_cluster_entry(name, entry),
         )
-    for field in ("transient_metadata", "global", "restriction"):
+    for field in ("transient_metadata", "restriction"):
         if field in descriptor:
             normalised[field] = copy.deepcopy(_object(where, field, descriptor[field]))
+    if "global" in descriptor:
+        normalised["global"] = _global_privileges(where, descriptor["global"])
     if "restriction" in normalised:
         _unexpected_fields(f"{where}. in [restriction]", normalised["restriction"], frozenset({"workflows"}))
         normalised["restriction"]["workflows"] = _strings(
@@ -440,6 +470,49 @@ def validate_role_descriptors(value) -> dict:
         raise ValidationError(f"[role_descriptors] must be an object, but found [{_type_name(value)}]")
     limit_regex_patterns(value.values())
     return {name: validate_role_descriptor(name, descriptor) for name, descriptor in value.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Application privileges: names of stored privileges and their actions
+
+_PRIVILEGE_NAME = re.compile(r"[a-z][a-zA-Z0-9_.-]*")
+ACTION_MARKERS = ("/", "*", ":")
+
+
+def is_privilege_name(name: str) -> bool:
+    """A name that refers to a stored privilege; anything else asked for or granted is an action."""
+    return _PRIVILEGE_NAME.fullmatch(name) is not None
+
+
+def privilege_name_problem(name: str) -> str | None:
+    if is_privilege_name(name):
+        return None
+    return f"Application privilege names must match the pattern ^[a-z][a-zA-Z0-9_.-]*$ (found '{name}')"
+
+
+def action_problems(action: str) -> list[str]:
+    """Why a stored privilege may not hold ``action``: it must look like an action, not a name."""
+    problems = []
+    if not any(marker in action for marker in ACTION_MARKERS):
+        problems.append(f"action [{action}] must contain one of [ '/' , '*' , ':' ]")
+    problem = privilege_or_action_problem(action)
+    return problems + [problem] if problem else problems
+
+
+# Stored application privileges, as the caller loads them: {application: {privilege name: actions}}.
+Definitions = Mapping[str, Mapping[str, Iterable[str]]]
+
+
+def _resolve_actions(names: Iterable[str], defined: Mapping[str, Iterable[str]]) -> frozenset:
+    """A privilege name stands for its stored actions (none if it is not stored); anything else
+    given as a privilege is an action pattern itself."""
+    actions = set()
+    for name in names:
+        if is_privilege_name(name):
+            actions.update(defined.get(name, ()))
+        else:
+            actions.add(name)
+    return frozenset(actions)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -497,6 +570,9 @@ class PrivilegeSet:
             if isinstance(entry, dict)
         ]
         self._run_as = NamePatterns([name for role in roles for name in _as_list(role.get("run_as"))])
+        self._application_entries = _application_entries(roles)
+        # Per global manage privilege: its application patterns, and whether they include "*".
+        self._managed = [(NamePatterns(names), "*" in names) for names in _managed_applications(roles)]
 
     def has_cluster(self, name: str) -> bool:
         name = name.lower()
@@ -512,10 +588,60 @@ class PrivilegeSet:
         """Whether a ``run_as`` entry (a name, a wildcard or a ``/regex/`` pattern) names the user."""
         return self._run_as.matches(username)
 
+    def application_names(self) -> set[str]:
+        """The applications (names or patterns) these descriptors grant privileges on."""
+        return {application for application, _, _ in self._application_entries}
+
+    def applications(self, definitions: Definitions) -> "ApplicationPermission":
+        """The application grants, resolved through the stored privileges in ``definitions``."""
+        return ApplicationPermission(self._application_entries, definitions)
+
+    def allows_privileges_action(self, action: str, implied_by: str, applications: list[str] | None) -> bool:
+        """Whether an application privileges action (``cluster:admin/xpack/security/privilege/...``)
+        is allowed: by the named privilege, by a granted action pattern, or, for a request about
+        ``applications`` (None: a request that is not about applications), by a ``global``
+        application manage privilege naming every one of them (``*`` if none is named)."""
+        if self.has_cluster(implied_by) or self.has_cluster(action):
+            return True
+        if applications is None:
+            return False
+        return any(
+            every if not applications else all(patterns.matches(name) for name in applications)
+            for patterns, every in self._managed
+        )
+
     def cluster_privileges(self) -> list[str]:
         """The named cluster privileges held, leaving out those implied by another held one (for display)."""
         held = [name for name in CLUSTER_PRIVILEGES if self.has_cluster(name)]
         return sorted(name for name in held if not any(_strictly_implies(other, name) for other in held))
+
+
+def _application_entries(roles: list[dict]) -> list[tuple[str, tuple, tuple]]:
+    """``(application, privileges, resources)`` of every ``applications`` entry, those of the same
+    application and the same resources merged into one, as Elasticsearch merges roles."""
+    merged: dict[tuple, tuple[str, dict, tuple]] = {}
+    for role in roles:
+        entries = role.get("applications")
+        for entry in entries if isinstance(entries, list) else []:
+            application = entry.get("application") if isinstance(entry, dict) else None
+            if not isinstance(application, str):
+                continue
+            resources = tuple(dict.fromkeys(_as_list(entry.get("resources"))))
+            _, names, _ = merged.setdefault((application, frozenset(resources)), (application, {}, resources))
+            names.update(dict.fromkeys(_as_list(entry.get("privileges"))))
+    return [(application, tuple(names), resources) for application, names, resources in merged.values()]
+
+
+def _managed_applications(roles: list[dict]) -> list[list[str]]:
+    """The application patterns of each ``global: {application: {manage: {applications}}}``."""
+    managed = []
+    for role in roles:
+        scope = role.get("global")
+        for key in ("application", "manage", "applications"):
+            scope = scope.get(key) if isinstance(scope, dict) else None
+        if isinstance(scope, list):
+            managed.append(_as_list(scope))
+    return managed
 
 
 def _strictly_implies(granted: str, requested: str) -> bool:
@@ -543,6 +669,119 @@ class LimitedPrivilegeSet(PrivilegeSet):
     def can_run_as(self, username: str) -> bool:
         return self.assigned.can_run_as(username) and self.limited_by.can_run_as(username)
 
+    def application_names(self) -> set[str]:
+        return self.assigned.application_names() | self.limited_by.application_names()
+
+    def applications(self, definitions: Definitions) -> "LimitedApplicationPermission":
+        return LimitedApplicationPermission(
+            self.assigned.applications(definitions), self.limited_by.applications(definitions)
+        )
+
+    def allows_privileges_action(self, action: str, implied_by: str, applications: list[str] | None) -> bool:
+        return all(
+            privileges.allows_privileges_action(action, implied_by, applications)
+            for privileges in (self.assigned, self.limited_by)
+        )
+
+
+
+class _ApplicationGrant:
+    """One resolved grant: an application (a name, or a pattern no stored application matched),
+    the privilege names granted together, the actions they stand for, and resource patterns."""
+
+    __slots__ = ("actions", "application", "names", "resources")
+
+    def __init__(self, application: str, names: tuple, actions: frozenset):
+        self.application, self.names, self.actions = application, names, actions
+        self.resources: list[str] = []
+
+    @property
+    def key(self) -> tuple:
+        return self.application, frozenset(self.names), self.actions
+
+    def covers_privilege(self, application: str, names: frozenset, actions: frozenset) -> bool:
+        """Elasticsearch's rule: the same privilege; or, for an application this grant names, a grant
+        of every action (``*``), or a non-empty set of actions covering the non-empty requested set."""
+        if (self.application, frozenset(self.names), self.actions) == (application, names, actions):
+            return True
+        if not NamePatterns([self.application]).matches(application):
+            return False
+        if any(is_total(action) for action in self.actions):
+            return True
+        return bool(self.actions and actions) and all(covers(self.actions, action) for action in actions)
+
+
+class ApplicationPermission:
+    """What a set of role descriptors grants on applications, once their privilege names are
+    resolved through the stored definitions.
+
+    As Elasticsearch builds it: entries of the same application and resources are merged (their
+    privileges together), a wildcard application stands for each stored application it matches, and
+    entries that resolve to the same privilege pool their resources. A privilege is held on a
+    resource when one entry covers both.
+    """
+
+    def __init__(self, entries: list[tuple[str, tuple, tuple]], definitions: Definitions):
+        self.definitions = definitions
+        grants: dict[tuple, _ApplicationGrant] = {}
+        for application, names, resources in entries:
+            for grant in self._resolve(application, names):
+                grant = grants.setdefault(grant.key, grant)
+                grant.resources.extend(resource for resource in resources if resource not in grant.resources)
+        self.grants = list(grants.values())
+
+    def _resolve(self, application: str, names: tuple) -> list[_ApplicationGrant]:
+        stored = [application]
+        if "*" in application:
+            matcher = NamePatterns([application])
+            stored = [name for name in self.definitions if matcher.matches(name)] or stored
+        return [
+            _ApplicationGrant(name, names, _resolve_actions(names, self.definitions.get(name, {})))
+            for name in stored
+        ]
+
+    def grants_privilege(self, application: str, privilege: str, resource: str) -> bool:
+        """``privilege`` (a stored privilege's name or an action pattern) on ``resource`` (a name or
+        a pattern, which must be covered whole) of ``application`` (a name)."""
+        actions = _resolve_actions([privilege], self.definitions.get(application, {}))
+        return any(
+            grant.covers_privilege(application, frozenset([privilege]), actions)
+            and covers(grant.resources, resource)
+            for grant in self.grants
+        )
+
+    def entries(self) -> list[dict]:
+        """The grants as role descriptors' ``applications`` entries, each with every resource where
+        its privileges are held (through it or a broader grant), as Elasticsearch reports them."""
+        return [
+            {
+                "application": grant.application,
+                "privileges": list(grant.names),
+                "resources": list(dict.fromkeys(
+                    resource
+                    for other in self.grants
+                    if other.covers_privilege(grant.application, frozenset(grant.names), grant.actions)
+                    for resource in other.resources
+                )),
+            }
+            for grant in self.grants
+            if grant.resources
+        ]
+
+
+class LimitedApplicationPermission:
+    """An API key's application privileges: held only where both its descriptors and its
+    ``limited_by`` snapshot hold them."""
+
+    def __init__(self, assigned: ApplicationPermission, limited_by: ApplicationPermission):
+        self.assigned, self.limited_by = assigned, limited_by
+
+    def grants_privilege(self, application: str, privilege: str, resource: str) -> bool:
+        return all(
+            permission.grants_privilege(application, privilege, resource)
+            for permission in (self.assigned, self.limited_by)
+        )
+
 
 def privileges_of(role_descriptors: dict, limited_by: dict | None = None) -> PrivilegeSet:
     """Effective privileges: the descriptors alone, or for an API key its descriptors ∩ ``limited_by``;
@@ -552,3 +791,75 @@ def privileges_of(role_descriptors: dict, limited_by: dict | None = None) -> Pri
     if not role_descriptors:
         return PrivilegeSet(limited_by)
     return LimitedPrivilegeSet(PrivilegeSet(role_descriptors), PrivilegeSet(limited_by))
+
+
+# ---------------------------------------------------------------------------------------------
+# What role descriptors grant, as Elasticsearch's get user privileges API reports it
+
+
+def describe_privileges(descriptors: dict, definitions: Definitions) -> dict:
+    """The privileges of a user's role descriptors, merged across roles as Elasticsearch merges them:
+    index entries of the same names (and restricted-indices flag) pooled, application grants resolved
+    through the stored privileges ``definitions``."""
+    descriptors = descriptors if isinstance(descriptors, dict) else {}
+    roles = [role for role in descriptors.values() if isinstance(role, dict)]
+    granted = [name for role in roles for name in _as_list(role.get("cluster"))]
+    cluster = {name if _is_cluster_action(name) else name.lower() for name in granted}
+    managed = list(dict.fromkeys(tuple(names) for names in _managed_applications(roles)))
+    answer = {
+        "cluster": sorted(cluster),
+        "global": [{"application": {"manage": {"applications": list(names)}}} for names in managed],
+        "indices": _merged_indices(roles, "indices"),
+        "applications": PrivilegeSet(descriptors).applications(definitions).entries(),
+        "run_as": sorted({name for role in roles for name in _as_list(role.get("run_as"))}),
+    }
+    remote_indices = _merged_indices(roles, "remote_indices")
+    if remote_indices:
+        answer["remote_indices"] = remote_indices
+    remote_cluster = [entry for role in roles for entry in _entries(role, "remote_cluster")]
+    if remote_cluster:
+        answer["remote_cluster"] = remote_cluster
+    return answer
+
+
+def _entries(role: dict, field: str) -> list[dict]:
+    entries = role.get(field)
+    return [entry for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else []
+
+
+# What an index entry may restrict within the indices it names.
+RESTRICTIONS = ("field_security", "query")
+
+
+def _merged_indices(roles: list[dict], field: str) -> list[dict]:
+    """Index entries pooled by their names: privileges joined, each field security and query kept
+    (a query as JSON text). An entry of the pool without either lifts that restriction for all."""
+    groups: dict[tuple, dict] = {}
+    for role in roles:
+        for entry in _entries(role, field):
+            names = list(dict.fromkeys(_as_list(entry.get("names"))))
+            restricted = entry.get("allow_restricted_indices") is True
+            clusters = tuple(_as_list(entry.get("clusters")))
+            group = groups.setdefault(
+                (frozenset(names), restricted, frozenset(clusters)),
+                {"names": names, "privileges": set(), "clusters": clusters}
+                | {key: [] for key in RESTRICTIONS},
+            )
+            group["privileges"].update(name.lower() for name in _as_list(entry.get("privileges")))
+            for key in RESTRICTIONS:
+                value = entry.get(key)
+                if key == "query" and isinstance(value, dict):
+                    value = json.dumps(value, separators=(",", ":"))
+                if not value:
+                    group[key] = None
+                elif group[key] is not None and value not in group[key]:
+                    group[key].append(value)
+    merged = []
+    for (_, restricted, _), group in groups.items():
+        entry = {"names": group["names"], "privileges": sorted(group["privileges"])}
+        entry.update({key: group[key] for key in RESTRICTIONS if group[key]})
+        entry["allow_restricted_indices"] = restricted
+        if field == "remote_indices":
+            entry["clusters"] = list(group["clusters"])
+        merged.append(entry)
+    return merged

@@ -10,10 +10,10 @@ not write.
 
 from django.db.models import QuerySet
 
-from accounts.exceptions import ValidationError
+from accounts.exceptions import RequestValidationFailed, ValidationError
 from accounts.models import Role, User
 from accounts.principals import Principal
-from accounts.privileges import validate_role_descriptor
+from accounts.privileges import application_name_problem, validate_role_descriptor
 from accounts.services import NATIVE_REALM, RESERVED_USERNAMES
 
 HAS_PRIVILEGES_INDEX_FIELDS = frozenset({"names", "privileges", "allow_restricted_indices"})
@@ -74,10 +74,13 @@ def queryable_roles() -> QuerySet[Role]:
     return Role.objects.filter(built_in=False)
 
 
-def has_privileges(principal: Principal, cluster=None, index=None, application=None) -> dict:
+def has_privileges(
+    principal: Principal, cluster=None, index=None, application=None, definitions_for=None
+) -> dict:
     """Elasticsearch's has-privileges answer about the principal's effective privileges (for an API
-    key: its descriptors ∩ ``limited_by``). Unknown privilege names are refused. Roles here hold no
-    application privileges, so every application privilege asked about is reported as not held."""
+    key: its descriptors ∩ ``limited_by``). Unknown privilege names are refused. Application
+    privileges are resolved through the stored ones ``definitions_for`` loads (called once, with the
+    applications concerned)."""
     username = principal.user.username
     for entry in index if isinstance(index, list) else []:
         if isinstance(entry, dict):
@@ -87,6 +90,12 @@ def has_privileges(principal: Principal, cluster=None, index=None, application=N
                     f"failed to parse privileges check [{username}]. "
                     f"unexpected field [{','.join(unexpected)}]"
                 )
+    # Requested applications are names, never patterns: checked before the entries' other rules.
+    entries = application if isinstance(application, list) else []
+    named = [entry.get("application") for entry in entries if isinstance(entry, dict)]
+    problems = [application_name_problem(app, allow_wildcard=False) for app in named if isinstance(app, str)]
+    if any(problems):
+        raise RequestValidationFailed(*filter(None, problems))
     requested = validate_role_descriptor(
         username,
         {
@@ -96,7 +105,7 @@ def has_privileges(principal: Principal, cluster=None, index=None, application=N
         },
     )
     if not (requested["cluster"] or requested["indices"] or requested["applications"]):
-        raise ValidationError("must specify at least one privilege")
+        raise RequestValidationFailed("must specify at least one privilege")
     held = principal.privileges
     cluster_answer = {name: held.has_cluster(name) for name in requested["cluster"]}
     index_answer: dict[str, dict[str, bool]] = {}
@@ -105,10 +114,16 @@ def has_privileges(principal: Principal, cluster=None, index=None, application=N
             answer = index_answer.setdefault(name, {})
             answer.update({privilege: held.has_index(name, privilege) for privilege in entry["privileges"]})
     application_answer: dict[str, dict[str, dict[str, bool]]] = {}
-    for entry in requested["applications"]:
-        resources = application_answer.setdefault(entry["application"], {})
-        for resource in entry["resources"]:
-            resources.setdefault(resource, {}).update(dict.fromkeys(entry["privileges"], False))
+    if requested["applications"]:
+        concerned = {entry["application"] for entry in requested["applications"]} | held.application_names()
+        granted = held.applications(definitions_for(concerned) if definitions_for else {})
+        for entry in requested["applications"]:
+            resources = application_answer.setdefault(entry["application"], {})
+            for resource in entry["resources"]:
+                resources.setdefault(resource, {}).update({
+                    privilege: granted.grants_privilege(entry["application"], privilege, resource)
+                    for privilege in entry["privileges"]
+                })
     answers = [
         *cluster_answer.values(),
         *(granted for privileges in index_answer.values() for granted in privileges.values()),

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "django_filters",
     "accounts",
     "apikeys",
+    "application_privileges",
     "restapi",
 ]
 

@@ -33,6 +33,7 @@ from apikeys.credentials import encode_credential
 from apikeys.hashers import verification_cache, verification_epoch
 from apikeys.models import ApiKey
 from apikeys.services import authenticate_api_key, create_api_key
+from application_privileges.models import ApplicationPrivilege
 from tests.conftest import PRIVILEGED_ROLES
 from tests.snapshots import new_audit_events, security_state, without_audit_events
 
@@ -252,6 +253,24 @@ ACTIONS = {
         effect=lambda world: not Role.objects.filter(name="target_role").exists(),
     ),
     "clear the roles cache": Action("POST", "/_security/role/*/_clear_cache"),
+    "put application privileges": Action(
+        "PUT", "/_security/privilege", {"newapp": {"read": {"actions": ["data:read/*"]}}},
+        effect=lambda world: ApplicationPrivilege.objects.filter(application="newapp").exists(),
+    ),
+    "replace an application privilege with every action": Action(
+        "POST", "/_security/privilege", {"inventory": {"read": {"actions": ["*"]}}},
+        effect=lambda world: ApplicationPrivilege.objects.get(name="read").actions == ["*"],
+    ),
+    "get all application privileges": Action("GET", "/_security/privilege"),
+    "get an application's privileges": Action("GET", "/_security/privilege/inventory"),
+    "get application privileges by name": Action("GET", "/_security/privilege/inventory/read"),
+    "delete application privileges": Action(
+        "DELETE", "/_security/privilege/inventory/read",
+        effect=lambda world: not ApplicationPrivilege.objects.filter(application="inventory").exists(),
+    ),
+    "clear the application privileges cache": Action("POST", "/_security/privilege/inventory/_clear_cache"),
+    "get built-in privileges": Action("GET", "/_security/privilege/_builtin"),
+    "get own privileges": Action("GET", "/_security/user/_privileges"),
     "Kibana get all roles": Action("GET", "/api/security/role"),
     "Kibana get role": Action("GET", "/api/security/role/target_role"),
     "Kibana put role": Action(
@@ -361,6 +380,21 @@ class Invalid(Outcome):
         assert_unchanged(world)
 
 
+class OwnPrivileges(Outcome):
+    """200 for a user and a key without role descriptors; a key with role descriptors (narrowed or
+    derived) is refused, as Elasticsearch refuses it. Nothing changes either way."""
+
+    def check(self, action, response, world):
+        key = ApiKey.objects.filter(pk=world.used_key).first() if world.used_key else None
+        if key is not None and key.role_descriptors:
+            assert response.status_code == 400, response.content
+            assert "API keys with assigned role descriptors" in response.json()["error"]["reason"]
+        else:
+            assert response.status_code == 200, response.content
+            assert set(response.json()) >= {"cluster", "global", "indices", "applications", "run_as"}
+        assert_unchanged(world)
+
+
 class KeyById(Outcome):
     """200 with the other user's key, or 404 with an empty list when it is not the caller's to see."""
 
@@ -435,6 +469,7 @@ class OnlyOwnUpdated(Outcome):
 
 
 ALLOWED, DENIED, UNAUTHENTICATED = Allowed(), Denied(), Unauthenticated()
+OWN_PRIVILEGES = OwnPrivileges()
 INVALID = Invalid("creating derived api keys requires an explicit role descriptor")
 RESERVED = Invalid("user [elastic] is reserved and only the password can be changed")
 OWN_ONLY_CHECK = Invalid("users may only check the privileges of their own account")
@@ -536,6 +571,27 @@ MATRIX = {
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
     "clear the roles cache":
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    # Application privileges: manage_security writes them and clears their cache, read_security reads
+    # them and the built-in names. Anyone reads their own privileges.
+    "put application privileges":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "replace an application privilege with every action":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "get all application privileges":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
+    "get an application's privileges":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
+    "get application privileges by name":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
+    "delete application privileges":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "clear the application privileges cache":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "get built-in privileges":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
+    "get own privileges":
+        (OWN_PRIVILEGES, OWN_PRIVILEGES, OWN_PRIVILEGES, OWN_PRIVILEGES, OWN_PRIVILEGES, OWN_PRIVILEGES,
+         OWN_PRIVILEGES),
     "Kibana get all roles":
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,      DENIED),
     "Kibana get role":
@@ -674,6 +730,7 @@ def build_cast() -> Cast:
     grantee.save(update_fields=["password"])
     cast_user("dormant", enabled=False)
     Role.objects.create(name="target_role", cluster=["monitor"])
+    ApplicationPrivilege.objects.create(application="inventory", name="read", actions=["data:read/*"])
     elastic = users["elastic"]
     sessions = {}
     for name, caller in API_CALLERS.items():

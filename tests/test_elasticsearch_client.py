@@ -533,3 +533,39 @@ def test_put_user_accepts_its_own_username_in_the_body_and_refuses_another(admin
     assert other.value.body["error"]["reason"] == (
         "[username] in source does not match the username provided [client-named]"
     )
+CLIENT_APP = {"clientapp": {"read": {"actions": ["data:read/*"]}, "write": {"actions": ["data:write/*"]}}}
+READ_CLIENT_APP = {"application": "clientapp", "privileges": ["read"], "resources": ["*"]}
+
+
+def test_application_privileges_are_put_read_checked_and_deleted_through_the_client(
+    keyward_server, elastic, admin
+):
+    put = admin.security.put_privileges(privileges=CLIENT_APP)
+    assert put.body == {"clientapp": {"read": {"created": True}, "write": {"created": True}}}
+    assert admin.security.get_privileges(application="clientapp", name="read")["clientapp"]["read"] == {
+        "application": "clientapp", "name": "read", "actions": ["data:read/*"], "metadata": {},
+    }
+    assert sorted(admin.security.get_privileges(application="clientapp")["clientapp"]) == ["read", "write"]
+    assert "clientapp" in admin.security.get_privileges()
+    assert admin.security.clear_cached_privileges(application="clientapp")["_nodes"]["failed"] == 0
+    builtin = admin.security.get_builtin_privileges()
+    assert "manage_security" in builtin["cluster"] and "read" in builtin["index"]
+
+    reader = elastic.security.create_api_key(
+        name="clientapp-reader", role_descriptors={"reader": {"applications": [READ_CLIENT_APP]}}
+    )
+    with connect(keyward_server, api_key=reader["encoded"]) as key:
+        asked = {**READ_CLIENT_APP, "privileges": ["read", "write"], "resources": ["doc/1"]}
+        answer = key.security.has_privileges(application=[asked])
+        assert answer["application"] == {"clientapp": {"doc/1": {"read": True, "write": False}}}
+        with pytest.raises(BadRequestError):
+            key.security.get_user_privileges()
+        with pytest.raises(AuthorizationException):
+            key.security.delete_privileges(application="clientapp", name="read")
+
+    mine = admin.security.get_user_privileges()
+    assert {"cluster", "global", "indices", "applications", "run_as"} <= set(mine.body)
+    deleted = admin.security.delete_privileges(application="clientapp", name="read,write")
+    assert deleted.body == {"clientapp": {"read": {"found": True}, "write": {"found": True}}}
+    with pytest.raises(NotFoundError):
+        admin.security.get_privileges(application="clientapp")

@@ -181,22 +181,22 @@ def test_every_caller_may_ask_even_without_any_security_privilege(client, holder
     assert response.json()["cluster"] == {"manage_security": False}
 
 
-def test_application_privileges_are_never_held_here(client, make_user, make_api_key):
+def test_a_superuser_holds_every_application_privilege_and_others_only_those_granted(
+    client, make_user, make_api_key
+):
     elastic = make_user("elastic", roles=["superuser"])
-    key = make_api_key(elastic, "everything")
+    monitor = make_user("watcher", "manage_own_api_key")
+    asked = {
+        "application": [{"application": "inventory", "privileges": ["read"], "resources": ["product/1"]}]
+    }
 
-    answer = check(
-        client,
-        key,
-        {
-            "cluster": ["all"],
-            "application": [{"application": "inventory", "privileges": ["read"], "resources": ["product/1"]}],
-        },
-    ).json()
+    superuser = check(client, make_api_key(elastic, "everything"), asked).json()
+    other = check(client, make_api_key(monitor, "monitoring"), asked).json()
 
-    assert answer["cluster"] == {"all": True}
-    assert answer["application"] == {"inventory": {"product/1": {"read": False}}}
-    assert answer["has_all_requested"] is False
+    assert superuser["application"] == {"inventory": {"product/1": {"read": True}}}
+    assert superuser["has_all_requested"] is True
+    assert other["application"] == {"inventory": {"product/1": {"read": False}}}
+    assert other["has_all_requested"] is False
 
 
 def test_repeated_index_names_are_merged(client, holder):

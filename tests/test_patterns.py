@@ -16,6 +16,7 @@ from accounts.patterns import (
     NamePatterns,
     PatternError,
     compile_pattern,
+    covers,
     lucene_to_re2,
 )
 from accounts.privileges import PrivilegeSet
@@ -390,3 +391,26 @@ def test_nested_quantifier_pattern_keeps_the_servers_workers_alive(keyward_serve
         client.close()
 
     assert sorted(keyward_server.worker_pids()) == workers
+
+
+@pytest.mark.parametrize(
+    ("granted", "requested", "covered"),
+    [
+        (["*"], "a*", True),
+        (["data:read/*"], "data:read/x*", True),
+        (["data:read/*"], "data:*", False),
+        (["data:read/*", "data:write/*"], "data:*", False),
+        (["a?", "a??*"], "a?*", True),
+        (["a*", "b*"], "?*", False),
+        (["*a*"], "*a", True),
+        (["*a"], "*a*", False),
+        (["a"], "a*", False),
+        (["object/1"], "object/?", False),
+        # A granted regex covers the names it matches, never a requested pattern (err towards "no").
+        (["/obj.*/"], "object/1", True),
+        (["/obj.*/"], "obj*", False),
+        (["obj*"], "/obj.*/", False),
+    ],
+)
+def test_a_pattern_is_covered_only_if_every_name_it_matches_is(granted, requested, covered):
+    assert covers(granted, requested) is covered

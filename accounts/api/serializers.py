@@ -243,7 +243,7 @@ class HasPrivilegesResponseSerializer(serializers.Serializer):
     index = serializers.DictField(child=_granted(), help_text="`{index name: {privilege: held}}`")
     application = serializers.DictField(
         child=serializers.DictField(child=_granted()),
-        help_text="`{application: {resource: {privilege: held}}}`; roles here hold none.",
+        help_text="`{application: {resource: {privilege: held}}}`",
     )
 
 

@@ -3,10 +3,12 @@ from django.urls import path
 from accounts.api import kibana, views
 
 # Names may contain "/" (sent as %2F), hence <path:...>. The fixed forms (_has_privileges,
-# _password) and the suffixed ones (_clear_cache...) come first, so that no name pattern captures them.
+# _password, _privileges) and the suffixed ones (_clear_cache...) come first, so that no name pattern
+# captures them.
 urlpatterns = [
     path("_security/user/_has_privileges", views.HasPrivilegesView.as_view(), name="has-privileges"),
     path("_security/user/_password", views.ChangePasswordView.as_view(), name="own-password"),
+    path("_security/user/_privileges", views.UserPrivilegesView.as_view(), name="user-privileges"),
     path(
         "_security/user/<path:username>/_has_privileges",
         views.UserHasPrivilegesView.as_view(),

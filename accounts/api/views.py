@@ -34,8 +34,11 @@ from accounts.api.serializers import (
     bulk_answer,
 )
 from accounts.exceptions import ValidationError
+from accounts.privileges import describe_privileges
 from accounts.query import parse_role_query, parse_user_query
 from apikeys.selectors import unauthorized
+from application_privileges.api.serializers import UserPrivilegesSerializer
+from application_privileges.selectors import definitions_for
 from restapi.authentication import principal_of
 from restapi.nodes import nodes_answer
 from restapi.query.dsl import search
@@ -65,6 +68,10 @@ PUT_USER_FIELDS = frozenset(
 )
 PASSWORD_FIELDS = frozenset({"password", "password_hash"})
 HAS_PRIVILEGES_FIELDS = frozenset({"cluster", "index", "application"})
+API_KEY_USER_PRIVILEGES = (
+    "Cannot retrieve privileges for API keys with assigned role descriptors. "
+    "Please use the Get API key information API https://ela.st/es-api-get-api-key"
+)
 
 
 def has_body(request) -> bool:
@@ -314,6 +321,7 @@ class HasPrivilegesView(AccountsAPIView):
             cluster=body.get("cluster"),
             index=body.get("index"),
             application=body.get("application"),
+            definitions_for=definitions_for,
         )
         return Response(answer)
 
@@ -341,6 +349,30 @@ class HasPrivilegesView(AccountsAPIView):
     )
     def get(self, request, username=None):
         return self._answer(request, username)
+
+
+class UserPrivilegesView(AccountsAPIView):
+    """``GET /_security/user/_privileges``: what the caller's roles grant, for every caller."""
+
+    @extend_schema(
+        operation_id="security_get_user_privileges",
+        summary="Get the caller's privileges",
+        description=(
+            "Cluster, global, index, application and run_as privileges of the caller's roles, merged as "
+            "Elasticsearch merges them. An API key without role descriptors answers its owner's roles "
+            "at creation; one with role descriptors is refused (400), as in Elasticsearch."
+        ),
+        tags=["Authentication"],
+        responses={200: UserPrivilegesSerializer},
+    )
+    def get(self, request):
+        principal = principal_of(request)
+        if principal.api_key is not None and principal.api_key.role_descriptors:
+            raise ValidationError(API_KEY_USER_PRIVILEGES)
+        privileges = principal.privileges
+        return Response(describe_privileges(
+            principal.role_descriptors, definitions_for(privileges.application_names())
+        ))
 
 
 @extend_schema(exclude=True)  # Elasticsearch's per-user form, which the client uses when given a user

@@ -248,5 +248,3 @@ class GrantApiKeyRequestSerializer(serializers.Serializer):
         required=False, help_text="A user the proven one may run as (role `run_as`): the key is theirs."
     )
     api_key = CreateApiKeyRequestSerializer(help_text="The key, as the create API key body.")
-
-
