@@ -8,10 +8,10 @@ from accounts import audit
 from accounts.exceptions import RequestValidationFailed, ValidationError
 from accounts.principals import Principal
 from accounts.privileges import action_problems, application_name_problem, privilege_name_problem
-from apikeys.query import ContentParseError
 from apikeys.selectors import unauthorized
 from application_privileges import selectors
 from application_privileges.models import MAX_NAME_LENGTH, ApplicationPrivilege
+from restapi.query.dsl import ContentParseError
 
 PRIVILEGE_FIELDS = frozenset({"application", "name", "actions", "metadata"})
 # Elasticsearch's name for a privilege document, in its parser's messages.
