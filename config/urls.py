@@ -7,6 +7,7 @@ from restapi.schema import api_docs
 urlpatterns = [
     path("", include("apikeys.api.urls")),
     path("", include("accounts.api.urls")),
+    path("", include("tokens.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", api_docs, name="api-docs"),
     path("app/dev_tools", console, name="console"),

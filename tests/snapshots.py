@@ -1,5 +1,5 @@
 """What a refused request must leave as it was, taken whole: every stored field of every realm,
-user (its password hash included), role, role holder, API key and audit event.
+user (its password hash included), role, role holder, API key, access token and audit event.
 
 Tests take ``security_state()`` before a refused request and compare it with the state after, so
 that a refusal which writes any field of any row fails, whichever field it is.
@@ -7,6 +7,7 @@ that a refusal which writes any field of any row fails, whichever field it is.
 
 from accounts.models import AuditEvent, Realm, Role, User
 from apikeys.models import ApiKey
+from tokens.models import Token
 
 # Fields of an audit event that differ between any two events, whatever they record.
 AUDIT_EVENT_IDENTITY = ("id", "time")
@@ -25,6 +26,7 @@ def security_state(*, authenticated_with: str | None = None) -> dict:
         "roles": list(Role.objects.order_by("pk").values()),
         "role holders": list(User.roles.through.objects.order_by("user_id", "role_id").values_list()),
         "api keys": keys,
+        "tokens": list(Token.objects.order_by("pk").values()),
         "audit events": list(AuditEvent.objects.order_by("pk").values()),
     }
 
