@@ -547,3 +547,16 @@ def test_a_pair_whose_refresh_token_still_works_is_kept(settings, call, carols_t
 
     assert Token.objects.count() == 1
     assert refresh(call, carols_tokens["refresh_token"]).status_code == 200
+
+
+def test_a_pair_is_kept_for_the_retention_period_after_its_refresh_token_expires(settings, carols_tokens):
+    settings.API_KEY_RETENTION_PERIOD = "1d"
+    now = timezone.now()
+    Token.objects.update(created=now - timedelta(hours=30), expiration=now - timedelta(hours=29))
+
+    call_command("purge_api_keys", stdout=io.StringIO())
+    assert Token.objects.count() == 1
+
+    Token.objects.update(created=timezone.now() - timedelta(hours=49))
+    call_command("purge_api_keys", stdout=io.StringIO())
+    assert not Token.objects.exists()
