@@ -23,7 +23,7 @@ from accounts.exceptions import (
     TokenRequestRefused,
     ValidationError,
 )
-from accounts.models import User
+from accounts.models import AuditEvent, User
 from accounts.principals import Principal
 from apikeys.timeunits import configured_time_value
 from tokens import selectors
@@ -166,6 +166,19 @@ def refresh(principal: Principal, refresh_token: str) -> IssuedTokens:
     hours of its pair, once, by the client that asked for the pair. A second use within 30 seconds
     of the first answers the same new pair, read back from the row where it is kept encrypted under
     a key that only this refresh token yields."""
+    try:
+        return _refresh(principal, refresh_token)
+    except TokenRequestRefused as refusal:
+        # Audited once the refusal's transaction is over, so that the row stays.
+        parts = split_token(refresh_token)
+        audit.record(
+            audit.AUTHENTICATION_FAILED, principal=principal, outcome=AuditEvent.FAILURE,
+            reason=f"refresh token refused: {refusal.reason}", **({"token_id": parts[0]} if parts else {}),
+        )
+        raise
+
+
+def _refresh(principal: Principal, refresh_token: str) -> IssuedTokens:
     parts = split_token(refresh_token)
     if parts is None:
         raise _invalid_grant(COULD_NOT_REFRESH)
