@@ -22,6 +22,11 @@ API_KEY_ROTATED = "api_key_rotated"
 API_KEY_UPDATED = "api_key_updated"
 API_KEYS_UPDATED = "api_keys_updated"
 API_KEYS_PURGED = "api_keys_purged"
+# Access tokens: the detail names the pair by its public id, never by a token.
+TOKEN_CREATED = "token_created"
+TOKEN_REFRESHED = "token_refreshed"
+TOKENS_INVALIDATED = "tokens_invalidated"
+TOKENS_PURGED = "tokens_purged"
 AUTHENTICATION_FAILED = "authentication_failed"
 # Keyward's own: one row per throttled bucket and window, counting the attempts refused.
 AUTHENTICATION_THROTTLED = "authentication_throttled"

@@ -49,6 +49,20 @@ class FeatureNotEnabled(SecurityError):
     status = 400
 
 
+class TokenRequestRefused(SecurityError):
+    """A refused request of the token endpoint, which answers in OAuth 2.0's shape (RFC 6749 §5.2):
+    ``error`` is its code (``invalid_request``, ``unsupported_grant_type``, ``invalid_grant``) and the
+    reason its ``error_description``. ``detail`` is for the audit log."""
+
+    type = "invalid_grant"
+    status = 400
+
+    def __init__(self, error: str, reason: str, detail: str = ""):
+        super().__init__(reason)
+        self.type = error
+        self.detail = detail or reason
+
+
 class TooManyRequests(SecurityError):
     """Too many failed authentication attempts from this client or for this username.
 

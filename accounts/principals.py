@@ -1,4 +1,5 @@
-"""A principal is who a request acts as: a user, or a user acting through one of their API keys."""
+"""A principal is who a request acts as: a user, or a user acting through one of their API keys or
+access tokens. A token acts with its user's roles of the moment."""
 
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -10,6 +11,7 @@ from accounts.privileges import PrivilegeSet, privileges_of
 class Principal:
     user: "accounts.models.User"  # noqa: F821
     api_key: "apikeys.models.ApiKey | None" = None  # noqa: F821
+    token: "tokens.models.Token | None" = None  # noqa: F821
     realm_name: str = field(init=False)
 
     def __post_init__(self):

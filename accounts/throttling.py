@@ -15,6 +15,7 @@ then NFKC), over HTTP Basic too, so that ``" mal"`` and ``"mal"`` share a bucket
 - ``api_key``: failed ``ApiKey`` credentials from one address, against ``AUTH_FAILURE_LIMIT_PER_IP``
   too but counted apart. A key carries 128 random bits and cannot be guessed, so it is always
   verified: a valid key is never throttled, a failing one gets 429 instead of 401.
+- ``token``: failed ``Bearer`` access tokens from one address, the same way as API keys, apart.
 
 Audit: a failure that is not throttled writes its own row (the realm chain's for a password, here
 for an API key). A throttled attempt writes none: the first refusal of a bucket's window writes one
@@ -132,7 +133,16 @@ def password_succeeded(request, username: str) -> None:
 def api_key_refused(request, audit_detail: dict) -> None:
     """A refused ``ApiKey`` credential: 429 once its address is over the limit, with no audit row of
     its own; otherwise counted and audited with its reason, and the caller's 401 stands."""
-    bucket = _limited("api_key", settings.AUTH_FAILURE_LIMIT_PER_IP, _address(request))
+    _random_secret_refused("api_key", request, audit_detail)
+
+
+def token_refused(request, audit_detail: dict) -> None:
+    """A refused ``Bearer`` access token, as a refused API key, in a bucket of its own."""
+    _random_secret_refused("token", request, audit_detail)
+
+
+def _random_secret_refused(kind: str, request, audit_detail: dict) -> None:
+    bucket = _limited(kind, settings.AUTH_FAILURE_LIMIT_PER_IP, _address(request))
     if bucket is not None:
         window = _current_window()
         if _full_buckets([bucket], window):
@@ -232,6 +242,7 @@ def _summary_detail(bucket: Bucket, window: Window) -> dict:
         "username": f"failed passwords for [{bucket.username}] from [{bucket.address}]",
         "password": f"failed passwords from [{bucket.address}]",
         "api_key": f"failed API keys from [{bucket.address}]",
+        "token": f"failed access tokens from [{bucket.address}]",
     }[bucket.kind]
     detail = {
         "reason": f"{whose} reached the limit of [{bucket.limit}] per [{length}]",

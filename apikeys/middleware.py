@@ -1,5 +1,6 @@
-"""The server's own retention purge (SPEC §5): at most once per ``API_KEY_PURGE_INTERVAL`` across
-every worker and host that share the cache, in the background, so no request waits for it.
+"""The server's own retention purge (SPEC §5), of API keys and access tokens alike: at most once per
+``API_KEY_PURGE_INTERVAL`` across every worker and host that share the cache, in the background, so
+no request waits for it.
 
 Deployments that purge by cron alone set ``KEYWARD_API_KEY_PURGE_ON_REQUEST=false``.
 """
@@ -15,6 +16,7 @@ from django.db import connection
 
 from apikeys import services
 from apikeys.timeunits import configured_time_value
+from tokens.services import purge_tokens
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ def purge_in_background() -> None:
     try:
         result = services.purge_api_keys()
         log.info("deleted %d API keys past retention", result.deleted)
+        log.info("deleted %d access tokens past retention", purge_tokens())
     except Exception:
         log.exception("API key purge failed")
     finally:

@@ -21,14 +21,13 @@ from accounts import audit
 from accounts.exceptions import (
     AuthenticationFailed,
     Conflict,
-    FeatureNotEnabled,
     NotFound,
     PermissionDenied,
     RequestValidationFailed,
     SecurityError,
     ValidationError,
 )
-from accounts.models import User
+from accounts.models import AuditEvent, User
 from accounts.principals import Principal
 from accounts.privileges import validate_role_descriptors
 from accounts.realms import lookup_realm_chain
@@ -53,6 +52,7 @@ from apikeys.timeunits import (
     max_lifetime,
 )
 from restapi.query.dsl import storable_text
+from tokens.services import TokenRefused, authenticate_access_token
 
 NAME_MAX_LENGTH = 256
 CREATE_FIELDS = frozenset({"name", "expiration", "role_descriptors", "metadata"})
@@ -218,9 +218,9 @@ def grant_api_key(
     client_authentication=None,
     api_key=None,
 ) -> CreatedApiKey:
-    """Create a key for another user, who proves themselves with their password in the request, as
-    Elasticsearch's grant API key does; the caller needs ``grant_api_key`` and keeps nothing of
-    the key's privileges.
+    """Create a key for another user, who proves themselves in the request with their password or
+    one of their access tokens, as Elasticsearch's grant API key does; the caller needs
+    ``grant_api_key`` and keeps nothing of the key's privileges.
 
     The key belongs to the proven user, or to the user it may ``run_as``, and is limited by that
     owner's roles. Every create rule holds (name uniqueness, lifetime policy), except the one for
@@ -228,8 +228,7 @@ def grant_api_key(
     with. The caller's privilege is checked before the request is read and the request is read
     before the password is, so grant is no password oracle for those who may not use it and no
     malformed body costs a password attempt; ``authenticate_password`` applies the abuse limits of
-    HTTP Basic. There is no token service here, so an ``access_token`` grant is refused as
-    Elasticsearch refuses one with its token service off.
+    HTTP Basic.
     """
     if not selectors.can_grant_api_key(principal):
         raise selectors.unauthorized(principal, selectors.GRANT_ACTION)
@@ -244,8 +243,13 @@ def grant_api_key(
         raise ValidationError(f"unknown field [{unknown[0]}] in create api key request")
     new = validate_new_api_key(**{field: api_key.get(field) for field in CREATE_FIELDS})
     if grant_type == ACCESS_TOKEN_GRANT:
-        raise FeatureNotEnabled("security tokens are not enabled")
-    proven = authenticate_password(username, password)
+        try:
+            proven = authenticate_access_token(access_token).user
+        except TokenRefused as refusal:
+            audit.record(audit.AUTHENTICATION_FAILED, outcome=AuditEvent.FAILURE, **refusal.audit_detail)
+            raise
+    else:
+        proven = authenticate_password(username, password)
     if proven is None:
         raise AuthenticationFailed(
             f"unable to authenticate user [{username}] for action [{selectors.GRANT_ACTION}]"

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "accounts",
     "apikeys",
     "application_privileges",
+    "tokens",
     "restapi",
 ]
 
@@ -197,6 +198,11 @@ API_KEY_OVERVIEW_MAX_AGE = env("KEYWARD_API_KEY_OVERVIEW_MAX_AGE", "1m")
 # The API key service needs HTTPS (SPEC §3 TLS gate); switch off for local development only.
 API_KEY_REQUIRE_HTTPS = env_bool("KEYWARD_API_KEY_REQUIRE_HTTPS", True)
 
+# Access tokens (Elasticsearch's token service): how long an access token works, at most 1h as
+# there. Refresh tokens work 24 hours and once; expired and invalidated tokens are purged with keys,
+# after API_KEY_RETENTION_PERIOD.
+TOKEN_LIFETIME = env("KEYWARD_TOKEN_LIFETIME", "20m")
+
 # Abuse limits (SPEC §3; accounts/throttling.py): failed authentications counted in the shared cache
 # in fixed windows of AUTH_FAILURE_WINDOW; 0 switches a limit off.
 # - PER_USERNAME: wrong passwords for one username from one address (login page and HTTP Basic).
@@ -292,7 +298,8 @@ REST_FRAMEWORK = {
 # which Elasticsearch and Kibana document publicly, and holds no data about keys, users or roles.
 SPECTACULAR_SETTINGS = {
     "TITLE": "Keyward API",
-    "DESCRIPTION": "Elasticsearch- and Kibana-compatible security endpoints: API keys, users, roles.",
+    "DESCRIPTION": "Elasticsearch- and Kibana-compatible security endpoints: API keys, access tokens, users, "
+    "roles.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PUBLIC": True,
@@ -301,6 +308,7 @@ SPECTACULAR_SETTINGS = {
     "TAGS": [
         {"name": "API keys", "description": "Create, get, query and invalidate API keys (Elasticsearch)."},
         {"name": "Authentication", "description": "Who a request acts as, and what it may do."},
+        {"name": "Tokens", "description": "Bearer access tokens and their refresh tokens (Elasticsearch)."},
         {"name": "Users", "description": "Native realm users (Elasticsearch)."},
         {"name": "Roles", "description": "Roles and their privileges (Elasticsearch)."},
         {"name": "Kibana roles", "description": "Roles in Kibana's shape; writes need a kbn-xsrf header."},

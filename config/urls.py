@@ -8,6 +8,7 @@ urlpatterns = [
     path("", include("apikeys.api.urls")),
     path("", include("accounts.api.urls")),
     path("", include("application_privileges.api.urls")),
+    path("", include("tokens.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", api_docs, name="api-docs"),
     path("app/dev_tools", console, name="console"),

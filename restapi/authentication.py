@@ -1,4 +1,5 @@
-"""How REST requests authenticate: ``ApiKey`` credentials, or HTTP Basic through the realm chain."""
+"""How REST requests authenticate: ``ApiKey`` credentials, ``Bearer`` access tokens, or HTTP Basic
+through the realm chain."""
 
 import base64
 import binascii
@@ -13,6 +14,8 @@ from apikeys.credentials import is_api_key_header
 from apikeys.services import ApiKeyRefused, authenticate_api_key
 from restapi.tls import api_key_service_enabled
 from restapi.wire import authenticate_header
+from tokens.credentials import bearer_token
+from tokens.services import TokenRefused, authenticate_bearer_header
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -29,6 +32,27 @@ class ApiKeyAuthentication(BaseAuthentication):
             principal = authenticate_api_key(header)
         except ApiKeyRefused as refusal:
             throttling.api_key_refused(request, refusal.audit_detail)
+            raise
+        return principal.user, principal
+
+    def authenticate_header(self, request):
+        return authenticate_header()["WWW-Authenticate"]
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <access token>``, read from the database on every request so that an
+    invalidation holds on every worker at once; refused over plain HTTP as an API key is."""
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if bearer_token(header) is None:
+            return None
+        if not api_key_service_enabled(request):
+            raise FeatureNotEnabled("security tokens are not enabled: token authentication requires HTTPS")
+        try:
+            principal = authenticate_bearer_header(header)
+        except TokenRefused as refusal:
+            throttling.token_refused(request, refusal.audit_detail)
             raise
         return principal.user, principal
 

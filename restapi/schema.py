@@ -31,6 +31,18 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
         }
 
 
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "restapi.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An access token of POST /_security/oauth2/token. HTTPS only.",
+        }
+
+
 class RealmBasicScheme(OpenApiAuthenticationExtension):
     target_class = "restapi.authentication.RealmBasicAuthentication"
     name = "basicAuth"

@@ -9,6 +9,7 @@ from rest_framework.permissions import IsAuthenticated
 from accounts.exceptions import FeatureNotEnabled, ValidationError
 from restapi.authentication import (
     ApiKeyAuthentication,
+    BearerTokenAuthentication,
     RealmBasicAuthentication,
     SessionPrincipalAuthentication,
 )
@@ -92,17 +93,30 @@ ERRORS = {
 
 
 class SecurityAPIView(ElasticsearchAPIView):
-    authentication_classes = [ApiKeyAuthentication, RealmBasicAuthentication, SessionPrincipalAuthentication]
+    authentication_classes = [
+        ApiKeyAuthentication,
+        BearerTokenAuthentication,
+        RealmBasicAuthentication,
+        SessionPrincipalAuthentication,
+    ]
     permission_classes = [IsAuthenticated]
 
 
 class ApiKeyServiceView(SecurityAPIView):
     """An endpoint of the API key service, which answers only over HTTPS (SPEC §3)."""
 
+    not_enabled = "api keys are not enabled"
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         if not api_key_service_enabled(request):
-            raise FeatureNotEnabled("api keys are not enabled")
+            raise FeatureNotEnabled(self.not_enabled)
+
+
+class TokenServiceView(ApiKeyServiceView):
+    """An endpoint of the token service, behind the same TLS gate as API keys, as Elasticsearch's."""
+
+    not_enabled = "security tokens are not enabled"
 
 
 def json_object(body) -> dict:

@@ -16,7 +16,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.exceptions import SecurityError, TooManyRequests
+from accounts.exceptions import SecurityError, TokenRequestRefused, TooManyRequests
 
 PRODUCT_HEADER = ("X-Elastic-Product", "Elasticsearch")
 COMPATIBLE_MEDIA_TYPE = "application/vnd.elasticsearch+json"
@@ -134,7 +134,7 @@ def kibana_error_body(status: int, message: str) -> dict:
 
 
 def authenticate_header() -> dict:
-    return {"WWW-Authenticate": 'Basic realm="security", charset="UTF-8", ApiKey'}
+    return {"WWW-Authenticate": 'Basic realm="security", charset="UTF-8", Bearer realm="security", ApiKey'}
 
 
 def is_kibana_path(path: str) -> bool:
@@ -185,8 +185,14 @@ def exception_handler(exc, context):
     if not isinstance(exc, SecurityError | drf.APIException):
         return None
     request = context["request"]
+    if isinstance(exc, TokenRequestRefused):
+        # The token endpoint answers its refusals as OAuth 2.0 does (RFC 6749 §5.2), as Elasticsearch.
+        return Response({"error": exc.type, "error_description": exc.reason}, status=exc.status)
     error_type, reason, status = _describe(exc, request)
     headers = authenticate_header() if status == 401 else {}
+    if getattr(exc, "www_authenticate", None):
+        # A challenge of its own, e.g. the expired access token's, which tells a client to refresh.
+        headers["WWW-Authenticate"] = exc.www_authenticate
     if isinstance(exc, TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after)
     if is_kibana_path(request.path):

@@ -1,6 +1,6 @@
 """What a refused request must leave as it was, taken whole: every stored field of every realm,
 user (its password hash and the role names it holds that no role has included), role, role
-holder, API key, application privilege and audit event.
+holder, API key, application privilege, access token and audit event.
 
 Tests take ``security_state()`` before a refused request and compare it with the state after, so
 that a refusal which writes any field of any row fails, whichever field it is.
@@ -9,6 +9,7 @@ that a refusal which writes any field of any row fails, whichever field it is.
 from accounts.models import AuditEvent, Realm, Role, User
 from apikeys.models import ApiKey
 from application_privileges.models import ApplicationPrivilege
+from tokens.models import Token
 
 # Fields of an audit event that differ between any two events, whatever they record.
 AUDIT_EVENT_IDENTITY = ("id", "time")
@@ -28,6 +29,7 @@ def security_state(*, authenticated_with: str | None = None) -> dict:
         "role holders": list(User.roles.through.objects.order_by("user_id", "role_id").values_list()),
         "api keys": keys,
         "application privileges": list(ApplicationPrivilege.objects.order_by("pk").values()),
+        "tokens": list(Token.objects.order_by("pk").values()),
         "audit events": list(AuditEvent.objects.order_by("pk").values()),
     }
 

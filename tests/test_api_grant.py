@@ -246,11 +246,31 @@ def test_malformed_grants_are_elasticsearchs_validation_failures(grant, carol, b
     assert_error(grant(body), 400, "action_request_validation_exception", reason)
 
 
-def test_an_access_token_grant_is_refused_as_with_the_token_service_off(grant, carol):
+def test_an_access_token_grant_makes_the_key_for_the_tokens_user(client, grant, carol, make_user):
+    make_user("minter", "manage_token", password="minter-password-5")
+    minted = client.post(
+        "/_security/oauth2/token",
+        {"grant_type": "password", "username": "carol", "password": CAROL_PASSWORD},
+        content_type="application/json", secure=True, HTTP_AUTHORIZATION=basic("minter", "minter-password-5"),
+    )
+    assert minted.status_code == 200, minted.content
+
+    response = grant({"grant_type": "access_token", "access_token": minted.json()["access_token"],
+                      "api_key": {"name": "carols-key"}})
+
+    assert response.status_code == 200, response.content
+    key = ApiKey.objects.get(pk=response.json()["id"])
+    assert (key.owner, key.limited_by) == (carol, carol.role_descriptors())
+    assert AuditEvent.objects.get(action="api_key_granted").detail["grant_type"] == "access_token"
+
+
+def test_an_access_token_grant_with_a_token_that_is_not_one_is_a_401(grant, carol):
     body = {"grant_type": "access_token", "access_token": "dGhpcyBpcyBub3QgYSB0b2tlbg==",
             "api_key": {"name": "carols-key"}}
 
-    assert_error(grant(body), 400, "feature_not_enabled_exception", "security tokens are not enabled")
+    assert_error(grant(body), 401, "security_exception", "unable to authenticate with provided credentials")
+    refusal = AuditEvent.objects.get(action="authentication_failed")
+    assert refusal.detail == {"reason": "access token is malformed"}
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,9 @@ from apikeys.services import authenticate_api_key, create_api_key
 from application_privileges.models import ApplicationPrivilege
 from tests.conftest import PRIVILEGED_ROLES
 from tests.snapshots import new_audit_events, security_state, without_audit_events
+from tokens.models import Token
+from tokens.selectors import active_tokens
+from tokens.services import get_token
 
 pytestmark = pytest.mark.django_db
 
@@ -169,6 +172,19 @@ ACTIONS = {
         effect=lambda world: ApiKey.objects.filter(name="matrix-granted", owner__username="grantee").exists(),
     ),
     "clear the API key cache": Action("POST", "/_security/api_key/*/_clear_cache"),
+    "get a token for another user": Action(
+        "POST", "/_security/oauth2/token",
+        {"grant_type": "password", "username": "grantee", "password": GRANTEE_PASSWORD},
+        effect=lambda world: Token.objects.filter(user__username="grantee", client=world.caller).exists(),
+    ),
+    "get a token for oneself": Action(
+        "POST", "/_security/oauth2/token", {"grant_type": "client_credentials"},
+        effect=lambda world: Token.objects.filter(user=world.caller).exists(),
+    ),
+    "invalidate another user's tokens": Action(
+        "DELETE", "/_security/oauth2/token", {"username": "grantee"},
+        effect=lambda world: not active_tokens().filter(user__username="grantee").exists(),
+    ),
     "update itself": Action(
         "PUT", "/_security/api_key/{session_key}", {"metadata": UPDATED_METADATA},
         effect=lambda world: world.updated(world.session_key),
@@ -480,6 +496,8 @@ SHOWN, HIDDEN = KeyById(visible=True), KeyById(visible=False)
 AN_ERROR = ReportedAsError()
 # Elasticsearch refuses an update through any API key, whatever it holds; only the owner updates.
 OWNER_ONLY = Invalid("only the owner user can update an API key")
+# A token acts with its user's roles, which would reach past an API key's own privileges.
+NOT_THROUGH_A_KEY = Invalid("an access token cannot be created with API key credentials")
 NOT_OWNED, ONLY_OWN_UPDATED = NotOwned(), OnlyOwnUpdated()
 
 # Elasticsearch's rules: manage_security writes users and roles, read_security reads them. A user
@@ -524,6 +542,14 @@ MATRIX = {
                     (ALLOWED,  ALLOWED,       ALLOWED,      DENIED,   DENIED,        DENIED,      DENIED),
     # Elasticsearch's security cache action: manage_security, not manage_api_key.
     "clear the API key cache":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    # manage_token, which manage_security implies: whoever holds it mints for anyone who proves
+    # themselves, and invalidates anyone's tokens, as in Elasticsearch.
+    "get a token for another user":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    "get a token for oneself":
+        (NOT_THROUGH_A_KEY, NOT_THROUGH_A_KEY, DENIED,      DENIED,   DENIED,        DENIED,      DENIED),
+    "invalidate another user's tokens":
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
     "update itself":
                     (OWNER_ONLY, OWNER_ONLY,  OWNER_ONLY,   OWNER_ONLY, DENIED,      DENIED,      ALLOWED),
@@ -732,6 +758,7 @@ def build_cast() -> Cast:
     Role.objects.create(name="target_role", cluster=["monitor"])
     ApplicationPrivilege.objects.create(application="inventory", name="read", actions=["data:read/*"])
     elastic = users["elastic"]
+    get_token(Principal(elastic), lambda username, password: grantee, "password", "grantee", GRANTEE_PASSWORD)
     sessions = {}
     for name, caller in API_CALLERS.items():
         narrowed = {"narrowed": {"cluster": list(caller.narrowed_to)}} if caller.narrowed_to else None

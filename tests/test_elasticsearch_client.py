@@ -569,3 +569,110 @@ def test_application_privileges_are_put_read_checked_and_deleted_through_the_cli
     assert deleted.body == {"clientapp": {"read": {"found": True}, "write": {"found": True}}}
     with pytest.raises(NotFoundError):
         admin.security.get_privileges(application="clientapp")
+# ---------------------------------------------------------------------------------------------
+# Access tokens: get_token, bearer_auth=, refresh, invalidate_token, grant with an access token
+
+TOKEN_USER_PASSWORD = "token-user-password-1"
+
+
+@pytest.fixture(scope="module")
+def token_user(admin):
+    """A user who may read the logs, and nothing about security."""
+    admin.security.put_role(name="logs-reader", cluster=["monitor"],
+                            indices=[{"names": ["logs-*"], "privileges": ["read"]}])
+    admin.security.put_user(username="tess", password=TOKEN_USER_PASSWORD, roles=["logs-reader"])
+    return "tess"
+
+
+def tokens_of(client, username):
+    return client.security.get_token(grant_type="password", username=username, password=TOKEN_USER_PASSWORD)
+
+
+def test_a_token_from_get_token_authenticates_the_client_as_its_user(
+    keyward_server, elastic, token_user
+):
+    minted = tokens_of(elastic, token_user)
+
+    assert minted["type"] == "Bearer" and minted["expires_in"] == 1200
+    assert minted["authentication"]["username"] == token_user
+    with connect(keyward_server, bearer_auth=minted["access_token"]) as tess:
+        me = tess.security.authenticate()
+        assert (me["username"], me["authentication_type"]) == (token_user, "token")
+        assert tess.security.has_privileges(index=[{"names": ["logs-1"], "privileges": ["read"]}])[
+            "has_all_requested"
+        ]
+
+
+def test_an_invalidated_token_fails_on_the_very_next_request_to_any_worker(
+    keyward_server, elastic, token_user
+):
+    minted = tokens_of(elastic, token_user)
+    with connect(keyward_server, bearer_auth=minted["access_token"]) as tess:
+        # Every worker has served the token (each request goes to whichever worker accepts it).
+        for _ in range(8):
+            tess.security.authenticate()
+
+        invalidated = elastic.security.invalidate_token(token=minted["access_token"])
+
+        assert (invalidated["invalidated_tokens"], invalidated["previously_invalidated_tokens"]) == (1, 0)
+        for _ in range(8):
+            with pytest.raises(AuthenticationException) as refused:
+                tess.security.authenticate()
+            assert refused.value.body["error"]["reason"] == "token expired"
+
+
+def test_a_refresh_token_refreshes_once_and_again_within_the_grace_window(
+    keyward_server, elastic, token_user
+):
+    minted = tokens_of(elastic, token_user)
+
+    refreshed = elastic.security.get_token(grant_type="refresh_token", refresh_token=minted["refresh_token"])
+    again = elastic.security.get_token(grant_type="refresh_token", refresh_token=minted["refresh_token"])
+
+    assert refreshed["access_token"] != minted["access_token"]
+    assert again["access_token"] == refreshed["access_token"]
+    assert again["refresh_token"] == refreshed["refresh_token"]
+    with connect(keyward_server, bearer_auth=refreshed["access_token"]) as tess:
+        assert tess.security.authenticate()["username"] == token_user
+    elastic.security.invalidate_token(refresh_token=minted["refresh_token"])
+    with pytest.raises(BadRequestError) as refused:
+        elastic.security.get_token(grant_type="refresh_token", refresh_token=minted["refresh_token"])
+    assert refused.value.body == {"error": "invalid_grant", "error_description": "token has been invalidated"}
+
+
+def test_client_credentials_and_invalidation_by_username(
+    keyward_server, elastic, token_user
+):
+    own = elastic.security.get_token(grant_type="client_credentials")
+    tess = tokens_of(elastic, token_user)
+
+    assert "refresh_token" not in own
+    invalidated = elastic.security.invalidate_token(username=token_user)
+
+    assert invalidated["invalidated_tokens"] >= 1 and invalidated["error_count"] == 0
+    with connect(keyward_server, bearer_auth=tess["access_token"]) as client:
+        with pytest.raises(AuthenticationException):
+            client.security.authenticate()
+    with connect(keyward_server, bearer_auth=own["access_token"]) as client:
+        assert client.security.authenticate()["username"] == "elastic"
+
+
+def test_grant_api_key_with_an_access_token_makes_the_key_for_the_tokens_user(
+    keyward_server, elastic, token_user
+):
+    minted = tokens_of(elastic, token_user)
+
+    granted = elastic.security.grant_api_key(
+        grant_type="access_token", access_token=minted["access_token"], api_key={"name": "granted-by-token"}
+    )
+
+    with connect(keyward_server, api_key=granted["encoded"]) as key:
+        me = key.security.authenticate()
+    assert (me["username"], me["api_key"]["name"]) == (token_user, "granted-by-token")
+
+
+def test_get_token_without_manage_token_is_forbidden(own_keys_user):
+    with pytest.raises(AuthorizationException) as refused:
+        own_keys_user.security.get_token(grant_type="client_credentials")
+
+    assert "[manage_token,manage_security,all]" in refused.value.body["error"]["reason"]

@@ -73,9 +73,12 @@ NOT_FOUND_ANSWERS = ({}, {"found": False}, {"api_keys": []})
 
 
 def is_error_body(path: str, status: int, body) -> bool:
-    """Elasticsearch's error body, or Kibana's on ``/api/...``; a 405 is Elasticsearch's short form."""
+    """Elasticsearch's error body, or Kibana's on ``/api/...``; a 405 is Elasticsearch's short form;
+    the token endpoint's refused grants are OAuth 2.0's, as Elasticsearch answers them."""
     if not isinstance(body, dict):
         return False
+    if path == TOKEN_ENDPOINT and status == 400 and set(body) == {"error", "error_description"}:
+        return body["error"] in ("invalid_request", "unsupported_grant_type", "invalid_grant")
     if status == 404 and body in NOT_FOUND_ANSWERS and not path.startswith("/api/"):
         return True
     if status == 404 and path.startswith("/_security/privilege/") and nothing_found(body):
@@ -198,6 +201,8 @@ def test_schema_check_rejects_a_body_the_document_does_not_describe(
 ADMINISTRATION = ("/_security/user", "/_security/role", "/api/security/role", "/_security/privilege")
 # ...but for these, open to every authenticated caller.
 SELF_SERVICE = ("/_security/user/_has_privileges", "/_security/user/_privileges", "/_security/_authenticate")
+# The token service, for manage_token alone; a generated username and password prove no one (401).
+TOKEN_ENDPOINT = "/_security/oauth2/token"
 
 
 @dataclass
@@ -217,6 +222,8 @@ class Caller:
         """The statuses the caller may get: a request it may not make is refused with 403 unless it
         is malformed (400, as Elasticsearch validates a request before it authorizes it); a 401
         would mean the credential itself stopped working."""
+        if path == TOKEN_ENDPOINT:
+            return {200, 400, 401} if self.may_change is None else {400, 403}
         if self.may_change is None:
             # Only the owner of a key may rotate it, a superuser included.
             return {200, 204, 400, 404, 409} | ({403} if path.endswith("/_rotate") else set())
@@ -394,6 +401,20 @@ def test_any_api_key_header_is_refused_cleanly(client, db, scheme, value):
     )
     assert response.status_code in (400, 401, 429), response.content
     assert is_error_body("/_security/api_key", response.status_code, response.json())
+    assert security_state() == before
+
+
+@FUZZ_MORE
+@given(
+    scheme=st.sampled_from(["Bearer", "bearer", "BEARER"]),
+    value=st.one_of(st.text(max_size=300), st.binary(max_size=300).map(lambda raw: raw.decode("latin-1"))),
+)
+def test_any_bearer_header_is_refused_cleanly(client, db, scheme, value):
+    before = security_state()
+    headers = {"Authorization": f"{scheme} {value}"}
+    response = client.get("/_security/_authenticate", secure=True, headers=headers)
+    assert response.status_code in (400, 401, 429), response.content
+    assert is_error_body("/_security/_authenticate", response.status_code, response.json())
     assert security_state() == before
 
 

@@ -39,6 +39,8 @@ SPEC_OPERATIONS = {
     ("GET", "/api/security/role/{}"),
     ("PUT", "/api/security/role/{}"),
     ("DELETE", "/api/security/role/{}"),
+    ("POST", "/_security/oauth2/token"),
+    ("DELETE", "/_security/oauth2/token"),
     # Keyward's own endpoint beside them: Elasticsearch has no rotate API.
     ("POST", "/_security/api_key/{}/_rotate"),
 }
@@ -74,13 +76,14 @@ def test_document_describes_every_operation_of_the_rest_api_and_nothing_else(doc
     assert {path for _, path in documented if not path.startswith(("/_security/", "/api/security/"))} == set()
 
 
-def test_document_describes_the_api_key_basic_and_session_schemes(document):
+def test_document_describes_the_api_key_bearer_basic_and_session_schemes(document):
     schemes = document["components"]["securitySchemes"]
 
     api_key = schemes["apiKeyAuth"]
     assert (api_key["type"], api_key["in"], api_key["name"]) == ("apiKey", "header", "Authorization")
     assert "ApiKey" in api_key["description"]
     assert schemes["basicAuth"]["type"] == "http" and schemes["basicAuth"]["scheme"] == "basic"
+    assert schemes["bearerAuth"]["type"] == "http" and schemes["bearerAuth"]["scheme"] == "bearer"
     assert schemes["cookieAuth"]["in"] == "cookie"
     for path, item in document["paths"].items():
         for method, operation in item.items():

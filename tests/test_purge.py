@@ -22,6 +22,7 @@ from apikeys import services
 from apikeys.middleware import ApiKeyPurgeMiddleware
 from apikeys.models import ApiKey
 from apikeys.services import PurgeResult, purge_api_keys
+from tokens.models import Token
 
 NOW = datetime(2025, 1, 8, 12, 0, tzinfo=UTC)
 RETENTION = timedelta(days=7)
@@ -391,8 +392,15 @@ def test_a_failure_to_start_the_purge_never_fails_the_request(shared_cache, purg
     assert "could not start the API key purge" in caplog.text
 
 
-def test_background_purge_deletes_keys_past_retention_and_closes_its_connection(committed_owner, monkeypatch):
+def test_background_purge_deletes_keys_and_tokens_past_retention_and_closes_its_connection(
+    committed_owner, monkeypatch
+):
     _store_many(committed_owner, 3)
+    long_ago = datetime.now(UTC) - timedelta(days=30)
+    Token.objects.create(
+        id="T" * 20, user=committed_owner, grant_type="client_credentials", access_hash="0" * 64,
+        created=long_ago, expiration=long_ago + timedelta(minutes=20),
+    )
     closed_in = []
     real_connection = purge_middleware.connection
 
@@ -407,6 +415,6 @@ def test_background_purge_deletes_keys_past_retention_and_closes_its_connection(
     thread.start()
     thread.join(30)
 
-    assert not ApiKey.objects.exists()
-    assert AuditEvent.objects.get().action == "api_keys_purged"
+    assert not ApiKey.objects.exists() and not Token.objects.exists()
+    assert set(AuditEvent.objects.values_list("action", flat=True)) == {"api_keys_purged", "tokens_purged"}
     assert closed_in == [purge_middleware.THREAD_NAME]

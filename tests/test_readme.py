@@ -48,7 +48,9 @@ NOT_RUN = {
 PYTHON_EXAMPLE = "keys.py"
 
 # Answer fields whose values are random: compared by shape, not by value.
-RANDOM_FIELDS = {"id", "api_key", "encoded", "invalidated_api_keys", "updated", "noops"}
+RANDOM_FIELDS = {
+    "id", "api_key", "encoded", "invalidated_api_keys", "updated", "noops", "access_token", "refresh_token",
+}
 ELLIPSIS = "..."
 SEGMENT_MARK = "\x1ereadme-segment"
 

@@ -1,4 +1,4 @@
-"""A key's secret is shown once and kept nowhere (SPEC §1, §3, §6).
+"""A key's secret, and an access or refresh token, is shown once and kept nowhere (SPEC §1, §3, §6).
 
 Keys are made the three ways there are (REST API, create page, command), used, and refused with
 wrong secrets; then every place a secret could leak to is searched for it: each row of each table,
@@ -188,6 +188,91 @@ def test_slow_hash_verification_cache_holds_no_plain_secret(settings, client, ad
     assert len(verification_cache) == 1
     held = pickle.dumps(dict(verification_cache._entries))
     assert key.secret.encode() not in held
+
+
+# ---------------------------------------------------------------------------------------------
+# Access and refresh tokens: in the response that mints them, and nowhere else
+
+
+@pytest.fixture
+def minted_tokens(admin, client, caplog, locmem_cache, settings):
+    """Tokens minted every way there is (password, refresh, the grace window's second answer,
+    client_credentials), each used, refused with a wrong secret and invalidated; returns every
+    token string and the responses that are not the minting ones."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    admin.set_password("hygiene-password-1")
+    admin.save()
+    for logger in ("", "django", "keyward.audit"):
+        caplog.set_level(logging.DEBUG, logger=logger)
+    connection.force_debug_cursor = True
+    authorization = "Basic " + base64.b64encode(f"{admin.username}:hygiene-password-1".encode()).decode()
+
+    def call(method, path, body=None, auth=authorization):
+        return client.generic(method, path, json.dumps(body) if body else "", content_type="application/json",
+                              secure=True, headers={"Authorization": auth})
+
+    minted = [call("POST", "/_security/oauth2/token",
+                   {"grant_type": "password", "username": admin.username, "password": "hygiene-password-1"})]
+    refresh = {"grant_type": "refresh_token", "refresh_token": minted[0].json()["refresh_token"]}
+    # The second refresh, within the grace window, answers the same pair from its sealed copy.
+    minted += [call("POST", "/_security/oauth2/token", refresh) for _ in range(2)]
+    minted.append(call("POST", "/_security/oauth2/token", {"grant_type": "client_credentials"}))
+    assert all(response.status_code == 200 for response in minted), [r.content for r in minted]
+    pairs = {response.json()["access_token"]: response.json() for response in minted}.values()
+    tokens = {pair[field] for pair in pairs for field in ("access_token", "refresh_token") if field in pair}
+    responses = []
+    for body in pairs:
+        bearer = f"Bearer {body['access_token']}"
+        responses.append(call("GET", "/_security/_authenticate", auth=bearer))
+        assert responses[-1].status_code == 200
+        responses.append(call("GET", "/_security/_authenticate", auth=bearer[:-1] + "x"))
+        responses.append(call("DELETE", "/_security/oauth2/token", {"token": body["access_token"]}))
+        responses.append(call("GET", "/_security/_authenticate", auth=bearer))
+        assert responses[-1].status_code == 401
+    second_refresh = minted[1].json()["refresh_token"]
+    responses.append(call("DELETE", "/_security/oauth2/token", {"refresh_token": second_refresh}))
+    responses.append(call("POST", "/_security/oauth2/token",
+                          {"grant_type": "refresh_token", "refresh_token": second_refresh}))
+    connection.force_debug_cursor = False
+    return tokens, responses
+
+
+def test_a_token_is_stored_in_no_table(minted_tokens):
+    tokens, _ = minted_tokens
+    dump = every_row_of_every_table()
+    assert "token_created" in dump  # the dump does see the audit rows of the tokens
+    for token in tokens:
+        assert token not in dump
+        assert token[20:] not in dump  # nor the secret after the public id
+
+
+def test_a_token_is_never_logged_nor_in_the_audit_trail(minted_tokens, caplog):
+    tokens, _ = minted_tokens
+    records = caplog.get_records("setup") + caplog.records
+    logged = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in records)
+    assert all(event in logged for event in ("token_created", "token_refreshed", "tokens_invalidated",
+                                             "authentication_failed", "INSERT INTO"))
+    events = "\n".join(repr(row) for row in AuditEvent.objects.values())
+    for token in tokens:
+        assert token[20:] not in logged
+        assert token[20:] not in events
+
+
+def test_a_token_is_not_in_the_cache(minted_tokens, locmem_cache):
+    tokens, _ = minted_tokens
+    stored = b"".join(
+        key.encode() + (value if isinstance(value, bytes) else pickle.dumps(value))
+        for key, value in locmem_cache._cache.items()
+    )
+    for token in tokens:
+        assert token[20:].encode() not in stored
+
+
+def test_a_token_is_shown_by_no_response_but_the_one_that_mints_it(minted_tokens):
+    tokens, responses = minted_tokens
+    for response in responses:
+        for token in tokens:
+            assert token[20:] not in response.content.decode(), response.request["PATH_INFO"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -233,17 +233,20 @@ class AuthenticateResponseSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
     authentication_realm = RealmRefSerializer()
     lookup_realm = RealmRefSerializer()
-    authentication_type = serializers.ChoiceField(choices=["realm", "api_key"])
+    authentication_type = serializers.ChoiceField(
+        choices=["realm", "api_key", "token"], help_text="`token` for a request made with an access token."
+    )
     api_key = ApiKeyRefSerializer(required=False, help_text="Present when authenticated with an API key.")
 
 
 class GrantApiKeyRequestSerializer(serializers.Serializer):
     grant_type = serializers.ChoiceField(
-        choices=["password", "access_token"], help_text="`password`; `access_token` needs a token service."
+        choices=["password", "access_token"],
+        help_text="`password` (username and password) or `access_token` (from the get token API).",
     )
     username = serializers.CharField(required=False, help_text="The user to prove, for `password`.")
     password = serializers.CharField(required=False, help_text="That user's password, for `password`.")
-    access_token = serializers.CharField(required=False, help_text="For `access_token`: refused here.")
+    access_token = serializers.CharField(required=False, help_text="The user's token, for `access_token`.")
     run_as = serializers.CharField(
         required=False, help_text="A user the proven one may run as (role `run_as`): the key is theirs."
     )

@@ -438,6 +438,34 @@ class QueryApiKeyView(ApiKeyServiceView):
         return self.post(request)
 
 
+def authentication_of(principal) -> dict:
+    """Who a principal is, in ``_authenticate``'s shape; the get token response carries it too."""
+    user = principal.user
+    if principal.api_key is None:
+        realm = {"name": user.realm.name, "type": user.realm.type}
+        return {
+            **UserSerializer(user).data,
+            "authentication_realm": realm,
+            "lookup_realm": realm,
+            "authentication_type": "realm" if principal.token is None else "token",
+        }
+    # As Elasticsearch answers for a key: the owner without roles, since the key's own
+    # descriptors decide what it may do, and the API key service as both realms.
+    realm = {"name": API_KEY_REALM, "type": API_KEY_REALM}
+    return {
+        "username": user.username,
+        "roles": [],
+        "full_name": user.full_name or None,
+        "email": user.email or None,
+        "metadata": user.metadata,
+        "enabled": user.enabled,
+        "authentication_realm": realm,
+        "lookup_realm": realm,
+        "authentication_type": "api_key",
+        "api_key": {"id": principal.api_key.id, "name": principal.api_key.name},
+    }
+
+
 class AuthenticateView(SecurityAPIView):
     """``GET /_security/_authenticate``: who this request acts as."""
 
@@ -448,35 +476,7 @@ class AuthenticateView(SecurityAPIView):
         tags=["Authentication"],
     )
     def get(self, request):
-        principal = request.auth
-        user = principal.user
-        if principal.api_key is None:
-            realm = {"name": user.realm.name, "type": user.realm.type}
-            return Response(
-                {
-                    **UserSerializer(user).data,
-                    "authentication_realm": realm,
-                    "lookup_realm": realm,
-                    "authentication_type": "realm",
-                }
-            )
-        # As Elasticsearch answers for a key: the owner without roles, since the key's own
-        # descriptors decide what it may do, and the API key service as both realms.
-        realm = {"name": API_KEY_REALM, "type": API_KEY_REALM}
-        return Response(
-            {
-                "username": user.username,
-                "roles": [],
-                "full_name": user.full_name or None,
-                "email": user.email or None,
-                "metadata": user.metadata,
-                "enabled": user.enabled,
-                "authentication_realm": realm,
-                "lookup_realm": realm,
-                "authentication_type": "api_key",
-                "api_key": {"id": principal.api_key.id, "name": principal.api_key.name},
-            }
-        )
+        return Response(authentication_of(request.auth))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,10 +496,11 @@ class GrantApiKeyView(ApiKeyServiceView):
         summary="Grant an API key",
         description="Creates a key on behalf of another user, who proves themselves with "
         "`grant_type: password`, `username` and `password` (checked through the realm chain, and "
-        "counted by the same failed-password limits as HTTP Basic). The key belongs to that user, or "
-        "to the `run_as` user their roles may run as, and is limited by the owner's roles. Requires "
-        "grant_api_key (implied by manage_api_key and manage_security). `grant_type: access_token` is "
-        "refused (400): there is no token service. The secret is in this response only.",
+        "counted by the same failed-password limits as HTTP Basic), or with `grant_type: access_token` "
+        "and one of their access tokens (`POST /_security/oauth2/token`). The key belongs to that user, "
+        "or to the `run_as` user their roles may run as, and is limited by the owner's roles. Requires "
+        "grant_api_key (implied by manage_api_key and manage_security). The secret is in this response "
+        "only.",
         parameters=[
             OpenApiParameter(
                 "refresh", OpenApiTypes.STR, OpenApiParameter.QUERY, enum=["true", "false", "wait_for"],

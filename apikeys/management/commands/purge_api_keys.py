@@ -1,15 +1,16 @@
 from accounts.management.base import SecurityCommand
 from apikeys.services import PURGE_BATCH_SIZE, purge_api_keys
+from tokens.services import purge_tokens
 
 
 class Command(SecurityCommand):
     help = (
-        "Delete invalidated and expired API keys older than the retention period "
+        "Delete invalidated and expired API keys, and access tokens, older than the retention period "
         "(KEYWARD_API_KEY_RETENTION_PERIOD), in batches. For cron."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--dry-run", action="store_true", help="count the keys, delete nothing")
+        parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
         parser.add_argument(
             "--batch-size",
             type=int,
@@ -24,12 +25,14 @@ class Command(SecurityCommand):
             dry_run=options["dry_run"],
             progress=self.show_progress if self.stdout.isatty() else None,
         )
+        tokens = purge_tokens(dry_run=options["dry_run"])
         keys = f"{result.deleted} API {'key' if result.deleted == 1 else 'keys'}"
         before = f"invalidated or expired before {result.cutoff:%Y-%m-%d %H:%M:%S %Z}"
+        also = f"{tokens} access {'token' if tokens == 1 else 'tokens'} past retention"
         if result.dry_run:
-            self.stdout.write(f"Dry run: {keys} {before} would be deleted.")
+            self.stdout.write(f"Dry run: {keys} {before} would be deleted, and {also}.")
         else:
-            self.stdout.write(f"Deleted {keys} {before}.")
+            self.stdout.write(f"Deleted {keys} {before}, and {also}.")
 
     def show_progress(self, deleted: int) -> None:
         self.stdout.write(f"  {deleted} deleted so far")

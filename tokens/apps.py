@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class TokensConfig(AppConfig):
+    name = "tokens"
+    verbose_name = "Access tokens"
+    default_auto_field = "django.db.models.BigAutoField"
