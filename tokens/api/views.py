@@ -8,8 +8,8 @@ from rest_framework.response import Response
 
 from accounts.principals import Principal
 from apikeys.api.views import authentication_of
-from apikeys.query import ContentParseError
 from restapi.authentication import authenticate_password
+from restapi.query.dsl import ContentParseError
 from restapi.serializers import ElasticsearchErrorSerializer
 from restapi.views import ERRORS, TokenServiceView, json_object, url_params
 from tokens.api.serializers import (
