@@ -191,6 +191,21 @@ def test_a_lifetime_outside_elasticsearchs_bounds_is_a_configuration_error(setti
 
 
 @pytest.mark.parametrize(
+    "lifetime, problem",
+    [("0s", "must be positive"), ("2h", "must be between"), ("soon", "as a time value")],
+)
+def test_a_lifetime_outside_elasticsearchs_bounds_stops_the_startup_checks(settings, lifetime, problem):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.TOKEN_LIFETIME = lifetime
+    with pytest.raises(SystemCheckError, match=rf"tokens\.E001\) .*TOKEN_LIFETIME.*{problem}"):
+        call_command("check")
+    settings.TOKEN_LIFETIME = "20m"
+    call_command("check")
+
+
+@pytest.mark.parametrize(
     "header",
     ["Bearer", "Bearer not-a-token", "Bearer " + "A" * 60, "bearer " + "A" * 59 + "=", "Bearer a b"],
     ids=["empty", "short", "unknown", "bad character", "two words"],
