@@ -109,6 +109,30 @@ def test_put_existing_user_replaces_every_field_keeps_the_password_and_answers_c
     assert jane.check_password(PASSWORD)
 
 
+@pytest.mark.parametrize(
+    ("roles", "defined", "pending"),
+    [("viewer,auditor", ["viewer"], ["auditor"]), ("viewer", ["viewer"], []), ("", [], [])],
+)
+def test_put_user_takes_roles_as_a_comma_separated_string_as_elasticsearch_does(
+    as_admin, jane, roles, defined, pending
+):
+    response = as_admin("PUT", "/_security/user/jane", {"roles": roles})
+
+    assert response.status_code == 200, response.json()
+    jane.refresh_from_db()
+    assert ([role.name for role in jane.roles.all()], jane.pending_roles) == (defined, pending)
+
+
+def test_an_empty_name_in_a_comma_separated_roles_string_is_refused_and_changes_nothing(as_admin, jane):
+    before = security_state()
+
+    response = as_admin("PUT", "/_security/user/jane", {"roles": "viewer,,auditor"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "illegal_argument_exception"
+    assert security_state() == before
+
+
 def test_put_user_without_enabled_enables_it_as_elasticsearch_does(as_admin, jane):
     jane.enabled = False
     jane.save()
@@ -445,7 +469,7 @@ def test_missing_credentials_get_401(client):
         ("", "request body is required"),
         ({"password": "newcomer-password"}, "roles are missing"),
         ({"roles": []}, "password must be specified"),
-        ({"password": "newcomer-password", "roles": "viewer"}, "[roles]"),
+        ({"password": "newcomer-password", "roles": 7}, "[roles]"),
         ({"password": "newcomer-password", "roles": ["_hidden"]}, "role name [_hidden]"),
         ({"password": "newcomer-password", "roles": [], "colour": "red"}, "unexpected field [colour]"),
         ({"password": "newcomer-password", "roles": [], "enabled": "yes"}, "[enabled]"),

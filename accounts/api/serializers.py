@@ -200,7 +200,10 @@ class PutUserSerializer(serializers.Serializer):
             "`{PBKDF2_STRETCH}`) hash in Elasticsearch's formats, at one of its costs."
         ),
     )
-    roles = _names(help_text="Role names; a name no role has grants nothing until such a role exists.")
+    roles = _names(
+        help_text="Role names (or one comma-separated string of them); a name no role has grants nothing "
+        "until such a role exists."
+    )
     full_name = serializers.CharField(required=False, allow_null=True)
     email = serializers.CharField(required=False, allow_null=True)
     metadata = serializers.DictField(required=False, help_text="Keys must not start with `_`.")

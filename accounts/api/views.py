@@ -102,6 +102,13 @@ def name_list(names: str) -> list[str]:
     return [name for name in names.split(",") if name]
 
 
+def comma_list(value):
+    """A list field Elasticsearch also takes as one comma-separated string (a user's ``roles``)."""
+    if isinstance(value, str):
+        return value.split(",") if value else []
+    return value
+
+
 def require(allowed: bool, principal, action: str) -> None:
     if not allowed:
         raise unauthorized(principal, action)
@@ -221,7 +228,7 @@ class UserView(AccountsAPIView):
             raise ValidationError(f"[username] in source does not match the username provided [{username}]")
         _, created = services.put_user(
             username,
-            roles=body.get("roles"),
+            roles=comma_list(body.get("roles")),
             password=body.get("password"),
             password_hash=body.get("password_hash"),
             full_name=body.get("full_name"),
