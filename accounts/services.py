@@ -80,11 +80,16 @@ def check_password(password, user=None) -> str:
     return password
 
 
+def _refuse_both_passwords(password, password_hash) -> None:
+    """A request's own validation, as Elasticsearch runs it before looking the user up."""
+    if password is not None and password_hash is not None:
+        raise RequestValidationFailed("password_hash has already been set")
+
+
 def _stored_password(password, password_hash, user=None) -> str | None:
     """The password field's new value: ``password`` hashed here, or ``password_hash``, a hash in one
     of Elasticsearch's formats, kept as it is; None when the request gives neither."""
-    if password is not None and password_hash is not None:
-        raise RequestValidationFailed("password_hash has already been set")
+    _refuse_both_passwords(password, password_hash)
     if password is not None:
         return make_password(check_password(password, user))
     if password_hash is None:
@@ -357,6 +362,7 @@ def change_password(username, password, password_hash=None, acting_user=None) ->
     """Set a native user's password, given in clear or hashed in one of Elasticsearch's formats."""
     if password is None and password_hash is None:
         raise ValidationError("password must be specified")
+    _refuse_both_passwords(password, password_hash)
     user = _native_user(username)
     user.password = _stored_password(password, password_hash, user)
     with transaction.atomic():

@@ -133,6 +133,15 @@ def test_an_empty_name_in_a_comma_separated_roles_string_is_refused_and_changes_
     assert security_state() == before
 
 
+def test_a_password_and_a_hash_for_an_unknown_user_are_refused_before_the_user_is_looked_up(as_admin):
+    response = as_admin(
+        "PUT", "/_security/user/nobody/_password", {"password": "a-long-password-1", "password_hash": "x"}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "action_request_validation_exception"
+
+
 def test_put_user_without_enabled_enables_it_as_elasticsearch_does(as_admin, jane):
     jane.enabled = False
     jane.save()
