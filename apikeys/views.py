@@ -31,6 +31,7 @@ from apikeys.forms import (
 )
 from apikeys.preview import privileges_without_effect, requested_applications
 from apikeys.tables import ApiKeyPaginator, ApiKeyTable, api_key_status
+from application_privileges.selectors import definitions_for
 from restapi.tls import api_key_service_enabled, https_required
 
 PER_PAGE_CHOICES = (10, 20, 50, 100)
@@ -143,10 +144,14 @@ def _preview(form, principal) -> dict | None:
     descriptors = form.role_descriptors_for_preview()
     if descriptors is None:
         return None
+    applications = requested_applications(descriptors)
+    held = principal.privileges
+    concerned = {entry["application"] for entry in applications} | held.application_names()
+    definitions = definitions_for(concerned) if applications else {}
     return {
         "requested": bool(descriptors),
-        "no_effect": privileges_without_effect(descriptors, principal.privileges),
-        "applications": requested_applications(descriptors),
+        "no_effect": privileges_without_effect(descriptors, held, definitions),
+        "applications": applications,
     }
 
 

@@ -511,6 +511,63 @@ def test_preview_shows_the_application_privileges_asked_for(alice, client_for):
     assert not ApiKey.objects.exists()
 
 
+def test_preview_names_the_application_privileges_the_owner_lacks_through_the_stored_definitions():
+    owner = {
+        "o": {"applications": [{"application": "myapp", "privileges": ["read"], "resources": ["doc/*"]}]}
+    }
+    definitions = {"myapp": {"read": ["data:read/*"], "write": ["data:write/*"]}}
+    requested = {
+        "k": {
+            "applications": [
+                # read is held on doc/*, and so is an action it covers; write is not, nor anything on img/1.
+                {
+                    "application": "myapp",
+                    "privileges": ["read", "data:read/x", "write"],
+                    "resources": ["doc/1", "img/1"],
+                },
+                # Another application the owner has nothing of; a pattern over applications gets no verdict.
+                {"application": "other", "privileges": ["read"], "resources": ["*"]},
+                {"application": "my*", "privileges": ["write"], "resources": ["*"]},
+            ]
+        }
+    }
+
+    requested, owner = validate_role_descriptors(requested), privileges_of(owner)
+    beyond = privileges_without_effect(requested, owner, definitions)
+
+    assert beyond.applications == [
+        {"application": "myapp", "resource": "doc/1", "privileges": ["write"]},
+        {"application": "myapp", "resource": "img/1", "privileges": ["read", "data:read/x", "write"]},
+        {"application": "other", "resource": "*", "privileges": ["read"]},
+    ]
+    assert not (beyond.cluster or beyond.indices)
+
+
+def test_preview_page_lists_application_privileges_without_effect(make_user, client_for):
+    from application_privileges.models import ApplicationPrivilege
+
+    ApplicationPrivilege.objects.create(application="myapp", name="read", actions=["data:read/*"])
+    carol = make_user("carol", "manage_own_api_key")
+    role = carol.roles.first()
+    role.applications = [{"application": "myapp", "privileges": ["read"], "resources": ["*"]}]
+    role.save()
+    descriptors = (
+        '{"r": {"applications": [{"application": "myapp", "privileges": ["read", "data:write/x"],'
+        ' "resources": ["doc/1"]}]}}'
+    )
+
+    response = client_for(carol).post(
+        CREATE, {"name": "x", "role_descriptors": descriptors, "preview": "1"}, secure=True
+    )
+
+    assert response.status_code == 200
+    items = re.findall(r'class="no-effect-application">(.*?)</li>', text(response))
+    assert [re.sub(r"<[^>]+>", "", item) for item in items] == [
+        "Application privileges data:write/x of myapp on doc/1"
+    ]
+    assert not ApiKey.objects.exists()
+
+
 def test_preview_of_invalid_role_descriptors_shows_the_error_next_to_them(alice, client_for):
     response = client_for(alice).post(
         CREATE, {"name": "", "role_descriptors": '{"r": {"cluster": ["fly"]}}', "preview": "1"}, secure=True
