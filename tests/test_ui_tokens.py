@@ -99,7 +99,8 @@ def test_only_those_who_may_invalidate_tokens_open_the_page_and_see_it_in_the_me
 def test_the_page_lists_each_pair_by_its_public_id_with_its_user_realm_grant_type_and_state(
     people, carol, mint
 ):
-    made = {state: mint(carol, state).token.pk for state in ("active", "refresh_used", "expired", "invalidated")}
+    states = ("active", "refresh_used", "expired", "invalidated")
+    made = {state: mint(carol, state).token.pk for state in states}
 
     response = Browser(people["token_admin"]).get(TOKENS)
 

@@ -41,10 +41,12 @@ class TokenTable(tables.Table):
     )
     id = tables.Column(verbose_name="Token id", attrs={"td": {"class": "font-monospace small"}})
     user = tables.TemplateColumn(
-        template_name="tokens/columns/user.html", accessor="user__username",
+        template_name="tokens/columns/user.html", accessor="user__username", verbose_name="User",
         order_by=("user__username", "-created"),
     )
-    realm = tables.Column(accessor="user__realm__name", order_by=("user__realm__name", "-created"))
+    realm = tables.Column(
+        accessor="user__realm__name", order_by=("user__realm__name", "-created"), verbose_name="Realm"
+    )
     grant_type = tables.Column(verbose_name="Grant type", attrs={"td": {"class": "font-monospace small"}})
     created = DateTimeColumn(order_by=("created", "id"))
     expiration = DateTimeColumn(verbose_name="Expires", order_by=("expiration", "id"))
