@@ -35,6 +35,8 @@ from accounts.privileges import INDEX_PRIVILEGES
 from accounts.tables import AuditEventTable, RoleTable, UserTable
 from apikeys.tables import ApiKeyPaginator
 from restapi.tls import api_key_service_enabled
+from tokens import selectors as token_selectors
+from tokens.filtersets import user_filter
 
 PER_PAGE = 25
 
@@ -149,7 +151,12 @@ class ListPage(SecurityPage):
         exclude = () if self.can_manage else self.manage_only_columns
         table = self.table_class(filterset.qs, exclude=exclude)
         self.paginate(table)
-        return self.render(self.template_name, {"filterset": filterset, "table": table})
+        context = {"filterset": filterset, "table": table, **self.context(filterset)}
+        return self.render(self.template_name, context)
+
+    def context(self, filterset) -> dict:
+        """What the page shows beside its table."""
+        return {}
 
     def paginate(self, table):
         RequestConfig(self.request, paginate={"per_page": PER_PAGE}).configure(table)
@@ -329,6 +336,8 @@ class UserPage(SecurityPage):
             "is_reserved": services.is_reserved_user(user),
             "roles": user.roles.order_by("name"),
             "api_key_count": user.api_keys.count(),
+            "active_token_count": token_selectors.active_tokens(user).count(),
+            "token_filter": user_filter(user),
             "can_change_password": selectors.can_change_password(self.principal, user.username),
             "error": error,
         }, status=status)

@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/docs/", api_docs, name="api-docs"),
     path("app/dev_tools", console, name="console"),
     path("", include("accounts.urls")),
+    path("", include("tokens.urls")),
     path("", include("apikeys.urls")),
 ]
 

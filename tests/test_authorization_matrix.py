@@ -880,6 +880,7 @@ API_KEYS_PAGE = "/app/management/security/api_keys"
 ROLES_PAGE = "/app/management/security/roles"
 USERS_PAGE = "/app/management/security/users/default_native"
 PASSWORD_FORM = {"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD}
+TOKENS_PAGE = "/app/management/security/tokens"
 UPDATE_FORM = {"role_descriptors": "", "metadata": json.dumps(UPDATED_METADATA), "expiration": ""}
 
 
@@ -995,6 +996,14 @@ PAGES = {
     "enable a user": Page(
         "POST", USERS_PAGE + "/dormant/enabled", {"enabled": "true"},
         effect=lambda world: User.objects.get(username="dormant").enabled, done=302,
+    ),
+    "access tokens page": Page("GET", TOKENS_PAGE),
+    "invalidate a user's tokens confirmation": Page(
+        "GET", TOKENS_PAGE + "/invalidate?user=grantee&realm=default_native"
+    ),
+    "invalidate a user's tokens": Page(
+        "POST", TOKENS_PAGE + "/invalidate", {"user": "grantee", "realm": "default_native"},
+        effect=lambda world: not active_tokens().filter(user__username="grantee").exists(), done=302,
     ),
     "delete user confirmation": Page("GET", USERS_PAGE + "/target/delete"),
     "delete a user": Page(
@@ -1117,6 +1126,12 @@ UI_MATRIX = {
     "change own password":       (DONE,     DONE,         DONE,         DONE,     DONE,           DONE),
     "disable a user":            (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
     "enable a user":             (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    # manage_token, which manage_security implies, as the token API asks.
+    "access tokens page":        (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "invalidate a user's tokens confirmation":
+                                 (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "invalidate a user's tokens":
+                                 (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
     "delete user confirmation":  (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
     "delete a user":             (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
 }

@@ -6,6 +6,7 @@ place that writes docs/screenshots/.
 The pages that change the demo data come last, so every screenshot shows the demo as seeded.
 """
 
+import base64
 import json
 
 import pytest
@@ -267,3 +268,42 @@ def test_create_preview_and_created_key(page_as, keyward_server):
     screenshot(page, "api_key_created.png")
     page.goto(keyward_server.base_url + LIST)
     assert row_names(page)[0] == "notebook-export"
+
+
+def test_access_tokens(page_as, keyward_server, demo_password):
+    """Tokens minted through the token API as programs would, one refreshed and one invalidated."""
+    elastic = "Basic " + base64.b64encode(f"elastic:{keyward_server.password}".encode()).decode()
+    client = keyward_server.connection()
+
+    def token_api(method, body):
+        status, answer = keyward_server.request(client, method, "/_security/oauth2/token", elastic, body)
+        assert status == 200, answer
+        return answer
+
+    try:
+        minted = {
+            username: token_api(
+                "POST", {"grant_type": "password", "username": username, "password": demo_password}
+            )
+            for username in ("alice", "carol", "sam")
+        }
+        token_api("POST", {"grant_type": "client_credentials"})
+        token_api("POST", {"grant_type": "refresh_token", "refresh_token": minted["carol"]["refresh_token"]})
+        token_api("DELETE", {"token": minted["sam"]["access_token"]})
+    finally:
+        client.close()
+
+    page = page_as("elastic")
+    page.goto(keyward_server.base_url + SECURITY + "/users")
+    page.click("text=Stack Management")
+    click_and_wait(page, "#menu-tokens")
+    rows = page.locator("#tokens-table tbody tr")
+    expect(rows).to_have_count(5)
+    expect(page.locator("#tokens-table tr[data-state=refresh_used]")).to_contain_text("carol")
+    expect(page.locator("#tokens-table tr[data-state=invalidated]")).to_contain_text("sam")
+    # Sam's refresh token still works: invalidating an access token leaves it, as in Elasticsearch.
+    expect(page.locator("#active-token-count")).to_have_text("5")
+    alice = page.locator("#tokens-table tr[data-state=active]", has_text="alice")
+    alice.locator("input.token-select").check()
+    expect(page.locator("#invalidate-selected")).to_have_text("Invalidate 1 token")
+    screenshot(page, "tokens.png")

@@ -261,7 +261,7 @@ def authenticate_bearer_header(header: str) -> Principal:
     return authenticate_access_token(bearer_token(header))
 
 
-def _validate_invalidation(token, refresh_token, realm_name, username) -> None:
+def _validate_invalidation(token, refresh_token, realm_name, username, ids) -> None:
     for field, value in (("token", token), ("refresh_token", refresh_token), ("realm_name", realm_name),
                          ("username", username)):
         if value is not None and not isinstance(value, str):
@@ -269,7 +269,7 @@ def _validate_invalidation(token, refresh_token, realm_name, username) -> None:
     if token is not None and refresh_token is not None:
         raise ValidationError("only one of [token, refresh_token] may be sent per request")
     token_string = token if token is not None else refresh_token
-    if realm_name or username:
+    if realm_name or username or ids is not None:
         if token_string:
             raise RequestValidationFailed(
                 "token string must not be provided when realm name or username is specified"
@@ -280,31 +280,37 @@ def _validate_invalidation(token, refresh_token, realm_name, username) -> None:
         )
 
 
-def invalidate_tokens(principal: Principal, token=None, refresh_token=None, realm_name=None, username=None):
+def invalidate_tokens(
+    principal: Principal, token=None, refresh_token=None, realm_name=None, username=None, ids=None
+):
     """Invalidate one access token, one refresh token, or every working pair of the users a realm
-    and a username select, as Elasticsearch's invalidate token API. A token that is not there
-    counts as nothing, as there. Takes effect on the very next request."""
+    and a username select, as Elasticsearch's invalidate token API; or the working pairs among
+    ``ids``, the public ids the tokens page selects by. A token that is not there counts as
+    nothing, as there. Takes effect on the very next request."""
     if not selectors.can_manage_tokens(principal):
         raise selectors.unauthorized(principal, selectors.INVALIDATE_ACTION)
-    _validate_invalidation(token, refresh_token, realm_name, username)
+    _validate_invalidation(token, refresh_token, realm_name, username, ids)
     now = timezone.now()
     with transaction.atomic():
-        if realm_name or username:
+        if realm_name or username or ids is not None:
             rows = selectors.active_tokens().select_for_update()
+            if ids is not None:
+                rows = rows.filter(pk__in=ids)
             if realm_name:
                 rows = rows.filter(user__realm__name=realm_name)
             if username:
                 rows = rows.filter(user__username=username)
-            ids = list(rows.values_list("pk", flat=True))
-            Token.objects.filter(pk__in=ids, invalidated__isnull=True).update(invalidated=now)
-            Token.objects.filter(pk__in=ids, refresh_invalidated__isnull=True).update(refresh_invalidated=now)
-            result = InvalidationResult(len(ids), 0)
+            pair_ids = list(rows.values_list("pk", flat=True))
+            pairs = Token.objects.filter(pk__in=pair_ids)
+            pairs.filter(invalidated__isnull=True).update(invalidated=now)
+            pairs.filter(refresh_invalidated__isnull=True).update(refresh_invalidated=now)
+            result = InvalidationResult(len(pair_ids), 0)
         else:
-            result, ids = _invalidate_one(token, refresh_token, now)
+            result, pair_ids = _invalidate_one(token, refresh_token, now)
         if result.invalidated:
             audit.record(
                 audit.TOKENS_INVALIDATED, principal=principal, target=username or "",
-                count=result.invalidated, token_ids=ids[:100], realm=realm_name,
+                count=result.invalidated, token_ids=pair_ids[:100], realm=realm_name,
                 kind="refresh_token" if refresh_token else "access_token",
             )
     return result

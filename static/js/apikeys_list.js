@@ -1,4 +1,4 @@
-// API Keys page: select-all and the "Invalidate N API keys" button of the bulk form.
+// API Keys and Access tokens pages: select-all and the "Invalidate N ..." button of the bulk form.
 (function () {
   "use strict";
   const form = document.getElementById("bulk-invalidate");
@@ -7,7 +7,7 @@
     return;
   }
   const selectAll = document.getElementById("select-all");
-  const boxes = Array.from(form.querySelectorAll("input.api-key-select"));
+  const boxes = Array.from(form.querySelectorAll("tbody input[type=checkbox]"));
 
   function label(count) {
     if (count === 0) {
