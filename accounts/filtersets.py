@@ -25,6 +25,12 @@ AUDIT_ACTIONS = {
     audit.USER_DELETED: "User deleted",
     audit.ROLE_CHANGED: "Role changed",
     audit.ROLE_DELETED: "Role deleted",
+    audit.APPLICATION_PRIVILEGES_CHANGED: "Application privileges changed",
+    audit.APPLICATION_PRIVILEGES_DELETED: "Application privileges deleted",
+    audit.TOKEN_CREATED: "Access token created",
+    audit.TOKEN_REFRESHED: "Access token refreshed",
+    audit.TOKENS_INVALIDATED: "Access tokens invalidated",
+    audit.TOKENS_PURGED: "Access tokens purged",
 }
 AUDIT_OUTCOMES = {AuditEvent.SUCCESS: "Success", AuditEvent.FAILURE: "Failure"}
 AUDIT_PERIODS = {

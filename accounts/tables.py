@@ -67,6 +67,12 @@ AUDIT_ACTION_COLOURS = {
     audit.USER_DELETED: "dark",
     audit.ROLE_CHANGED: "info",
     audit.ROLE_DELETED: "dark",
+    audit.APPLICATION_PRIVILEGES_CHANGED: "info",
+    audit.APPLICATION_PRIVILEGES_DELETED: "dark",
+    audit.TOKEN_CREATED: "primary",
+    audit.TOKEN_REFRESHED: "primary",
+    audit.TOKENS_INVALIDATED: "warning",
+    audit.TOKENS_PURGED: "secondary",
 }
 AUDIT_OUTCOME_COLOURS = {AuditEvent.SUCCESS: "success", AuditEvent.FAILURE: "danger"}
 

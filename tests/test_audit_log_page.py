@@ -40,6 +40,16 @@ def event_at(time, action=audit.ROLE_CHANGED, **fields):
 # --- Who may see it ---------------------------------------------------------------------------
 
 
+def test_every_audited_action_has_a_label_and_a_colour():
+    from accounts.filtersets import AUDIT_ACTIONS
+    from accounts.tables import AUDIT_ACTION_COLOURS
+
+    actions = {
+        value for name, value in vars(audit).items() if name.isupper() and isinstance(value, str)
+    }
+    assert actions == set(AUDIT_ACTIONS) == set(AUDIT_ACTION_COLOURS)
+
+
 def test_anonymous_visitors_are_sent_to_the_login_page(db):
     response = Client().get(AUDIT, secure=True)
     assert response.status_code == 302
