@@ -25,6 +25,8 @@ AUDIT_ACTIONS = {
     audit.USER_DELETED: "User deleted",
     audit.ROLE_CHANGED: "Role changed",
     audit.ROLE_DELETED: "Role deleted",
+    audit.APPLICATION_PRIVILEGES_CHANGED: "Application privileges changed",
+    audit.APPLICATION_PRIVILEGES_DELETED: "Application privileges deleted",
 }
 AUDIT_OUTCOMES = {AuditEvent.SUCCESS: "Success", AuditEvent.FAILURE: "Failure"}
 AUDIT_PERIODS = {

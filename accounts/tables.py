@@ -67,6 +67,8 @@ AUDIT_ACTION_COLOURS = {
     audit.USER_DELETED: "dark",
     audit.ROLE_CHANGED: "info",
     audit.ROLE_DELETED: "dark",
+    audit.APPLICATION_PRIVILEGES_CHANGED: "info",
+    audit.APPLICATION_PRIVILEGES_DELETED: "dark",
 }
 AUDIT_OUTCOME_COLOURS = {AuditEvent.SUCCESS: "success", AuditEvent.FAILURE: "danger"}
 

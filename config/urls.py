@@ -14,6 +14,7 @@ urlpatterns = [
     path("app/dev_tools", console, name="console"),
     path("", include("accounts.urls")),
     path("", include("apikeys.urls")),
+    path("", include("application_privileges.urls")),
 ]
 
 handler404 = "restapi.wire.api_not_found"
