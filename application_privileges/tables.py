@@ -16,7 +16,7 @@ BUTTON = '<a class="btn btn-sm btn-outline-{}" href="{}" aria-label="{} {}">{}</
 
 
 class ApplicationPrivilegeTable(tables.Table):
-    application = tables.Column(attrs={"td": {"class": "font-monospace"}})
+    application = tables.Column(order_by=("application", "name"), attrs={"td": {"class": "font-monospace"}})
     name = tables.Column(verbose_name="Privilege", order_by=("name", "application"),
                          attrs={"td": {"class": "font-monospace fw-semibold"}})
     actions = tables.TemplateColumn(
@@ -31,7 +31,7 @@ class ApplicationPrivilegeTable(tables.Table):
     class Meta:
         model = ApplicationPrivilege
         fields = ("application", "name", "actions", "metadata", "controls")
-        order_by = ("application", "name")
+        order_by = "application"
         attrs = {**TABLE_ATTRS, "id": "application-privileges-table"}
         template_name = "accounts/table.html"
         empty_text = "No application privileges match your search."
