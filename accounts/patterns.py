@@ -56,13 +56,13 @@ def is_regex_pattern(pattern: str) -> bool:
     return len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/")
 
 
-def _is_literal(pattern: str) -> bool:
+def is_literal(pattern: str) -> bool:
     return not (is_regex_pattern(pattern) or "*" in pattern or "?" in pattern)
 
 
 def validate_pattern(pattern: str) -> None:
     """Raise PatternError if ``pattern`` cannot be compiled."""
-    if not _is_literal(pattern):
+    if not is_literal(pattern):
         _, reason = _cached_program(pattern)
         if reason:
             raise PatternError(reason)
@@ -80,8 +80,8 @@ class NamePatterns:
     def __init__(self, patterns: Iterable[str]):
         patterns = list(dict.fromkeys(patterns))
         self._any = "*" in patterns
-        self._literals = frozenset(pattern for pattern in patterns if _is_literal(pattern))
-        self._patterns = tuple(pattern for pattern in patterns if not _is_literal(pattern))
+        self._literals = frozenset(pattern for pattern in patterns if is_literal(pattern))
+        self._patterns = tuple(pattern for pattern in patterns if not is_literal(pattern))
 
     def matches(self, name: str) -> bool:
         if self._any or name in self._literals:
@@ -121,7 +121,7 @@ def covers(granted: Iterable[str], requested: str) -> bool:
     granted = list(dict.fromkeys(granted))
     if any(is_total(pattern) for pattern in granted):
         return True
-    if _is_literal(requested):
+    if is_literal(requested):
         return NamePatterns(granted).matches(requested)
     if is_regex_pattern(requested):
         return False

@@ -30,10 +30,12 @@ from accounts.forms import (
     index_privilege_formset,
 )
 from accounts.models import AuditEvent, Realm, Role, User
+from accounts.patterns import is_literal
 from accounts.principals import principal_of_session
-from accounts.privileges import INDEX_PRIVILEGES
+from accounts.privileges import INDEX_PRIVILEGES, is_privilege_name
 from accounts.tables import AuditEventTable, RoleTable, UserTable
 from apikeys.tables import ApiKeyPaginator
+from application_privileges.selectors import definitions_for
 from restapi.tls import api_key_service_enabled
 from tokens import selectors as token_selectors
 from tokens.filtersets import user_filter
@@ -148,11 +150,14 @@ class ListPage(SecurityPage):
 
     def get(self, request):
         filterset = self.filterset_class(request.GET or None, queryset=self.get_queryset())
-        exclude = () if self.can_manage else self.manage_only_columns
-        table = self.table_class(filterset.qs, exclude=exclude)
+        table = self.get_table(filterset.qs)
         self.paginate(table)
         context = {"filterset": filterset, "table": table, **self.context(filterset)}
         return self.render(self.template_name, context)
+
+    def get_table(self, rows):
+        exclude = () if self.can_manage else self.manage_only_columns
+        return self.table_class(rows, exclude=exclude)
 
     def context(self, filterset) -> dict:
         """What the page shows beside its table."""
@@ -205,12 +210,33 @@ class RoleListView(ListPage):
         return selectors.roles()
 
 
+def application_grants(role: Role) -> list[dict]:
+    """The role's ``applications`` entries, each privilege with what it stands for: an action
+    pattern itself; a name, the actions stored under it for that application, or None when none
+    are (it grants nothing). A name granted on an application pattern is left unresolved."""
+    definitions = definitions_for(
+        entry["application"] for entry in role.applications if is_literal(entry["application"])
+    )
+    grants = []
+    for entry in role.applications:
+        application = entry["application"]
+        defined = definitions.get(application, {})
+        privileges = [
+            {"name": name, "is_name": is_privilege_name(name) and is_literal(application),
+             "actions": defined.get(name)}
+            for name in entry["privileges"]
+        ]
+        grants.append({**entry, "privileges": privileges})
+    return grants
+
+
 class RoleDetailView(SecurityPage):
     def get(self, request, name):
         role = get_role(name)
         return self.render("accounts/role_detail.html", {
             "role": role,
             "user_count": role.users.count(),
+            "applications": application_grants(role),
             "metadata_json": json.dumps(role.metadata, indent=2),
         })
 

@@ -39,6 +39,12 @@ def can_delete_privileges(principal: Principal, application: str) -> bool:
     return principal.privileges.allows_privileges_action(DELETE_ACTION, "manage_security", [application])
 
 
+def can_define_privileges(principal: Principal) -> bool:
+    """Whether the principal may define privileges of any application it names (the page's create
+    form): as for a put request naming no application."""
+    return can_put_privileges(principal, [])
+
+
 def can_clear_privileges_cache(principal: Principal) -> bool:
     return principal.privileges.allows_privileges_action(CLEAR_CACHE_ACTION, "manage_security", None)
 

@@ -57,6 +57,42 @@ def _object(application: str, value) -> dict:
     return value
 
 
+class PrivilegeValidationFailed(RequestValidationFailed):
+    """The request validation failure of a put privileges request; ``problems`` keeps the field of
+    each (``None`` for the request as a whole), so a form can show each beside its field."""
+
+    def __init__(self, problems: list[tuple[str | None, str]]):
+        super().__init__(*(message for _, message in problems))
+        self.problems = problems
+
+
+def _privilege_problems(privilege: dict) -> list[tuple[str, str]]:
+    """Every problem of one privilege, with the field it is about."""
+    application, name, metadata = privilege["application"], privilege["name"], privilege["metadata"]
+    problems = [
+        (field, problem)
+        for field, problem in (
+            ("application", application_name_problem(application, allow_wildcard=False)),
+            ("name", privilege_name_problem(name)),
+        )
+        if problem
+    ]
+    problems += [
+        (field, f"{field} [{value[:20]}...] is longer than {MAX_NAME_LENGTH} characters")
+        for field, value in (("application", application), ("name", name))
+        if len(value) > MAX_NAME_LENGTH
+    ]
+    if not privilege["actions"]:
+        problems.append(("actions", "Application privileges must have at least one action"))
+    problems += [
+        ("actions", problem) for action in privilege["actions"] for problem in action_problems(action)
+    ]
+    if any(str(key).startswith("_") for key in metadata):
+        problem = f"metadata keys may not start with [_] (in privilege {application} {name})"
+        problems.append(("metadata", problem))
+    return problems
+
+
 def parse_privileges(body) -> list[dict]:
     """``{application: {name: {actions, metadata}}}``, validated as Elasticsearch validates a put
     privileges request: every problem found is reported at once."""
@@ -66,23 +102,11 @@ def parse_privileges(body) -> list[dict]:
     for application, named in body.items():
         named = _object(application, named)
         privileges += [_parse_privilege(application, name, privilege) for name, privilege in named.items()]
-    problems = [] if privileges else ["At least one application privilege must be provided"]
+    problems = [] if privileges else [(None, "At least one application privilege must be provided")]
     for privilege in privileges:
-        application, name = privilege["application"], privilege["name"]
-        problems += filter(None, [application_name_problem(application, allow_wildcard=False)])
-        problems += filter(None, [privilege_name_problem(name)])
-        problems += [
-            f"{field} [{value[:20]}...] is longer than {MAX_NAME_LENGTH} characters"
-            for field, value in (("application", application), ("name", name))
-            if len(value) > MAX_NAME_LENGTH
-        ]
-        if not privilege["actions"]:
-            problems.append("Application privileges must have at least one action")
-        problems += [problem for action in privilege["actions"] for problem in action_problems(action)]
-        if any(str(key).startswith("_") for key in privilege["metadata"]):
-            problems.append(f"metadata keys may not start with [_] (in privilege {application} {name})")
+        problems += _privilege_problems(privilege)
     if problems:
-        raise RequestValidationFailed(*problems)
+        raise PrivilegeValidationFailed(problems)
     return privileges
 
 

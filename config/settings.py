@@ -108,6 +108,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
                 "tokens.context_processors.token_menu",
+                "application_privileges.context_processors.menu",
             ],
         },
     },

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("tokens.urls")),
     path("", include("apikeys.urls")),
+    path("", include("application_privileges.urls")),
 ]
 
 handler404 = "restapi.wire.api_not_found"

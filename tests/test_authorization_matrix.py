@@ -879,6 +879,8 @@ def test_each_caller_gets_what_its_privilege_grants(client, action_name, world, 
 API_KEYS_PAGE = "/app/management/security/api_keys"
 ROLES_PAGE = "/app/management/security/roles"
 USERS_PAGE = "/app/management/security/users/default_native"
+PRIVILEGES_PAGE = "/app/management/security/application_privileges"
+PRIVILEGE_FORM = {"application": "inventory", "name": "read", "actions": "data:*", "metadata": ""}
 PASSWORD_FORM = {"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD}
 TOKENS_PAGE = "/app/management/security/tokens"
 UPDATE_FORM = {"role_descriptors": "", "metadata": json.dumps(UPDATED_METADATA), "expiration": ""}
@@ -1010,6 +1012,22 @@ PAGES = {
         "POST", USERS_PAGE + "/target/delete",
         effect=lambda world: not User.objects.filter(username="target").exists(), done=302,
     ),
+    "application privileges page": Page("GET", PRIVILEGES_PAGE),
+    "define application privilege form": Page("GET", PRIVILEGES_PAGE + "/create"),
+    "define an application privilege": Page(
+        "POST", PRIVILEGES_PAGE + "/create", {**PRIVILEGE_FORM, "application": "newapp"},
+        effect=lambda world: ApplicationPrivilege.objects.filter(application="newapp").exists(), done=302,
+    ),
+    "edit application privilege form": Page("GET", PRIVILEGES_PAGE + "/inventory/read/edit"),
+    "edit an application privilege": Page(
+        "POST", PRIVILEGES_PAGE + "/inventory/read/edit", PRIVILEGE_FORM,
+        effect=lambda world: ApplicationPrivilege.objects.get(name="read").actions == ["data:*"], done=302,
+    ),
+    "delete application privilege confirmation": Page("GET", PRIVILEGES_PAGE + "/inventory/read/delete"),
+    "delete an application privilege": Page(
+        "POST", PRIVILEGES_PAGE + "/inventory/read/delete",
+        effect=lambda world: not ApplicationPrivilege.objects.filter(name="read").exists(), done=302,
+    ),
 }
 
 
@@ -1134,6 +1152,20 @@ UI_MATRIX = {
                                  (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
     "delete user confirmation":  (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
     "delete a user":             (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "application privileges page":
+                                 (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, SHOWN,         FORBIDDEN),
+    "define application privilege form":
+                                 (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "define an application privilege":
+                                 (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "edit application privilege form":
+                                 (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "edit an application privilege":
+                                 (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "delete application privilege confirmation":
+                                 (SHOWN,    SHOWN,        FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "delete an application privilege":
+                                 (DONE,     DONE,         FORBIDDEN,    FORBIDDEN, FORBIDDEN,     FORBIDDEN),
 }
 
 UI_CASES = [

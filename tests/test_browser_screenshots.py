@@ -307,3 +307,29 @@ def test_access_tokens(page_as, keyward_server, demo_password):
     alice.locator("input.token-select").check()
     expect(page.locator("#invalidate-selected")).to_have_text("Invalidate 1 token")
     screenshot(page, "tokens.png")
+
+
+def test_application_privileges_defined_through_the_form(page_as, keyward_server):
+    page = page_as("elastic")
+    page.click("text=Stack Management")
+    click_and_wait(page, "#menu-application-privileges")
+    expect(page.locator("#application-privileges-table")).to_contain_text("No application privileges")
+    privileges = [
+        ("inventory", "read", "data:read/*\naction:login", '{"description": "Read stock levels"}'),
+        ("inventory", "write", "data:write/*", ""),
+        ("billing", "invoice_admin", "invoice:*\nreport:read", '{"owner": "finance"}'),
+    ]
+    for application, name, actions, metadata in privileges:
+        click_and_wait(page, "#define-privilege")
+        page.fill("#id_application", application)
+        page.fill("#id_name", name)
+        page.fill("#id_actions", actions)
+        page.fill("#id_metadata", metadata)
+        click_and_wait(page, "#save-privilege")
+        expect(page.locator(".alert-success")).to_contain_text(f"Privilege '{application}:{name}' defined.")
+    rows = page.locator("#application-privileges-table tbody tr")
+    assert rows.evaluate_all("rows => rows.map(row => row.dataset.privilege)") == [
+        "billing:invoice_admin", "inventory:read", "inventory:write",
+    ]
+    expect(page.locator("tr[data-privilege='inventory:read']")).to_contain_text("action:login")
+    screenshot(page, "application_privileges.png")
