@@ -210,13 +210,6 @@ class PutUserSerializer(serializers.Serializer):
     enabled = serializers.BooleanField(required=False, default=True)
 
 
-class ChangePasswordSerializer(serializers.Serializer):
-    password = serializers.CharField()
-    password_hash = serializers.CharField(
-        required=False, help_text="Instead of `password`: a hash in Elasticsearch's formats, as for PUT user."
-    )
-
-
 class IndexCheckSerializer(serializers.Serializer):
     names = _names()
     privileges = _names()
