@@ -40,5 +40,9 @@ class Principal:
 
 
 def principal_of_session(request) -> Principal:
-    """The logged-in user of a page request, as the privilege rules see them."""
-    return Principal(request.user)
+    """The logged-in user of a page request, as the privilege rules see them: made once per request
+    and user, so that the page and its menu read the user's roles once."""
+    principal = getattr(request, "_principal", None)
+    if principal is None or principal.user is not request.user:
+        principal = request._principal = Principal(request.user)
+    return principal
