@@ -684,7 +684,6 @@ class LimitedPrivilegeSet(PrivilegeSet):
         )
 
 
-
 class _ApplicationGrant:
     """One resolved grant: an application (a name, or a pattern no stored application matched),
     the privilege names granted together, the actions they stand for, and resource patterns."""

@@ -561,7 +561,6 @@ class Composite(Aggregation):
         answer["buckets"] = buckets
         return answer
 
-
     def _by_owner_applies(self, tallies: list[Tally]) -> bool:
         """One username among keyword sources, and tallies that add up over the owners of one username."""
         fields = [source.field for source in self.sources]

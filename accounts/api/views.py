@@ -406,7 +406,6 @@ class RolesView(AccountsAPIView):
         require(selectors.can_read_security(principal), principal, GET_ROLES)
         return Response(RolesByNameSerializer(selectors.roles()).data)
 
-
     @extend_schema(
         operation_id="security_bulk_put_role",
         summary="Create or replace several roles",

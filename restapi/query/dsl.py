@@ -1133,7 +1133,6 @@ class _Translator:
         self.count(terms=len(values))
         return self.index.ids([_keyword("ids", value) for value in values])
 
-
     def simple_query_string_query(self, body, depth) -> Q:
         options = _object("simple_query_string", body)
         _check_options("simple_query_string", options, SIMPLE_QUERY_STRING_OPTIONS)
