@@ -5,17 +5,21 @@ a fresh SQLite file, or a freshly created PostgreSQL database when the suite run
 ``start_keyward_server`` starts one with a different environment, e.g. more workers.
 """
 
+import atexit
 import base64
+import functools
 import http.client
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sqlite3
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -160,7 +164,6 @@ def start_keyward_server(tmp_path_factory, **overrides: str):
             "PYTHONUNBUFFERED": "1",
             **overrides,
         }
-        _manage(env, "migrate", "--no-input")
         _manage(env, "bootstrap")
         log_path = data_dir / "gunicorn.log"
         with open(log_path, "wb") as log:
@@ -182,17 +185,41 @@ def start_keyward_server(tmp_path_factory, **overrides: str):
 
 @contextmanager
 def _own_database(data_dir: Path):
-    """Yield (DATABASE_URL, SQLite path or None) for a database that only this server uses."""
+    """Yield (DATABASE_URL, SQLite path or None) for a migrated database that only this server uses:
+    a copy of this test process's migrated template (``_migrated_template``)."""
+    template = _migrated_template()
     if connection.vendor != "postgresql":
         path = data_dir / "keyward.sqlite3"
+        with closing(sqlite3.connect(template)) as source, closing(sqlite3.connect(path)) as copy:
+            source.backup(copy)
         yield f"sqlite:///{path}", path
         return
     name = f"keyward_server_{secrets.token_hex(6)}"
-    _postgres_execute(f'CREATE DATABASE "{name}"')
+    _postgres_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
         yield _postgres_url(name), None
     finally:
         _postgres_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@functools.cache
+def _migrated_template() -> str:
+    """A database migrated once per test process (a SQLite file's path, or a PostgreSQL database's
+    name), which every server's database is copied from: a migration run costs a Python start and
+    every migration, seconds per server, where a copy costs milliseconds. Migrations read no
+    server setting, so one template serves every server's environment."""
+    directory = Path(tempfile.mkdtemp(prefix="keyward-template-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    env = {**os.environ, "KEYWARD_DATA_DIR": str(directory)}
+    if connection.vendor != "postgresql":
+        path = directory / "keyward.sqlite3"
+        _manage({**env, "DATABASE_URL": f"sqlite:///{path}"}, "migrate", "--no-input")
+        return str(path)
+    name = f"keyward_template_{secrets.token_hex(6)}"
+    _postgres_execute(f'CREATE DATABASE "{name}"')
+    atexit.register(_postgres_execute, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _manage({**env, "DATABASE_URL": _postgres_url(name)}, "migrate", "--no-input")
+    return name
 
 
 def _postgres_execute(statement: str) -> None:
