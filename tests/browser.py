@@ -20,9 +20,10 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
-    """A headless Chromium: skipped where it is not installed, but a failure in CI, which installs it."""
+    """A headless Chromium, launched once per test process (each test takes fresh contexts from it):
+    skipped where it is not installed, but a failure in CI, which installs it."""
     if not CHROMIUM.exists():
         missing_service(f"{CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
