@@ -60,11 +60,11 @@ def test_a_user_without_security_pages_sees_no_stack_management_section(users, c
     assert "Stack Management" not in page and "Dev Tools" in page
 
 
-def test_the_menu_reads_the_users_roles_once_per_page(users, client_for):
+def test_the_page_and_its_menu_read_the_users_roles_once(users, client_for):
     client = client_for(users["security_reader"])
     with CaptureQueriesContext(connection) as with_menu:
-        client.get("/app/dev_tools", secure=True)
-    role_reads = [query for query in with_menu.captured_queries if "accounts_role" in query["sql"]]
+        client.get(f"{SECURITY}/roles", secure=True)
+    role_reads = [query for query in with_menu.captured_queries if "accounts_user_roles" in query["sql"]]
     assert len(role_reads) == 1
 
 
