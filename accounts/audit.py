@@ -27,6 +27,8 @@ TOKEN_CREATED = "token_created"
 TOKEN_REFRESHED = "token_refreshed"
 TOKENS_INVALIDATED = "tokens_invalidated"
 TOKENS_PURGED = "tokens_purged"
+# Events about one key name, which they record as their target (a rotation's two keys share it).
+ONE_KEY_ACTIONS = frozenset({API_KEY_CREATED, API_KEY_GRANTED, API_KEY_ROTATED, API_KEY_UPDATED})
 AUTHENTICATION_FAILED = "authentication_failed"
 # Keyward's own: one row per throttled bucket and window, counting the attempts refused.
 AUTHENTICATION_THROTTLED = "authentication_throttled"

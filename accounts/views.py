@@ -6,6 +6,7 @@ REST API and the commands call.
 """
 
 import json
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
@@ -14,10 +15,11 @@ from django.contrib.auth.mixins import AccessMixin
 from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views import View
 from django_tables2 import RequestConfig
 
-from accounts import selectors, services, throttling
+from accounts import audit, selectors, services, throttling
 from accounts.exceptions import Conflict, SecurityError, TooManyRequests
 from accounts.filtersets import AuditEventFilterSet, RoleFilterSet, UserFilterSet
 from accounts.forms import (
@@ -34,6 +36,8 @@ from accounts.patterns import is_literal
 from accounts.principals import principal_of_session
 from accounts.privileges import INDEX_PRIVILEGES, is_privilege_name
 from accounts.tables import AuditEventTable, RoleTable, UserTable
+from apikeys import selectors as api_key_selectors
+from apikeys.models import ApiKey
 from apikeys.tables import ApiKeyPaginator
 from application_privileges.selectors import definitions_for
 from restapi.tls import api_key_service_enabled
@@ -41,6 +45,7 @@ from tokens import selectors as token_selectors
 from tokens.filtersets import user_filter
 
 PER_PAGE = 25
+AUDIT_KEYS_SHOWN = 3  # keys named in an event's row; the rest are counted
 
 
 class LoginView(auth_views.LoginView):
@@ -91,7 +96,15 @@ class LoginView(auth_views.LoginView):
 
 
 class LogoutView(auth_views.LogoutView):
+    """Logging out is a POST; a GET (a typed or bookmarked address) asks with a button instead."""
+
     next_page = "login"
+    http_method_names = ["get", "post", "options"]
+
+    def get(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect("login")
+        return render(request, "accounts/logout.html")
 
 
 def refused(request, title: str, reason: str, status: int = 403):
@@ -188,6 +201,35 @@ class AuditLogView(ListPage):
         """Pages without a COUNT, as on the API Keys page: the log may hold millions of events."""
         RequestConfig(self.request, paginate=False).configure(table)
         table.paginate(paginator_class=ApiKeyPaginator, per_page=PER_PAGE, page=self.request.GET.get("page"))
+        name_api_keys([row.record for row in table.page.object_list], self.principal)
+
+
+@dataclass(frozen=True)
+class AuditedApiKey:
+    id: str
+    name: str
+    url: str  # the details page, when the key exists and the viewer may see it
+    removed: bool
+
+
+def name_api_keys(events: list[AuditEvent], principal, shown: int = AUDIT_KEYS_SHOWN) -> None:
+    """Give each event ``audited_api_keys``, its first keys by id and name, read in one query for
+    the page. A key gone since is named as the event recorded it, when it did."""
+    ids = {key_id for event in events for key_id in event.api_key_ids[:shown]}
+    found = {key.pk: key for key in ApiKey.objects.filter(pk__in=ids).only("id", "name", "owner_id")}
+    for event in events:
+        recorded_name = event.target if event.action in audit.ONE_KEY_ACTIONS else ""
+        keys = []
+        for key_id in event.api_key_ids[:shown]:
+            key = found.get(key_id)
+            visible = key is not None and api_key_selectors.can_view_api_key(principal, key)
+            keys.append(AuditedApiKey(
+                id=key_id,
+                name=key.name if visible else recorded_name,
+                url=reverse("api_key_details", args=[key_id]) if visible else "",
+                removed=key is None,
+            ))
+        event.audited_api_keys = keys
 
 
 # --- Roles -----------------------------------------------------------------------------------
@@ -363,6 +405,7 @@ class UserPage(SecurityPage):
             "roles": user.roles.order_by("name"),
             "api_key_count": user.api_keys.count(),
             "active_token_count": token_selectors.active_tokens(user).count(),
+            "can_manage_tokens": token_selectors.can_manage_tokens(self.principal),
             "token_filter": user_filter(user),
             "can_change_password": selectors.can_change_password(self.principal, user.username),
             "error": error,

@@ -41,7 +41,13 @@ API_KEY_ID = re.compile(r"[A-Za-z0-9_-]{20}")
 
 
 def home(request):
-    return render(request, "home.html", {"api_key_service_enabled": api_key_service_enabled(request)})
+    """Those who may open the API keys page start there; anyone else, and everyone over plain HTTP
+    (where that page only explains that HTTPS is required), gets the introduction."""
+    enabled = api_key_service_enabled(request)
+    signed_in = request.user.is_authenticated
+    if enabled and signed_in and selectors.can_view_api_keys(principal_of_session(request)):
+        return redirect("api_keys")
+    return render(request, "home.html", {"api_key_service_enabled": enabled})
 
 
 def api_key_page(action):

@@ -91,6 +91,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.MethodNotAllowedPageMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -107,8 +108,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
-                "tokens.context_processors.token_menu",
-                "application_privileges.context_processors.menu",
+                "config.context_processors.menu",
             ],
         },
     },

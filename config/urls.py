@@ -18,5 +18,7 @@ urlpatterns = [
     path("", include("application_privileges.urls")),
 ]
 
+# API paths answer in Elasticsearch's (or Kibana's) JSON; pages get templates/403.html and 404.html.
+handler403 = "restapi.wire.api_forbidden"
 handler404 = "restapi.wire.api_not_found"
 handler500 = "restapi.wire.api_server_error"

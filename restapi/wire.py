@@ -9,7 +9,7 @@ import json
 
 from django.conf import settings
 from django.http import JsonResponse
-from django.views.defaults import page_not_found, server_error
+from django.views.defaults import page_not_found, permission_denied, server_error
 from rest_framework import exceptions as drf
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer
@@ -141,6 +141,11 @@ def is_kibana_path(path: str) -> bool:
     return path.startswith("/api/")
 
 
+def is_api_path(path: str) -> bool:
+    """Elasticsearch's routes (``/_security``, ``/_xpack``, ...) and Kibana's: JSON, never a page."""
+    return path.startswith("/_") or is_kibana_path(path)
+
+
 _DRF_TYPES = {
     drf.ParseError: "parse_exception",
     drf.NotAuthenticated: "security_exception",
@@ -221,10 +226,10 @@ class ElasticsearchAPIView(APIView):
 
 
 def _plain_error(request, status: int, error_type: str, reason: str):
-    """404/500 outside any view: JSON for API paths, None for pages (Django renders those)."""
+    """403/404/500 outside any view: JSON for API paths, None for pages (Django renders those)."""
     if is_kibana_path(request.path):
         return JsonResponse(kibana_error_body(status, reason), status=status)
-    if request.path.startswith("/_"):
+    if is_api_path(request.path):
         response = JsonResponse(error_body(error_type, reason, status), status=status)
         response[PRODUCT_HEADER[0]] = PRODUCT_HEADER[1]
         return response
@@ -236,6 +241,11 @@ def api_not_found(request, exception=None):
     return _plain_error(request, 404, "resource_not_found_exception", reason) or page_not_found(
         request, exception
     )
+
+
+def api_forbidden(request, exception=None):
+    reason = str(exception) or f"action [{request.method} {request.path}] is unauthorized"
+    return _plain_error(request, 403, "security_exception", reason) or permission_denied(request, exception)
 
 
 def api_server_error(request):

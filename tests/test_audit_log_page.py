@@ -72,10 +72,10 @@ def test_only_manage_security_opens_the_audit_log_and_everyone_else_gets_the_per
         assert b"ops" not in response.content
 
 
-@pytest.mark.parametrize("holder", ("own_keys", "security_admin"))
-def test_the_navigation_links_the_audit_log_for_everyone(users, holder):
+@pytest.mark.parametrize("holder, offered", (("own_keys", False), ("security_admin", True)))
+def test_the_navigation_links_the_audit_log_for_those_it_lets_in(users, holder, offered):
     page = browse(users[holder])("/app/management/security/api_keys").content.decode()
-    assert f'href="{AUDIT}">Audit log</a>' in page
+    assert (f'href="{AUDIT}" id="menu-audit-log">Audit log</a>' in page) is offered
 
 
 # --- What a row shows -------------------------------------------------------------------------
