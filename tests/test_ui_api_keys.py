@@ -606,7 +606,7 @@ def test_boilerplates_are_valid_role_descriptors():
         (
             {"name": "ok", "role_descriptors": '{"r": {"cluster": ["fly"]}}'},
             "role_descriptors",
-            "unknown cluster privilege [fly]",
+            "Unknown cluster privilege 'fly'",
         ),
         (
             {"name": "ok", "role_descriptors": "[" * 100 + "]" * 100},

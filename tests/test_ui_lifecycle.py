@@ -580,7 +580,7 @@ def test_preview_of_invalid_role_descriptors_shows_the_error_next_to_them(alice,
     )
     assert response.status_code == 400
     page = text(response)
-    assert re.search(r'id="role-descriptors-errors">[^<]*unknown cluster privilege \[fly\]', page)
+    assert re.search(r"id=\"role-descriptors-errors\">[^<]*Unknown cluster privilege 'fly'", page)
     assert 'id="privileges-preview"' not in page and 'id="name-errors"' not in page
 
 
