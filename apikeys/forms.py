@@ -16,6 +16,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ParseError
 
 from accounts.exceptions import ValidationError
+from accounts.forms import COMMON_CLUSTER_PRIVILEGES, COMMON_INDEX_PRIVILEGES
 from accounts.privileges import CLUSTER_PRIVILEGES, INDEX_PRIVILEGES, validate_role_descriptors
 from accounts.services import validate_metadata
 from apikeys import periods
@@ -121,6 +122,17 @@ class ApiKeyFieldsForm(forms.Form):
         self.max_lifetime_words = self.max_lifetime and periods.in_words(self.max_lifetime)
         # For the live hint, which tells of a too long lifetime before the form is sent.
         self.max_lifetime_ms = self.max_lifetime and self.max_lifetime // timedelta(milliseconds=1)
+
+    def privilege_picker(self) -> dict:
+        """The role editor's catalogs for the picker that writes role descriptors: the common
+        privileges first, the rest of each catalog under "More"."""
+        return {
+            kind: (common, sorted(catalog - set(common)))
+            for kind, common, catalog in (
+                ("cluster", COMMON_CLUSTER_PRIVILEGES, CLUSTER_PRIVILEGES),
+                ("index", COMMON_INDEX_PRIVILEGES, INDEX_PRIVILEGES),
+            )
+        }
 
     def clean_role_descriptors(self):
         """Validated and normalised, as the service stores them (``names`` always a list)."""
