@@ -11,6 +11,7 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -164,8 +165,7 @@ def _reveal(request, principal, created: services.CreatedApiKey, replaced=None):
     url = reverse("api_key_reveal", args=[created.api_key.pk])
     shown = {"secret": created.secret, "replaced": replaced and replaced.pk}
     cookie = reveal.hold(created.api_key.pk, principal.user.pk, shown)
-    response = redirect(url)
-    response.status_code = 303
+    response = HttpResponseRedirect(url, status=303)  # See Other: a reload asks for the page, not the form
     response.set_cookie(
         reveal.COOKIE, cookie, max_age=reveal.HELD_SECONDS, path=url, secure=True, httponly=True,
         samesite="Strict",
