@@ -5,7 +5,9 @@ Fields are checked with the very functions the create service uses, so a form er
 the REST API would say, next to the field it is about.
 """
 
+import difflib
 import json
+import re
 from datetime import timedelta
 
 from django import forms
@@ -14,7 +16,8 @@ from django.utils import timezone
 from rest_framework.exceptions import ParseError
 
 from accounts.exceptions import ValidationError
-from accounts.privileges import validate_role_descriptors
+from accounts.forms import COMMON_CLUSTER_PRIVILEGES, COMMON_INDEX_PRIVILEGES
+from accounts.privileges import CLUSTER_PRIVILEGES, INDEX_PRIVILEGES, validate_role_descriptors
 from accounts.services import validate_metadata
 from apikeys import periods
 from apikeys.services import validate_api_key_name
@@ -33,10 +36,33 @@ ROLE_DESCRIPTOR_BOILERPLATES = {
 TIME_UNITS_HELP = (
     "Elasticsearch time units: a positive number followed by d, h, m, s, ms, micros or nanos, such as 30d"
 )
+# Elasticsearch's refusal of unknown privileges, which lists the whole catalog after the names.
+UNKNOWN_PRIVILEGES = re.compile(r"unknown (cluster|index) privileges? \[([^\]]*)\]\. ")
+PRIVILEGE_CATALOGS = {"cluster": CLUSTER_PRIVILEGES, "index": INDEX_PRIVILEGES}
+ACTION_EXAMPLES = {"cluster": "cluster:monitor/*", "index": "indices:data/read/*"}
 # A page of the table holds at most 100 keys: a larger selection was not made on the page.
 MAX_SELECTED_API_KEYS = 500
 # The list page's query parameters kept when coming back to it after an invalidation.
 LIST_PARAMETERS = ("name", "status", "unused", "owner", "realm", "sort", "page", "per_page")
+
+
+def _unknown_privileges_in_words(reason: str) -> str:
+    """The API's refusal of unknown privileges, for a person: each unknown name with the closest
+    known ones, rather than the sixty names of the catalog. Any other reason is kept as it is."""
+    match = UNKNOWN_PRIVILEGES.match(reason)
+    if match is None:
+        return reason
+    kind, names = match.group(1), match.group(2).split(",")
+    named = []
+    for name in names:
+        close = difflib.get_close_matches(name.lower(), PRIVILEGE_CATALOGS[kind], n=3)
+        choices = " or ".join(filter(None, [", ".join(close[:-1]), close[-1]])) if close else ""
+        named.append(f"'{name}' (did you mean {choices}?)" if close else f"'{name}'")
+    noun = "privilege" if len(names) == 1 else "privileges"
+    return (
+        f"Unknown {kind} {noun} {', '.join(named)}. Use a known {kind} privilege, or a pattern over "
+        f"{kind} actions such as {ACTION_EXAMPLES[kind]}."
+    )
 
 
 def _domain_rule(check):
@@ -97,12 +123,26 @@ class ApiKeyFieldsForm(forms.Form):
         # For the live hint, which tells of a too long lifetime before the form is sent.
         self.max_lifetime_ms = self.max_lifetime and self.max_lifetime // timedelta(milliseconds=1)
 
+    def privilege_picker(self) -> dict:
+        """The role editor's catalogs for the picker that writes role descriptors: the common
+        privileges first, the rest of each catalog under "More"."""
+        return {
+            kind: (common, sorted(catalog - set(common)))
+            for kind, common, catalog in (
+                ("cluster", COMMON_CLUSTER_PRIVILEGES, CLUSTER_PRIVILEGES),
+                ("index", COMMON_INDEX_PRIVILEGES, INDEX_PRIVILEGES),
+            )
+        }
+
     def clean_role_descriptors(self):
         """Validated and normalised, as the service stores them (``names`` always a list)."""
         descriptors = self.cleaned_data["role_descriptors"]
         if descriptors is None:
             return None
-        return _domain_rule(lambda: validate_role_descriptors(descriptors))
+        try:
+            return validate_role_descriptors(descriptors)
+        except ValidationError as error:
+            raise forms.ValidationError(_unknown_privileges_in_words(error.reason)) from None
 
     def clean_metadata(self):
         return _domain_rule(lambda: validate_metadata(self.cleaned_data["metadata"]))

@@ -14,4 +14,5 @@ urlpatterns = [
     path(f"{API_KEYS}/<str:key_id>", views.api_key_details, name="api_key_details"),
     path(f"{API_KEYS}/<str:key_id>/update", views.api_key_update, name="api_key_update"),
     path(f"{API_KEYS}/<str:key_id>/rotate", views.api_key_rotate, name="api_key_rotate"),
+    path(f"{API_KEYS}/<str:key_id>/reveal", views.api_key_reveal, name="api_key_reveal"),
 ]

@@ -11,6 +11,7 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -19,7 +20,7 @@ from django_tables2 import RequestConfig
 
 from accounts.exceptions import Conflict, NotFound, PermissionDenied, ValidationError
 from accounts.principals import principal_of_session
-from apikeys import periods, selectors, services
+from apikeys import periods, reveal, selectors, services
 from apikeys.charts import api_key_overview
 from apikeys.filtersets import ApiKeyFilterSet
 from apikeys.forms import (
@@ -118,9 +119,9 @@ def api_key_list(request, principal):
 @never_cache
 @api_key_page(selectors.CREATE_ACTION)
 def api_key_create(request, principal):
-    """The key is revealed in the POST response itself, never stored, so no later request shows it.
-    The Preview button posts the same form and creates nothing: it names the parts of the role
-    descriptors that go beyond the user's own privileges."""
+    """A created key is shown once, on the page the POST redirects to (``apikeys.reveal``), so reload
+    and Back never post the form again. The Preview button posts the same form and creates
+    nothing: it names the parts of the role descriptors that go beyond the user's own privileges."""
     if not selectors.can_create_api_key(principal):
         raise selectors.unauthorized(principal, selectors.CREATE_ACTION)
     form = CreateApiKeyForm(request.POST if request.method == "POST" else None)
@@ -135,7 +136,7 @@ def api_key_create(request, principal):
         except ValidationError as error:
             form.add_error(None, error.reason)
         else:
-            return _reveal(request, created)
+            return _reveal(request, principal, created)
     return render(
         request,
         "apikeys/api_key_create.html",
@@ -165,18 +166,42 @@ def _boilerplates() -> dict:
     return {name: json.dumps(value, indent=2) for name, value in ROLE_DESCRIPTOR_BOILERPLATES.items()}
 
 
-def _reveal(request, created: services.CreatedApiKey, replaced=None):
-    """The one response that shows a new key's secret (callers are ``never_cache``)."""
-    return render(
-        request,
-        "apikeys/api_key_created.html",
-        {
-            "section": "management",
-            "key": created.api_key,
-            "formats": _credential_formats(created),
-            "replaced": replaced,
-        },
+def _reveal(request, principal, created: services.CreatedApiKey, replaced=None):
+    """Send the browser to the page that shows the new key once, with the cookie that opens it."""
+    url = reverse("api_key_reveal", args=[created.api_key.pk])
+    shown = {"secret": created.secret, "replaced": replaced and replaced.pk}
+    cookie = reveal.hold(created.api_key.pk, principal.user.pk, shown)
+    response = HttpResponseRedirect(url, status=303)  # See Other: a reload asks for the page, not the form
+    response.set_cookie(
+        reveal.COOKIE, cookie, max_age=reveal.HELD_SECONDS, path=url, secure=True, httponly=True,
+        samesite="Strict",
     )
+    return response
+
+
+@require_http_methods(["GET"])
+@never_cache
+@api_key_page(selectors.GET_ACTION)
+def api_key_reveal(request, principal, key_id):
+    """The new key's secret, to this browser and once: a reload, Back, another browser or an
+    expired entry get the page that says it was shown. Not answered to HEAD, which would use it up."""
+    url = reverse("api_key_reveal", args=[key_id])
+    key = _find(selectors.visible_api_keys(principal), key_id)
+    shown = reveal.take(key_id, principal.user.pk, request.COOKIES.get(reveal.COOKIE)) if key else None
+    if shown is None:
+        context = {"section": "management", "key": key, "can_create": selectors.can_create_api_key(principal)}
+        response = render(request, "apikeys/api_key_shown_once.html", context, status=410)
+    else:
+        created = services.CreatedApiKey(api_key=key, secret=shown["secret"])
+        context = {
+            "section": "management",
+            "key": key,
+            "formats": _credential_formats(request, created),
+            "replaced_id": shown["replaced"],
+        }
+        response = render(request, "apikeys/api_key_created.html", context)
+    response.delete_cookie(reveal.COOKIE, path=url, samesite="Strict")
+    return response
 
 
 def _find(keys, key_id: str):
@@ -285,7 +310,7 @@ def api_key_rotate(request, principal, key_id):
         except (NotFound, ValidationError, PermissionDenied, Conflict) as error:
             messages.error(request, f"Could not rotate API key '{key.name}': {error.reason}")
             return redirect(details)
-        return _reveal(request, created, replaced=key)
+        return _reveal(request, principal, created, replaced=key)
     if not key.is_active():
         state = api_key_status(key).label.lower()
         messages.error(request, f"API key '{key.name}' cannot be rotated: it is {state}.")
@@ -297,9 +322,12 @@ def api_key_rotate(request, principal, key_id):
     )
 
 
-def _credential_formats(created: services.CreatedApiKey) -> list[dict]:
-    """The new key as Kibana offers it: for an Authorization header, for Beats and Logstash, as JSON."""
+def _credential_formats(request, created: services.CreatedApiKey) -> list[dict]:
+    """The new key as Kibana offers it, and as the tools that use it are configured, against this
+    server: the value for an Authorization header, curl, Beats, Logstash, the Python client, JSON."""
     key = created.api_key
+    server = request.build_absolute_uri("/").rstrip("/")
+    authenticate = request.build_absolute_uri("/_security/_authenticate")
     id_and_key = f"{key.id}:{created.secret}"
     credential = {"id": key.id, "name": key.name, "api_key": created.secret, "encoded": created.encoded}
     return [
@@ -310,16 +338,36 @@ def _credential_formats(created: services.CreatedApiKey) -> list[dict]:
             "help": "For the header Authorization: ApiKey <encoded>, as the REST API and clients expect it.",
         },
         {
+            "id": "curl",
+            "label": "curl",
+            "value": f'curl -H "Authorization: ApiKey {created.encoded}" "{authenticate}"',
+            "help": "Asks this server who the key authenticates as. Add --cacert with your CA's certificate "
+            "if the server's certificate is self-signed.",
+        },
+        {
             "id": "beats",
             "label": "Beats",
-            "value": id_and_key,
-            "help": "For the api_key setting of the Elasticsearch output of Filebeat, Metricbeat and others.",
+            "value": f'output.elasticsearch.hosts: ["{server}"]\n'
+            f'output.elasticsearch.api_key: "{id_and_key}"',
+            "help": "For the Elasticsearch output of Filebeat, Metricbeat and the other Beats, in their YAML "
+            "configuration.",
         },
         {
             "id": "logstash",
             "label": "Logstash",
-            "value": id_and_key,
-            "help": "For the api_key option of the Logstash elasticsearch output plugin.",
+            "value": (
+                "output {\n  elasticsearch {\n"
+                f'    hosts => ["{server}"]\n    api_key => "{id_and_key}"\n'
+                "  }\n}"
+            ),
+            "help": "For the Logstash elasticsearch output plugin.",
+        },
+        {
+            "id": "python",
+            "label": "Python",
+            "value": "from elasticsearch import Elasticsearch\n\n"
+            f'client = Elasticsearch("{server}", api_key="{created.encoded}")',
+            "help": "For the official Python client, elasticsearch-py.",
         },
         {
             "id": "json",

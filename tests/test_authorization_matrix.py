@@ -912,8 +912,10 @@ PAGES = {
     "another's key's details page": Page("GET", API_KEYS_PAGE + "/{others_key}"),
     "create key form": Page(
         "POST", API_KEYS_PAGE + "/create", {"name": "matrix-created"},
-        effect=lambda world: ApiKey.objects.filter(name="matrix-created").exists(),
+        effect=lambda world: ApiKey.objects.filter(name="matrix-created").exists(), done=303,
     ),
+    # Without the cookie the create form's redirect sets, the page only says the key was shown.
+    "own key's reveal page, once shown": Page("GET", API_KEYS_PAGE + "/{own_key}/reveal", done=410),
     "invalidate own key": Page(
         "POST", API_KEYS_PAGE + "/invalidate", {"id": ["{own_key}"]},
         effect=lambda world: world.invalidated(world.own_key), done=302,
@@ -930,7 +932,7 @@ PAGES = {
     "rotate own key's confirmation": Page("GET", API_KEYS_PAGE + "/{own_key}/rotate"),
     "rotate own key": Page(
         "POST", API_KEYS_PAGE + "/{own_key}/rotate", {"expiration": ""},
-        effect=lambda world: world.rotated(world.own_key),
+        effect=lambda world: world.rotated(world.own_key), done=303,
     ),
     "rotate another's key": Page(
         "POST", API_KEYS_PAGE + "/{others_key}/rotate", {"expiration": ""},
@@ -1107,6 +1109,8 @@ UI_MATRIX = {
     "another's key's details page":
                                  (SHOWN,    SHOWN,        SHOWN,        NOT_FOUND, SHOWN,         FORBIDDEN),
     "create key form":           (DONE,     DONE,         DONE,         DONE,     FORBIDDEN,      FORBIDDEN),
+    "own key's reveal page, once shown":
+                                 (SHOWN,    SHOWN,        SHOWN,        SHOWN,    SHOWN,          FORBIDDEN),
     "invalidate own key":        (DONE,     DONE,         DONE,         DONE,     FORBIDDEN,      FORBIDDEN),
     "invalidate another's key":  (DONE,     DONE,         DONE,         NOT_DONE, FORBIDDEN,      FORBIDDEN),
     "bulk invalidate own and another's key":

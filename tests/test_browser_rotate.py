@@ -93,6 +93,11 @@ def test_rotating_from_the_details_page_replaces_the_credential(new_page, server
     page.wait_for_selector("#api-key-name")
     assert page.inner_text("#api-key-name") == "nightly-export"
     assert "0 2 * * *" in page.inner_text("#metadata")
+    # Back to the rotated key's page: it is shown no more, and nothing is rotated again.
+    page.go_back()
+    page.wait_for_selector("#api-key-shown-once")
+    assert new_encoded not in page.content()
+    assert authenticate(server, new_encoded) == 200
     page.goto(server.base_url + f"{LIST}/{created['id']}")
     assert page.locator("#rotate-api-key, #invalidate-api-key").count() == 0
     assert "Invalidated" in page.inner_text(".status-badge")
@@ -178,6 +183,7 @@ def test_updating_from_the_details_page_keeps_the_credential_and_shows_the_new_v
 
     assert page.input_value("#id_metadata") == json.dumps({"team": "ops"}, indent=2)
     assert page.inner_text("#expiration-hint") == "The key keeps its current expiration."
+    page.click("#privileges-toggle")
     page.click("#boilerplate-read-only")
     page.fill("#id_metadata", '{"team": "sre"}')
     page.fill("#id_expiration", "30d")

@@ -82,11 +82,12 @@ def created_keys(admin, admin_credential, client_for, client, caplog, locmem_cac
     made.append((api.json()["id"], api.json()["api_key"]))
 
     browser = client_for(admin)
-    page = browser.post(f"{API_KEYS_PAGE}/create", {"name": "hygiene-ui"}, secure=True)
+    posted = browser.post(f"{API_KEYS_PAGE}/create", {"name": "hygiene-ui"}, secure=True)
+    page = browser.get(posted["Location"], secure=True)
     assert page.status_code == 200, page.content
     ui_key = page.context["key"]
-    made.append((ui_key.id, next(f["value"] for f in page.context["formats"] if f["id"] == "beats")
-                 .split(":", 1)[1]))
+    made.append((ui_key.id, json.loads(next(f["value"] for f in page.context["formats"] if f["id"] == "json"))
+                 ["api_key"]))
 
     out = io.StringIO()
     call_command("create_api_key", "--user", admin.username, "--name", "hygiene-command",
@@ -292,7 +293,10 @@ def test_the_create_api_response_is_not_stored(client, admin_credential):
 
 
 def test_the_reveal_page_is_not_stored(client_for, admin):
-    response = client_for(admin).post(f"{API_KEYS_PAGE}/create", {"name": "fresh"}, secure=True)
+    browser = client_for(admin)
+    posted = browser.post(f"{API_KEYS_PAGE}/create", {"name": "fresh"}, secure=True)
+    assert posted.status_code == 303 and no_store(posted)
+    response = browser.get(posted["Location"], secure=True)
     assert response.status_code == 200
     assert response.context["formats"]
     assert no_store(response)
@@ -300,7 +304,9 @@ def test_the_reveal_page_is_not_stored(client_for, admin):
 
 def test_the_rotate_reveals_are_not_stored(client, client_for, admin, make_api_key):
     key = make_api_key(admin, "rotated-in-browser")
-    page = client_for(admin).post(f"{API_KEYS_PAGE}/{key.id}/rotate", secure=True)
+    browser = client_for(admin)
+    posted = browser.post(f"{API_KEYS_PAGE}/{key.id}/rotate", secure=True)
+    page = browser.get(posted["Location"], secure=True)
     assert page.status_code == 200 and page.context["formats"]
     assert no_store(page)
 

@@ -606,7 +606,7 @@ def test_boilerplates_are_valid_role_descriptors():
         (
             {"name": "ok", "role_descriptors": '{"r": {"cluster": ["fly"]}}'},
             "role_descriptors",
-            "unknown cluster privilege [fly]",
+            "Unknown cluster privilege 'fly'",
         ),
         (
             {"name": "ok", "role_descriptors": "[" * 100 + "]" * 100},
@@ -647,7 +647,7 @@ def test_create_with_a_name_in_use_says_so_next_to_the_name(alice, bob, make_api
 def test_created_key_is_revealed_once_in_every_format_and_never_cached(alice, client_for):
     client = client_for(alice)
     descriptors = {"ci": {"cluster": [], "indices": [{"names": ["logs-*"], "privileges": ["read"]}]}}
-    response = client.post(
+    posted = client.post(
         CREATE,
         {
             "name": "ci-release",
@@ -657,22 +657,26 @@ def test_created_key_is_revealed_once_in_every_format_and_never_cached(alice, cl
         },
         secure=True,
     )
+    key = ApiKey.objects.get(name="ci-release")
+    assert posted.status_code == 303 and posted["Location"] == f"{details_url(key)}/reveal"
+    response = client.get(posted["Location"], secure=True)
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
-    key = ApiKey.objects.get(name="ci-release")
     page = text(response)
     encoded = re.search(r'id="key-encoded">([^<]+)<', page).group(1)
     key_id, secret = base64.b64decode(encoded).decode().split(":", 1)
     assert key_id == key.pk
-    assert re.search(r'id="key-beats">([^<]+)<', page).group(1) == f"{key.pk}:{secret}"
-    assert re.search(r'id="key-logstash">([^<]+)<', page).group(1) == f"{key.pk}:{secret}"
+    assert f'output.elasticsearch.api_key: "{key.pk}:{secret}"' in page
+    assert f'api_key => "{key.pk}:{secret}"' in page
+    assert f'curl -H "Authorization: ApiKey {encoded}" "https://testserver/_security/_authenticate"' in page
+    assert f'Elasticsearch("https://testserver", api_key="{encoded}")' in page
     assert f'"api_key": "{secret}"' in page and f'"encoded": "{encoded}"' in page
-    assert "Copy this key now. You will not be able to view it again." in page
+    assert "Copy this key now. You will not be able to view it again" in page
     assert authenticate_api_key(f"ApiKey {encoded}").api_key.pk == key.pk
     assert key.expiration is not None and key.metadata == {"team": "release"}
     assert list(key.role_descriptors) == ["ci"]
-    # Shown in that one response only: it is never stored, so nothing else can show it again.
-    for url in (LIST, details_url(key), CREATE, f"{INVALIDATE}?id={key.pk}"):
+    # Shown in that one response only: nothing else, the same page included, shows it again.
+    for url in (LIST, details_url(key), CREATE, f"{INVALIDATE}?id={key.pk}", posted["Location"]):
         later = client.get(url, secure=True)
         assert secret not in later.content.decode() and encoded not in later.content.decode(), url
 
@@ -693,7 +697,7 @@ def test_created_key_with_empty_optional_fields_never_expires(alice, client_for)
     response = client_for(alice).post(
         CREATE, {"name": "plain", "expiration": " ", "metadata": ""}, secure=True
     )
-    assert response.status_code == 200
+    assert response.status_code == 303
     key = ApiKey.objects.get(name="plain")
     assert key.expiration is None and key.role_descriptors == {} and key.metadata == {}
 

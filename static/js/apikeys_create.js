@@ -64,3 +64,59 @@
     });
   });
 })();
+
+// The privilege picker: writes one role of the role descriptors from the ticked privileges, keeping
+// the other roles already typed.
+(function () {
+  "use strict";
+  const picker = document.getElementById("privilege-picker");
+  const descriptors = document.getElementById("id_role_descriptors");
+  if (!picker || !descriptors) {
+    return;
+  }
+  const status = document.getElementById("picker-status");
+  picker.hidden = false;
+
+  function ticked(kind) {
+    return Array.from(picker.querySelectorAll("[data-picker-" + kind + "]:checked"), (box) => box.value);
+  }
+
+  function say(text, problem) {
+    status.textContent = text;
+    status.classList.toggle("text-danger", problem);
+  }
+
+  document.getElementById("picker-write").addEventListener("click", () => {
+    const name = document.getElementById("picker-role").value.trim();
+    const names = document.getElementById("picker-indices").value.split(",").map((item) => item.trim()).filter(Boolean);
+    const indexPrivileges = ticked("index");
+    if (!name) {
+      say("Enter a role name.", true);
+      return;
+    }
+    if (names.length > 0 !== indexPrivileges.length > 0) {
+      say("Enter indices and pick their privileges, or neither.", true);
+      return;
+    }
+    let roles = {};
+    if (descriptors.value.trim() !== "") {
+      try {
+        roles = JSON.parse(descriptors.value);
+      } catch (error) {
+        roles = null;
+      }
+      if (roles === null || typeof roles !== "object" || Array.isArray(roles)) {
+        say("The role descriptors are not a JSON object: correct them or empty the field first.", true);
+        return;
+      }
+    }
+    const role = { cluster: ticked("cluster"), indices: [] };
+    if (names.length > 0) {
+      role.indices.push({ names: names, privileges: indexPrivileges });
+    }
+    const replaced = Object.prototype.hasOwnProperty.call(roles, name);
+    roles[name] = role;
+    descriptors.value = JSON.stringify(roles, null, 2);
+    say((replaced ? "Replaced" : "Added") + " role '" + name + "' in the role descriptors.", false);
+  });
+})();
