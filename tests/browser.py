@@ -18,6 +18,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+# axe-core's impacts that fail a page; "minor" and "moderate" ones are left to judgement.
+BLOCKING_IMPACTS = {"serious", "critical"}
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +40,14 @@ def browser():
 
 @pytest.fixture
 def new_page(browser):
-    """new_page() — a fresh browser context (own cookies) that fails the test on any CSP violation."""
+    """new_page(viewport=None) — a fresh browser context (own cookies), 1280 px wide unless told, that
+    fails the test on any CSP violation."""
     contexts, violations = [], []
 
-    def make():
-        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 860})
+    def make(viewport=None):
+        context = browser.new_context(
+            ignore_https_errors=True, viewport=viewport or {"width": 1280, "height": 860}
+        )
         contexts.append(context)
         page = context.new_page()
         page.on(
@@ -70,3 +76,21 @@ def screenshot(page, name, full_page=True):
     """Save the page as docs/screenshots/<name>, at new_page's fixed viewport width."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / name, full_page=full_page)
+
+
+def assert_accessible(page):
+    """Fail on axe-core's serious or critical violations on the page as it is, one line per element."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = [
+        violation for violation in Axe().run(page).response["violations"]
+        if violation["impact"] in BLOCKING_IMPACTS
+    ]
+    found = [
+        f"{violation['impact']} {violation['id']} ({violation['help']}): {' '.join(node['target'])}"
+        f" — {node['failureSummary'].splitlines()[-1].strip()}"
+        for violation in violations
+        for node in violation["nodes"]
+    ]
+    if found:
+        pytest.fail(f"accessibility violations on {page.url}:\n" + "\n".join(found), pytrace=False)
