@@ -18,6 +18,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 # axe-core's impacts that fail a page; "minor" and "moderate" ones are left to judgement.
 BLOCKING_IMPACTS = {"serious", "critical"}
@@ -40,14 +41,11 @@ def browser():
 
 @pytest.fixture
 def new_page(browser):
-    """new_page(viewport=None) — a fresh browser context (own cookies), 1280 px wide unless told, that
-    fails the test on any CSP violation."""
+    """new_page() — a fresh browser context (own cookies) that fails the test on any CSP violation."""
     contexts, violations = [], []
 
-    def make(viewport=None):
-        context = browser.new_context(
-            ignore_https_errors=True, viewport=viewport or {"width": 1280, "height": 860}
-        )
+    def make():
+        context = browser.new_context(ignore_https_errors=True, viewport=DESKTOP)
         contexts.append(context)
         page = context.new_page()
         page.on(
@@ -73,7 +71,7 @@ def log_in(page, server, username, password):
 
 
 def screenshot(page, name, full_page=True):
-    """Save the page as docs/screenshots/<name>, at new_page's fixed viewport width."""
+    """Save the page as docs/screenshots/<name>, at the page's viewport width."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / name, full_page=full_page)
 

@@ -7,13 +7,12 @@ import re
 
 import pytest
 
-from tests.browser import PHONE, assert_accessible, log_in
+from tests.browser import DESKTOP, PHONE, assert_accessible, log_in
 
 pytestmark = pytest.mark.browser
 
 LIST = "/app/management/security/api_keys"
 SECURITY = "/app/management/security"
-DESKTOP = {"width": 1280, "height": 860}
 # "newcomer" may create keys but has none yet; carol gets two keys to invalidate with the keyboard.
 SETUP_SCRIPT = """
 from accounts.models import User
