@@ -43,19 +43,22 @@ def assert_fits_a_phone(page):
     assert scroll <= client, f"scrolls sideways: {scroll} px wide for {client} px"
 
 
+CHECKS = ((DESKTOP, (assert_accessible,)), (PHONE, (assert_accessible, assert_fits_a_phone)))
+
+
 def check_pages(page, server, paths):
     """Open each page and check it at both widths; the checks of every page run before any fails."""
     failures = []
     for path in paths:
-        page.set_viewport_size(DESKTOP)
         response = page.goto(server.base_url + path)
         assert response.status < 500, f"{path} answered {response.status}"
-        for check in (assert_accessible, lambda page: page.set_viewport_size(PHONE), assert_accessible,
-                      assert_fits_a_phone):
-            try:
-                check(page)
-            except (AssertionError, pytest.fail.Exception) as error:
-                failures.append(f"{path} at {page.viewport_size['width']} px: {error}")
+        for viewport, checks in CHECKS:
+            page.set_viewport_size(viewport)
+            for check in checks:
+                try:
+                    check(page)
+                except (AssertionError, pytest.fail.Exception) as error:
+                    failures.append(f"{path} at {viewport['width']} px: {error}")
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
 
