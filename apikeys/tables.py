@@ -199,22 +199,31 @@ class ApiKeyTable(tables.Table):
     name = tables.Column(
         linkify=("api_key_details", [tables.A("pk")]),
         order_by=("name", "id"),
-        attrs={"a": {"class": "fw-semibold api-key-name"}},
+        attrs={"a": {"class": "fw-semibold api-key-name"}, "td": {"class": "name-column"}},
     )
-    owner = OwnerColumn(accessor="owner__username", verbose_name="Owner")
+    owner = OwnerColumn(
+        accessor="owner__username", verbose_name="Owner", attrs={"td": {"data-label": "Owner"}}
+    )
     # Newest first within a realm, as the (realm_name, -created) index reads.
     realm = tables.Column(
-        accessor="realm_name", order_by=("realm_name", "-created", "id"), verbose_name="Realm"
+        accessor="realm_name",
+        order_by=("realm_name", "-created", "id"),
+        verbose_name="Realm",
+        attrs={"td": {"data-label": "Realm"}},
     )
-    created = DateTimeColumn(order_by=("created", "-id"))
-    expiration = ExpirationColumn(verbose_name="Expires", default="Never")
-    last_used = LastUsedColumn(verbose_name="Last used", attrs={"td": {"class": "text-nowrap"}})
-    status = StatusColumn(accessor="pk", verbose_name="Status")
+    created = DateTimeColumn(order_by=("created", "-id"), attrs={"td": {"data-label": "Created"}})
+    expiration = ExpirationColumn(
+        verbose_name="Expires", default="Never", attrs={"td": {"data-label": "Expires"}}
+    )
+    last_used = LastUsedColumn(
+        verbose_name="Last used", attrs={"td": {"class": "text-nowrap", "data-label": "Last used"}}
+    )
+    status = StatusColumn(accessor="pk", verbose_name="Status", attrs={"td": {"data-label": "Status"}})
     actions = InvalidateColumn(
         accessor="pk",
         verbose_name="Actions",
         orderable=False,
-        attrs={"th": {"class": "text-end"}, "td": {"class": "text-end"}},
+        attrs={"th": {"class": "text-end"}, "td": {"class": "text-end actions-column"}},
     )
 
     class Meta:

@@ -18,6 +18,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+# axe-core's impacts that fail a page; "minor" and "moderate" ones are left to judgement.
+BLOCKING_IMPACTS = {"serious", "critical"}
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +46,7 @@ def new_page(browser):
     contexts, violations = [], []
 
     def make():
-        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 860})
+        context = browser.new_context(ignore_https_errors=True, viewport=DESKTOP)
         contexts.append(context)
         page = context.new_page()
         page.on(
@@ -68,6 +72,24 @@ def log_in(page, server, username, password):
 
 
 def screenshot(page, name, full_page=True):
-    """Save the page as docs/screenshots/<name>, at new_page's fixed viewport width."""
+    """Save the page as docs/screenshots/<name>, at the page's viewport width."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / name, full_page=full_page)
+
+
+def assert_accessible(page):
+    """Fail on axe-core's serious or critical violations on the page as it is, one line per element."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = [
+        violation for violation in Axe().run(page).response["violations"]
+        if violation["impact"] in BLOCKING_IMPACTS
+    ]
+    found = [
+        f"{violation['impact']} {violation['id']} ({violation['help']}): {' '.join(node['target'])}"
+        f" — {node['failureSummary'].splitlines()[-1].strip()}"
+        for violation in violations
+        for node in violation["nodes"]
+    ]
+    if found:
+        pytest.fail(f"accessibility violations on {page.url}:\n" + "\n".join(found), pytrace=False)

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from apikeys.console import EXAMPLES
-from tests.browser import log_in, screenshot
+from tests.browser import PHONE, log_in, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -58,6 +58,14 @@ def click_and_wait(page, selector):
         page.click(selector)
 
 
+def on_a_phone(page, name):
+    """Photograph the page as a 390 px wide phone shows it, then give it back its desktop width."""
+    desktop = page.viewport_size
+    page.set_viewport_size(PHONE)
+    screenshot(page, name)
+    page.set_viewport_size(desktop)
+
+
 def row_names(page) -> list[str]:
     return page.locator("#api-keys-table a.api-key-name").all_inner_texts()
 
@@ -92,6 +100,7 @@ def test_api_keys_as_an_administrator(page_as, keyward_server):
         "11 API keys: 5 active · 2 expiring soon · 2 expired · 2 invalidated"
     )
     screenshot(page, "api_keys_admin.png")
+    on_a_phone(page, "phone_api_keys.png")
 
 
 def test_api_keys_of_a_user_who_manages_only_their_own(page_as, keyward_server):
@@ -117,6 +126,7 @@ def test_key_details(page_as, keyward_server):
     assert page.inner_text("#last-used") == "Never"
     expect(page.locator("#rotate-api-key")).to_be_visible()
     screenshot(page, "api_key_details.png")
+    on_a_phone(page, "phone_api_key_details.png")
 
 
 def test_update_page(page_as, keyward_server):
@@ -234,6 +244,7 @@ def test_create_preview_and_created_key(page_as, keyward_server):
     page = page_as("carol")
     page.goto(keyward_server.base_url + LIST)
     click_and_wait(page, "#create-api-key")
+    on_a_phone(page, "phone_api_key_create.png")
     page.fill("#id_name", "notebook-export")
     page.fill("#id_expiration", "30d")
     assert page.inner_text("#expiration-hint").startswith("This API key will expire on ")

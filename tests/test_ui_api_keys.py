@@ -194,7 +194,7 @@ def test_status_column_shows_active_expires_in_n_days_expired_and_invalidated(
 def test_expires_column_says_never_for_keys_without_expiration(alice, make_api_key, client_for):
     make_api_key(alice, "forever")
     page = text(client_for(alice).get(LIST, secure=True))
-    assert "<td >Never</td>" in page
+    assert '<td data-label="Expires">Never</td>' in page
 
 
 def test_invalidated_keys_have_no_checkbox_and_no_invalidate_action(alice, make_api_key, client_for):

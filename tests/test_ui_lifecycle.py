@@ -57,7 +57,7 @@ def test_last_used_column_says_never_or_how_long_ago_with_the_exact_time_on_hove
     stamp = ApiKey.objects.get(pk=used.pk).last_used
     exact = f'title="{stamp:%Y-%m-%d %H:%M:%S} UTC"'
     assert f'<time datetime="{stamp.isoformat()}" data-local-title {exact}>3 days ago</time>' in page
-    assert '<td class="text-nowrap">Never</td>' in page
+    assert '<td class="text-nowrap" data-label="Last used">Never</td>' in page
 
 
 def test_a_key_used_by_a_request_shows_just_now(alice, make_api_key, client_for):

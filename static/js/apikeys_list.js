@@ -1,4 +1,5 @@
-// API Keys and Access tokens pages: select-all and the "Invalidate N ..." button of the bulk form.
+// API Keys and Access tokens pages: select-all, the "Invalidate N ..." button of the bulk form, and
+// a click on a row (not on its links, buttons or fields) that toggles the row's checkbox.
 (function () {
   "use strict";
   const form = document.getElementById("bulk-invalidate");
@@ -40,5 +41,26 @@
     });
   }
   boxes.forEach((box) => box.addEventListener("change", update));
+
+  // The checkbox of the row or header cell clicked, unless the click was meant for a control of its
+  // own or ended a text selection.
+  function checkboxFor(event) {
+    if (event.target.closest("a, button, input, label, select, textarea, summary")) {
+      return null;
+    }
+    if (String(window.getSelection())) {
+      return null;
+    }
+    const cell = event.target.closest("th.selection-column");
+    const container = cell || event.target.closest("tbody tr");
+    return container && container.querySelector("input[type=checkbox]:not(:disabled)");
+  }
+
+  form.addEventListener("click", (event) => {
+    const box = checkboxFor(event);
+    if (box) {
+      box.click();
+    }
+  });
   update();
 })();
