@@ -28,7 +28,8 @@ def stops_working():
 
 def by_expiration(descending: bool) -> list:
     """Soonest expiration first and keys that never expire last (or all reversed): the same order
-    on every database, and the order of the ``apikey_listed_expiration`` index."""
+    on every database. The list page reads it from the ``apikey_listed_expiration`` index as two
+    parts, the keys with an expiration and those without (``apikeys.tables``)."""
     never, when, tie = IsNull(F("expiration"), True), F("expiration"), F("id")
     if descending:
         return [never.desc(), when.desc(), tie.desc()]
@@ -106,7 +107,11 @@ class ApiKey(models.Model):
             models.Index(
                 fields=["-created", "id", "name", "invalidated"], condition=LISTED, name="apikey_listed"
             ),
-            models.Index(*by_expiration(descending=False), condition=LISTED, name="apikey_listed_expiration"),
+            # Expiration, status and last use orders, each read as a few ranges of one of these
+            # (``apikeys.tables``): plain columns, so that a range on the column bounds the scan,
+            # and each range holds null or non-null values alone, which the databases order alike.
+            models.Index(fields=["expiration", "id"], condition=LISTED, name="apikey_listed_expiration"),
+            models.Index(fields=["last_used", "id"], condition=LISTED, name="apikey_listed_last_used"),
             # Every key, newest first (other statuses), and one owner's keys. Ending with invalidated,
             # the owner's index also counts keys by owner, active or not, from the index alone: the
             # username aggregation Kibana's API keys page asks for.
@@ -118,10 +123,12 @@ class ApiKey(models.Model):
             models.Index(fields=["type", "owner", "invalidated"], name="apikey_type"),
             # On SQLite, migration 0006 also indexes (name, metadata, invalidated) for aggregations.
             models.Index(fields=["name"], name="apikey_name"),
-            # Keys by realm; ending with invalidated and expiration, it also answers a realm_name terms
-            # aggregation over active keys, with an expired (or active) count beneath, from the index alone.
+            # Keys by realm in the page's default order, newest first; ending with invalidated and
+            # expiration, it also answers a realm_name terms aggregation over active keys, with an
+            # expired (or active) count beneath, from the index alone.
             models.Index(
-                fields=["realm_name", "-created", "invalidated", "expiration"], name="apikey_realm_created"
+                fields=["realm_name", "-created", "id", "invalidated", "expiration"],
+                name="apikey_realm_created",
             ),
             # The retention purge. No index leads with expiration or invalidated alone: SQLite's
             # planner would take one for a status filter and sort every match instead of
