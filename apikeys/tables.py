@@ -18,6 +18,7 @@ from apikeys import selectors
 from apikeys.models import ApiKey, by_expiration
 from apikeys.timeunits import configured_time_value
 
+INVALIDATED = ApiKey._meta.get_field("invalidated")
 # Beyond this offset a page number is refused before it reaches the database as a huge OFFSET.
 MAX_OFFSET = 2**40
 
@@ -208,29 +209,38 @@ class StatusColumn(tables.TemplateColumn):
     def parts(self, queryset, is_descending):
         """The same order as ranges of the expiration order: among keys not invalidated, those
         expiring after now, then those that never expire, then the expired ones; invalidated keys
-        last, unless the listing leaves them out (then the range is not even asked for)."""
+        last. Ranges that the listing's own condition on ``invalidated`` leaves out are not asked
+        for: the database would not see that they are empty before reading them."""
         now = timezone.now()
         listed = queryset.filter(invalidated__isnull=True)
-        parts = expiration_order(
-            [
-                listed.filter(expiration__gt=now),
-                listed.filter(expiration__isnull=True),
-                listed.filter(expiration__lte=now),
-            ],
-            is_descending,
-        )
-        if not lists_only_keys_not_invalidated(queryset):
-            parts.append(queryset.filter(invalidated__isnull=False).order_by(*by_expiration(is_descending)))
+        invalidated = queryset.filter(invalidated__isnull=False).order_by(*by_expiration(is_descending))
+        parts = [
+            *expiration_order(
+                [
+                    listed.filter(expiration__gt=now),
+                    listed.filter(expiration__isnull=True),
+                    listed.filter(expiration__lte=now),
+                ],
+                is_descending,
+            ),
+            invalidated,
+        ]
+        required = invalidated_condition(queryset)
+        if required is not None:
+            parts = [invalidated] if required else parts[:-1]
         return parts[::-1] if is_descending else parts
 
 
-def lists_only_keys_not_invalidated(queryset: QuerySet) -> bool:
-    """Whether the listing's own conditions include ``invalidated IS NULL`` (the page's default)."""
+def invalidated_condition(queryset: QuerySet) -> bool | None:
+    """``False`` if the listing requires ``invalidated IS NULL`` (the page's default), ``True`` if
+    it requires ``invalidated IS NOT NULL``, ``None`` if it admits both."""
     where = queryset.query.where
-    return where.connector == AND and not where.negated and any(
-        isinstance(condition, IsNull) and condition.lhs.target.name == "invalidated" and condition.rhs is True
-        for condition in where.children
-    )
+    if where.connector != AND or where.negated:
+        return None
+    for condition in where.children:
+        if isinstance(condition, IsNull) and getattr(condition.lhs, "target", None) == INVALIDATED:
+            return not condition.rhs
+    return None
 
 
 class SelectionColumn(tables.CheckBoxColumn):
