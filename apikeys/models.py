@@ -110,7 +110,13 @@ class ApiKey(models.Model):
             # Expiration, status and last use orders, each read as a few ranges of one of these
             # (``apikeys.tables``): plain columns, so that a range on the column bounds the scan,
             # and each range holds null or non-null values alone, which the databases order alike.
+            # Invalidated keys have their own, for the Status order when they are listed too.
             models.Index(fields=["expiration", "id"], condition=LISTED, name="apikey_listed_expiration"),
+            models.Index(
+                fields=["expiration", "id"],
+                condition=Q(invalidated__isnull=False),
+                name="apikey_invalidated_expiration",
+            ),
             models.Index(fields=["last_used", "id"], condition=LISTED, name="apikey_listed_last_used"),
             # Every key, newest first (other statuses), and one owner's keys. Ending with invalidated,
             # the owner's index also counts keys by owner, active or not, from the index alone: the

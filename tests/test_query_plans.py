@@ -89,6 +89,15 @@ def test_each_list_query_walks_its_index_in_display_order(admin_client, params, 
 
 
 @sqlite_only
+@pytest.mark.parametrize("status", ["all", "invalidated"])
+def test_the_status_order_reads_invalidated_keys_from_their_expiration_index(admin_client, status):
+    for shown in page_query_plans(admin_client, {"status": status, "sort": "-status"}):
+        indexes = ("apikey_listed_expiration", "apikey_invalidated_expiration")
+        assert any(walks(index, shown) for index in indexes), shown
+        assert "TEMP B-TREE" not in shown, shown
+
+
+@sqlite_only
 @pytest.mark.parametrize("sort", ["owner", "-owner"])
 def test_the_owner_order_walks_owners_by_username_then_each_owners_keys(admin_client, sort):
     """Only one owner's keys at a time are put in order (those sharing a lowercased username)."""
@@ -112,6 +121,17 @@ def test_a_page_reads_only_its_own_rows_after_the_ids(admin_client, users):
     rows = [query["sql"] for query in queries.captured_queries if query["sql"].startswith(ROWS_QUERY)]
     assert len(rows) == 1 and " OFFSET " not in rows[0] and "LIMIT" not in rows[0]
     assert response.content.count(b"<tr data-id=") == 10
+
+
+@sqlite_only
+@pytest.mark.parametrize("params", [{"realm": "default_native"}, {"owner": "own_keys"}, {"sort": "status"}])
+def test_the_rows_of_a_page_are_read_by_primary_key_alone(admin_client, params):
+    """Not also by the listing's conditions, which SQLite's planner may answer from their index
+    instead, reading every key of the realm or of the owner."""
+    with CaptureQueriesContext(connection) as queries:
+        assert admin_client.get(LIST, params, secure=True).status_code == 200
+    (rows,) = [query["sql"] for query in queries.captured_queries if query["sql"].startswith(ROWS_QUERY)]
+    assert plan(rows) == "SEARCH apikeys_apikey USING INDEX sqlite_autoindex_apikeys_apikey_1 (id=?)"
 
 
 @sqlite_only
