@@ -129,12 +129,10 @@ class ApiKey(models.Model):
             models.Index(fields=["type", "owner", "invalidated"], name="apikey_type"),
             # On SQLite, migration 0006 also indexes (name, metadata, invalidated) for aggregations.
             models.Index(fields=["name"], name="apikey_name"),
-            # Keys by realm in the page's default order, newest first; ending with invalidated and
-            # expiration, it also answers a realm_name terms aggregation over active keys, with an
-            # expired (or active) count beneath, from the index alone.
+            # Keys by realm; ending with invalidated and expiration, it also answers a realm_name terms
+            # aggregation over active keys, with an expired (or active) count beneath, from the index alone.
             models.Index(
-                fields=["realm_name", "-created", "id", "invalidated", "expiration"],
-                name="apikey_realm_created",
+                fields=["realm_name", "-created", "invalidated", "expiration"], name="apikey_realm_created"
             ),
             # The retention purge. No index leads with expiration or invalidated alone: SQLite's
             # planner would take one for a status filter and sort every match instead of

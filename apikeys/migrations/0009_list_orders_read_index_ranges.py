@@ -16,10 +16,6 @@ class Migration(migrations.Migration):
             model_name='apikey',
             name='apikey_listed_expiration',
         ),
-        migrations.RemoveIndex(
-            model_name='apikey',
-            name='apikey_realm_created',
-        ),
         migrations.AddIndex(
             model_name='apikey',
             index=models.Index(condition=models.Q(('invalidated__isnull', True)), fields=['expiration', 'id'], name='apikey_listed_expiration'),
@@ -27,9 +23,5 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='apikey',
             index=models.Index(condition=models.Q(('invalidated__isnull', True)), fields=['last_used', 'id'], name='apikey_listed_last_used'),
-        ),
-        migrations.AddIndex(
-            model_name='apikey',
-            index=models.Index(fields=['realm_name', '-created', 'id', 'invalidated', 'expiration'], name='apikey_realm_created'),
         ),
     ]
