@@ -28,7 +28,8 @@ def stops_working():
 
 def by_expiration(descending: bool) -> list:
     """Soonest expiration first and keys that never expire last (or all reversed): the same order
-    on every database, and the order of the ``apikey_listed_expiration`` index."""
+    on every database. The list page reads it from the ``apikey_listed_expiration`` index as two
+    parts, the keys with an expiration and those without (``apikeys.tables``)."""
     never, when, tie = IsNull(F("expiration"), True), F("expiration"), F("id")
     if descending:
         return [never.desc(), when.desc(), tie.desc()]
@@ -106,7 +107,17 @@ class ApiKey(models.Model):
             models.Index(
                 fields=["-created", "id", "name", "invalidated"], condition=LISTED, name="apikey_listed"
             ),
-            models.Index(*by_expiration(descending=False), condition=LISTED, name="apikey_listed_expiration"),
+            # Expiration, status and last use orders, each read as a few ranges of one of these
+            # (``apikeys.tables``): plain columns, so that a range on the column bounds the scan,
+            # and each range holds null or non-null values alone, which the databases order alike.
+            # Invalidated keys have their own, for the Status order when they are listed too.
+            models.Index(fields=["expiration", "id"], condition=LISTED, name="apikey_listed_expiration"),
+            models.Index(
+                fields=["expiration", "id"],
+                condition=Q(invalidated__isnull=False),
+                name="apikey_invalidated_expiration",
+            ),
+            models.Index(fields=["last_used", "id"], condition=LISTED, name="apikey_listed_last_used"),
             # Every key, newest first (other statuses), and one owner's keys. Ending with invalidated,
             # the owner's index also counts keys by owner, active or not, from the index alone: the
             # username aggregation Kibana's API keys page asks for.

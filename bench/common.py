@@ -50,11 +50,16 @@ def manage(*args, env=None, check=True, capture=False) -> subprocess.CompletedPr
     )
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def argument_parser(description: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes; a benchmark may add its own."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--profile", choices=("reduced", "full"), default="reduced")
     parser.add_argument("--out", type=Path, required=True, help="where to write the figures (JSON)")
-    return parser.parse_args()
+    return parser
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    return argument_parser(description).parse_args()
 
 
 def write_figures(path: Path, figures: list[Figure]) -> None:

@@ -1,6 +1,8 @@
 """Server time of the API Keys page as the table grows to 10,000, 100,000 and 1,000,000 keys.
 
-``python -m bench.pages --profile reduced|full --out FILE``. The table is grown with
+``python -m bench.pages --profile reduced|full --out FILE [--keys N] [--only TEXT ...]``: ``--keys``
+measures at that one size instead of the profile's, ``--only`` the cases whose name holds TEXT.
+The table is grown with
 ``manage.py seed_api_keys`` in a subprocess, so seeding is never timed; each page is then requested
 through Django's test client in this process, which times the whole server side (middleware, view,
 queries, template) without a network or TLS in the way. The reduced profile stops at 100,000 keys.
@@ -20,7 +22,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from bench.common import Figure, database_label, manage, parse_args, write_figures
+from bench.common import Figure, argument_parser, database_label, manage, write_figures
 
 SCALES = {"reduced": (10_000, 100_000), "full": (10_000, 100_000, 1_000_000)}
 USERS = 10_000
@@ -31,6 +33,15 @@ GOAL_MS = 100
 # The page has no cursor: page N is an OFFSET of (N - 1) * per_page rows, so depth has a cost.
 DEEPEST_PAGE = 10_000
 COMMON_WORD = "filebeat"
+SORTS = {
+    "name": "name",
+    "owner": "owner",
+    "realm": "realm",
+    "created": "created",
+    "expiration": "expiration",
+    "last_used": "last used",
+    "status": "status",
+}
 ROW = re.compile(rb"<tr\b[^>]*\bdata-id=")
 
 
@@ -139,18 +150,24 @@ def targets() -> Targets:
 
 def cases(target: Targets) -> list[Case]:
     """The views of the page the goal is held to: the first page (also with nothing cached), an
-    owner, a name matching one key and one matching many, two statuses, expiration both ways, the
-    deepest page up to 10,000, and a ``manage_own_api_key`` user's own keys."""
+    owner, a realm, a name matching one key and one matching many, each status, every sortable
+    column both ways, the deepest page up to 10,000, and a ``manage_own_api_key`` user's own keys."""
     return [
         Case("admin first page", {}),
         Case("admin first page, nothing cached", {}, clear_cache=True),
         Case("owner filter", {"owner": target.owner.username}),
+        Case("realm filter", {"realm": target.owner.realm.name}),
         Case("name search: unique", {"name": target.unique_fragment}),
         Case(f"name search: {COMMON_WORD}", {"name": COMMON_WORD}),
+        Case("status: active", {"status": "active"}),
         Case("status: expired", {"status": "expired"}),
         Case("status: invalidated", {"status": "invalidated"}),
-        Case("sort: expiration ascending", {"sort": "expiration"}),
-        Case("sort: expiration descending", {"sort": "-expiration"}),
+        Case("status: all", {"status": "all"}),
+        *(
+            Case(f"sort: {label} {direction}", {"sort": f"{sign}{column}"})
+            for column, label in SORTS.items()
+            for sign, direction in (("", "ascending"), ("-", "descending"))
+        ),
         Case("deep page", {"page": target.deep_page}),
         Case("own keys (manage_own_api_key)", {}, as_owner=True),
     ]
@@ -243,7 +260,7 @@ def report(item: Figure) -> None:
     )
 
 
-def measure_scale(scale: int, profile: str) -> list[Figure]:
+def measure_scale(scale: int, profile: str, only: list[str]) -> list[Figure]:
     from django.contrib.auth import get_user_model
     from django.urls import reverse
 
@@ -257,6 +274,8 @@ def measure_scale(scale: int, profile: str) -> list[Figure]:
     owner = client_for(target.owner)
     figures = []
     for case in cases(target):
+        if only and not any(text in case.name for text in only):
+            continue
         client = owner if case.as_owner else admin
         result = measure(client, url, case, REPETITIONS[profile], CASE_BUDGET_SECONDS[profile])
         figures.append(figure(case, result, target, scale))
@@ -265,13 +284,18 @@ def measure_scale(scale: int, profile: str) -> list[Figure]:
 
 
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0])
+    parser = argument_parser(__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=None, help="measure at this many keys only")
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="TEXT", help="only the cases whose name holds TEXT"
+    )
+    args = parser.parse_args()
     setup_django()
     figures = []
     print(f"API Keys page on {database_label()}, {args.profile} profile")
-    for scale in SCALES[args.profile]:
+    for scale in [args.keys] if args.keys else SCALES[args.profile]:
         grow_to(scale)
-        figures += measure_scale(scale, args.profile)
+        figures += measure_scale(scale, args.profile, args.only)
         write_figures(args.out, figures)
 
 
