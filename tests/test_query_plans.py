@@ -59,7 +59,7 @@ def admin_client(users, make_api_key, client_for):
     [
         ({}, "apikey_listed"),
         ({"page": "2", "per_page": "10"}, "apikey_listed"),
-        ({"name": "key"}, "apikey_listed"),
+        ({"q": "key"}, "apikey_listed"),
         ({"status": "expired"}, "apikey_listed"),
         ({"status": "active"}, "apikey_listed"),
         ({"unused": "30"}, "apikey_listed"),
@@ -77,7 +77,7 @@ def test_each_list_query_walks_its_index_in_display_order(admin_client, params, 
 
 
 @sqlite_only
-@pytest.mark.parametrize("params", [{"page": "3", "per_page": "10"}, {"name": "no-such-name"}])
+@pytest.mark.parametrize("params", [{"page": "3", "per_page": "10"}, {"q": "no-such-name"}])
 def test_a_deep_page_and_a_name_search_read_the_index_alone(admin_client, params):
     """Rows skipped by OFFSET, and rows whose name does not match, are never read from the table."""
     shown = page_query_plan(admin_client, params)
