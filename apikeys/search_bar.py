@@ -20,7 +20,8 @@ from datetime import datetime
 from django.utils import timezone
 
 from apikeys.timeunits import configured_time_value
-from restapi.query.dsl import METADATA_KEY, epoch_millis
+from restapi.errors import ValidationError
+from restapi.query.dsl import METADATA_KEY, epoch_millis, storable_text
 
 MAX_LENGTH = 1000
 MAX_DEPTH = 8
@@ -153,13 +154,17 @@ class _Parser:
             token = self.tokens[self.position - 2] if self.position >= 2 else "OR"
             if token in ("(", "-("):
                 raise SearchSyntaxError("A parenthesis is not closed: add the closing \u201c)\u201d.")
-        raise SearchSyntaxError(f"\u201c{token}\u201d needs a search term on each side.")
+        raise SearchSyntaxError(f"Put a search term on each side of \u201c{token}\u201d.")
 
 
 def parse(text: str) -> dict | None:
     """The search as a query DSL dict; None when it is empty."""
     if len(text) > MAX_LENGTH:
         raise SearchSyntaxError(f"The search is too long: at most {MAX_LENGTH:,} characters.")
+    try:
+        storable_text("search", text)
+    except ValidationError:
+        raise SearchSyntaxError("The search holds a character that cannot be searched for.") from None
     tokens = tokenize(text)
     if not tokens:
         return None
@@ -213,7 +218,7 @@ def _positive(term: Term) -> dict:
         return {"wildcard": {"name": {"value": f"*{_literal(term.value)}*", "case_insensitive": True}}}
     if term.field.startswith("metadata."):
         if not all(METADATA_KEY.fullmatch(key) for key in term.field.split(".")[1:]):
-            raise SearchSyntaxError(f"\u201c{term.field}\u201d is not a metadata key that can be searched.")
+            raise SearchSyntaxError(f"The metadata key of \u201c{term.field}\u201d cannot be searched.")
         return _matches(term.field, term.value, case_insensitive=False)
     field = FIELDS.get(term.field)
     if field is None:
