@@ -163,9 +163,10 @@ def test_matching_count_is_exact_to_10000_and_more_than_10000_beyond(users, alic
 def test_invalidate_all_matching_confirms_with_the_count_and_first_names_then_invalidates_them(
     keys, admin, users, bob, make_api_key
 ):
-    page = text(admin.get(LIST, {"owner": "bob"}, secure=True))
+    """Keys already invalidated may match; they are left as they are."""
+    page = text(admin.get(LIST, {"owner": "bob", "status": "all"}, secure=True))
     link = html.unescape(re.search(r'id="invalidate-matching" href="([^"]+)"', page).group(1))
-    assert "Invalidate all 2 matching" in page
+    assert "Invalidate all 3 matching" in page
     before = security_state()
     confirmation = text(admin.get(link, secure=True))
     assert security_state() == before
@@ -175,15 +176,17 @@ def test_invalidate_all_matching_confirms_with_the_count_and_first_names_then_in
     fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', confirmation))
     # Evaluated again when confirmed: a key made since matches too.
     make_api_key(bob, "later")
+    gone = ApiKey.objects.get(name="gone").invalidated
     response = admin.post(MATCHING, fields, secure=True)
-    assert response.status_code == 302 and response["Location"] == f"{LIST}?owner=bob"
+    assert response.status_code == 302 and response["Location"] == f"{LIST}?status=all&owner=bob"
+    assert ApiKey.objects.get(name="gone").invalidated == gone
     invalidated = set(ApiKey.objects.filter(invalidated__isnull=False).values_list("name", flat=True))
     assert invalidated == {"gone", "soon", "logstash", "later"}
     event = AuditEvent.objects.get(action="api_keys_invalidated", actor=users["api_key_admin"])
     expected = ApiKey.objects.filter(name__in=["soon", "logstash", "later"]).values_list("pk", flat=True)
     assert sorted(event.api_key_ids) == sorted(expected)
     followed = text(admin.get(response["Location"], secure=True))
-    assert "Invalidated 3 API keys." in followed
+    assert "Invalidated 3 API keys." in followed and "already invalidated" not in followed
 
 
 def test_invalidate_all_matching_is_only_for_administrators(keys, users, client_for):
