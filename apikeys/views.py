@@ -107,7 +107,6 @@ def api_key_list(request, principal):
     no_keys_at_all = not shown and where is not None and not keys.exists()
     overview = None if no_keys_at_all else api_key_overview(keys, scope=scope)
     first_row = (table.page.number - 1) * table.paginator.per_page + 1
-    is_admin = selectors.is_api_key_admin(principal)
     return render(
         request,
         "apikeys/api_keys.html",
@@ -118,7 +117,7 @@ def api_key_list(request, principal):
             "owner_suggestions": _owner_suggestions(keys, scope) if view_all and not no_keys_at_all else [],
             "matching": None if where is None else _matching_count(matching, table.page, first_row, shown),
             "view_all": view_all,
-            "is_admin": is_admin,
+            "is_admin": selectors.is_api_key_admin(principal),
             "read_only": selectors.is_read_only_api_key_viewer(principal),
             "can_invalidate": selectors.can_manage_own_api_keys(principal),
             "can_create": selectors.can_create_api_key(principal),
@@ -443,11 +442,10 @@ def api_keys_invalidate_matching(request, principal):
         raise selectors.unauthorized(principal, selectors.INVALIDATE_ACTION, beyond_own=True)
     filters = ApiKeyFilters(request.POST if request.method == "POST" else request.GET, view_all=True)
     where = filters.where()
-    search = _search_parameters(filters) if where is not None else ""
-    list_url = _list_url(search)
     if where is None:
         messages.error(request, " ".join(error for errors in filters.errors.values() for error in errors))
         return redirect(reverse("api_keys"))
+    list_url = _list_url(_search_parameters(filters))
     if request.method == "POST":
         result = services.invalidate_matching_api_keys(principal, where)
         _report_invalidation(request, result)

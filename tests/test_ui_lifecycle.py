@@ -618,7 +618,7 @@ def test_overview_counts_the_keys_in_each_state_that_the_viewer_may_see(
 
 
 def test_overview_counts_do_not_follow_the_table_filters(alice, keys_in_every_state, client_for):
-    page = text(client_for(alice).get(LIST, {"name": "nothing-matches"}, secure=True))
+    page = text(client_for(alice).get(LIST, {"q": "nothing-matches"}, secure=True))
     assert chart_counts(page) == {"active": 2, "expiring": 1, "expired": 1, "invalidated": 1}
 
 
