@@ -152,15 +152,21 @@ def api_key_overview(keys: QuerySet, now: datetime | None = None, *, scope: str 
     With a ``scope`` naming those keys (``selectors.visibility_scope``), it comes from the shared
     cache while no key has changed and it is younger than ``API_KEY_OVERVIEW_MAX_AGE``.
     """
+    return cached_for_scope("api-key-overview", scope, lambda: _count_overview(keys, now or timezone.now()))
+
+
+def cached_for_scope(what: str, scope: str | None, compute):
+    """``compute()`` over the keys of ``scope``, kept in the shared cache as the overview is: while
+    no key has changed and for at most ``API_KEY_OVERVIEW_MAX_AGE``. Without a scope, computed."""
     max_age = _max_age()
     if scope is None or not max_age:
-        return _count_overview(keys, now or timezone.now())
-    cache_key = f"keyward:api-key-overview:{scope}:{_generation()}"
-    overview = cache.get(cache_key)
-    if overview is None:
-        overview = _count_overview(keys, now or timezone.now())
-        cache.set(cache_key, overview, timeout=max_age)
-    return overview
+        return compute()
+    cache_key = f"keyward:{what}:{scope}:{_generation()}"
+    value = cache.get(cache_key)
+    if value is None:
+        value = compute()
+        cache.set(cache_key, value, timeout=max_age)
+    return value
 
 
 def _max_age() -> float:

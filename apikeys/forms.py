@@ -43,7 +43,7 @@ ACTION_EXAMPLES = {"cluster": "cluster:monitor/*", "index": "indices:data/read/*
 # A page of the table holds at most 100 keys: a larger selection was not made on the page.
 MAX_SELECTED_API_KEYS = 500
 # The list page's query parameters kept when coming back to it after an invalidation.
-LIST_PARAMETERS = ("name", "status", "unused", "owner", "realm", "sort", "page", "per_page")
+LIST_PARAMETERS = ("q", "status", "unused", "owner", "realm", "sort", "page", "per_page")
 
 
 def _unknown_privileges_in_words(reason: str) -> str:

@@ -388,22 +388,41 @@ def invalidate_api_keys(
             found = _lock(
                 selectors.filter_api_keys(allowed, name=name, username=username, realm_name=realm_name)
             )
-        to_invalidate = [key_id for key_id, invalidated in found.items() if invalidated is None]
-        result.previously_invalidated = [
-            key_id for key_id, invalidated in found.items() if invalidated is not None
-        ]
-        if to_invalidate:
-            ApiKey.objects.filter(id__among=to_invalidate, invalidated__isnull=True).update(invalidated=now)
-        result.invalidated = to_invalidate
-        if to_invalidate:
-            forget_overviews()
-            audit.record(
-                audit.API_KEYS_INVALIDATED,
-                principal=principal,
-                api_key_ids=to_invalidate,
-                previously_invalidated=len(result.previously_invalidated),
-            )
+        _invalidate_found(principal, found, now, result)
     return result
+
+
+def invalidate_matching_api_keys(principal: Principal, where: Q) -> InvalidationResult:
+    """Invalidate every key that ``where`` (a query of the engine, as the API Keys page's search
+    builds it) selects among those the principal may invalidate, in one transaction, locked and
+    audited as the invalidate API does. Keys already invalidated are left as they are."""
+    if not selectors.can_invalidate_any_api_key(principal):
+        raise selectors.unauthorized(principal, selectors.INVALIDATE_ACTION, beyond_own=True)
+    result = InvalidationResult()
+    now = _milliseconds(timezone.now())
+    with transaction.atomic():
+        found = _lock(selectors.invalidatable_api_keys(principal).filter(where, invalidated__isnull=True))
+        _invalidate_found(principal, found, now, result)
+    return result
+
+
+def _invalidate_found(principal: Principal, found: dict, now, result: InvalidationResult) -> None:
+    """Invalidate the ``found`` keys (locked, ``{id: invalidated}``) not yet invalidated; audit them."""
+    to_invalidate = [key_id for key_id, invalidated in found.items() if invalidated is None]
+    result.previously_invalidated = [
+        key_id for key_id, invalidated in found.items() if invalidated is not None
+    ]
+    if to_invalidate:
+        ApiKey.objects.filter(id__among=to_invalidate, invalidated__isnull=True).update(invalidated=now)
+    result.invalidated = to_invalidate
+    if to_invalidate:
+        forget_overviews()
+        audit.record(
+            audit.API_KEYS_INVALIDATED,
+            principal=principal,
+            api_key_ids=to_invalidate,
+            previously_invalidated=len(result.previously_invalidated),
+        )
 
 
 class _Omitted:

@@ -7,11 +7,12 @@ writes only through ``apikeys.services``; who may see or do what is asked of the
 
 import json
 import re
+from dataclasses import dataclass
 from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -21,8 +22,8 @@ from django_tables2 import RequestConfig
 from accounts.exceptions import Conflict, NotFound, PermissionDenied, ValidationError
 from accounts.principals import principal_of_session
 from apikeys import periods, reveal, selectors, services
-from apikeys.charts import api_key_overview
-from apikeys.filtersets import ApiKeyFilterSet
+from apikeys.charts import api_key_overview, cached_for_scope
+from apikeys.filtersets import ApiKeyFilters, owner_suggestions
 from apikeys.forms import (
     ROLE_DESCRIPTOR_BOILERPLATES,
     CreateApiKeyForm,
@@ -35,10 +36,28 @@ from apikeys.tables import ApiKeyPaginator, ApiKeyTable, api_key_status
 from application_privileges.selectors import definitions_for
 from restapi.tls import api_key_service_enabled, https_required
 
+# "N matching" is exact up to this many keys, and "More than" it beyond, counted no further.
+MAX_COUNTED = 10_000
+# The names shown when confirming the invalidation of every matching key.
+SAMPLE_SIZE = 10
 PER_PAGE_CHOICES = (10, 20, 50, 100)
 DEFAULT_PER_PAGE = 20
 # What generate_api_key_id makes: anything else is no key's id, and is not looked up.
 API_KEY_ID = re.compile(r"[A-Za-z0-9_-]{20}")
+
+
+@dataclass(frozen=True)
+class MatchingCount:
+    count: int
+
+    @property
+    def more(self) -> bool:
+        """Beyond what is counted: shown as "More than 10,000"."""
+        return self.count > MAX_COUNTED
+
+    @property
+    def limit(self) -> int:
+        return MAX_COUNTED
 
 
 def home(request):
@@ -79,17 +98,20 @@ def _per_page(request) -> int:
 def api_key_list(request, principal):
     keys = selectors.visible_api_keys(principal)
     view_all = selectors.can_view_all_api_keys(principal)
-    filterset = ApiKeyFilterSet(request.GET, queryset=keys, view_all=view_all)
+    scope = selectors.visibility_scope(principal)
+    filters = ApiKeyFilters(request.GET, view_all=view_all)
+    where = filters.where()
+    matching = keys.none() if where is None else keys.filter(where)
     # Owners come in one more query for the whole page rather than by a join: without the join
     # the page query walks the ordering's index and stops after one page, where a join let
     # SQLite's planner scan every owner's keys and sort them all.
-    table = ApiKeyTable(filterset.qs.select_related(None).prefetch_related("owner"), principal=principal)
+    table = ApiKeyTable(matching.select_related(None).prefetch_related("owner"), principal=principal)
     RequestConfig(request, paginate=False).configure(table)
     table.paginate(paginator_class=ApiKeyPaginator, per_page=_per_page(request), page=request.GET.get("page"))
     shown = len(table.page.object_list)
     # Only an empty page pays for this check, to tell "no keys yet" from "no match".
-    no_keys_at_all = not shown and not keys.exists()
-    overview = None if no_keys_at_all else api_key_overview(keys, scope=selectors.visibility_scope(principal))
+    no_keys_at_all = not shown and where is not None and not keys.exists()
+    overview = None if no_keys_at_all else api_key_overview(keys, scope=scope)
     first_row = (table.page.number - 1) * table.paginator.per_page + 1
     return render(
         request,
@@ -97,7 +119,9 @@ def api_key_list(request, principal):
         {
             "section": "management",
             "table": table,
-            "filterset": filterset,
+            "filters": filters,
+            "owner_suggestions": _owner_suggestions(keys, scope) if view_all and not no_keys_at_all else [],
+            "matching": None if where is None else _matching_count(matching, table.page, first_row, shown),
             "view_all": view_all,
             "is_admin": selectors.is_api_key_admin(principal),
             "read_only": selectors.is_read_only_api_key_viewer(principal),
@@ -111,8 +135,32 @@ def api_key_list(request, principal):
             "rows_from": first_row,
             "rows_to": first_row + shown - 1,
             "back": request.GET.urlencode(),
+            "search": _search_parameters(filters) if where is not None else "",
         },
+        status=200 if where is not None else 400,
     )
+
+
+def _owner_suggestions(keys, scope: str) -> list[str]:
+    return cached_for_scope("api-key-owner-suggestions", scope, lambda: owner_suggestions(keys))
+
+
+def _matching_count(matching, page, first_row: int, shown: int) -> MatchingCount:
+    """How many keys match: known without counting when the page is the last; otherwise counted up
+    to one past ``MAX_COUNTED`` (one bounded COUNT), so a million matches cost no more than 10,001."""
+    if not page.has_next() and (shown or page.number == 1):
+        return MatchingCount(first_row - 1 + shown)
+    return MatchingCount(matching.order_by()[: MAX_COUNTED + 1].count())
+
+
+def _search_parameters(filters: ApiKeyFilters) -> str:
+    """The search and filters alone, as URL parameters: what "Invalidate all matching" carries."""
+    kept = QueryDict(mutable=True)
+    for name in filters.fields:
+        values = filters.data.getlist(name)
+        if any(values):
+            kept.setlist(name, [value for value in values if value])
+    return kept.urlencode()
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -417,7 +465,7 @@ def api_keys_invalidate(request, principal):
 
 
 def _count(number: int, singular: str, plural: str) -> str:
-    return f"{number} {singular if number == 1 else plural}"
+    return f"{number:,} {singular if number == 1 else plural}"
 
 
 def _report_invalidation(request, result: services.InvalidationResult) -> None:
@@ -425,7 +473,7 @@ def _report_invalidation(request, result: services.InvalidationResult) -> None:
         text = f"Invalidated {_count(len(result.invalidated), 'API key', 'API keys')}"
         if result.previously_invalidated:
             already = len(result.previously_invalidated)
-            text += f"; {already} {'was' if already == 1 else 'were'} already invalidated"
+            text += f"; {already:,} {'was' if already == 1 else 'were'} already invalidated"
         messages.success(request, text + ".")
     if result.errors:
         shown = ", ".join(error["id"][:40] for error in result.errors[:10])
@@ -436,3 +484,38 @@ def _report_invalidation(request, result: services.InvalidationResult) -> None:
             f"Could not invalidate {_count(len(result.errors), 'API key', 'API keys')} ({shown}{more}): "
             f"not found, or you do not have permission to invalidate {it}. Nothing was changed for {it}.",
         )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@api_key_page(selectors.INVALIDATE_ACTION)
+def api_keys_invalidate_matching(request, principal):
+    """Administrators only: GET asks for confirmation, with the count and the first names; POST
+    invalidates every key that matches the search and filters it carries, evaluated again."""
+    if not selectors.is_api_key_admin(principal):
+        raise selectors.unauthorized(principal, selectors.INVALIDATE_ACTION, beyond_own=True)
+    filters = ApiKeyFilters(request.POST if request.method == "POST" else request.GET, view_all=True)
+    where = filters.where()
+    if where is None:
+        messages.error(request, " ".join(error for errors in filters.errors.values() for error in errors))
+        return redirect(reverse("api_keys"))
+    list_url = _list_url(_search_parameters(filters))
+    if request.method == "POST":
+        result = services.invalidate_matching_api_keys(principal, where)
+        _report_invalidation(request, result)
+        return redirect(list_url)
+    matching = selectors.invalidatable_api_keys(principal).filter(where, invalidated__isnull=True)
+    return render(
+        request,
+        "apikeys/invalidate_matching_confirm.html",
+        {
+            "section": "management",
+            "count": matching.count(),
+            "sample": matching.order_by("-created", "id")[:SAMPLE_SIZE],
+            "search": filters.cleaned_data["q"],
+            "parameters": [
+                (name, value) for name in filters.fields for value in filters.data.getlist(name) if value
+            ],
+            "list_url": list_url,
+            "retention_period": periods.setting_in_words("API_KEY_RETENTION_PERIOD"),
+        },
+    )

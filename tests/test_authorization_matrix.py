@@ -929,6 +929,13 @@ PAGES = {
         effect=lambda world: world.invalidated(world.own_key) and world.invalidated(world.others_key),
         done=302,
     ),
+    "invalidate every matching key confirmation": Page(
+        "GET", API_KEYS_PAGE + "/invalidate_matching?owner=bystander"
+    ),
+    "invalidate every matching key": Page(
+        "POST", API_KEYS_PAGE + "/invalidate_matching", {"owner": "bystander"},
+        effect=lambda world: world.invalidated(world.others_key), done=302,
+    ),
     "rotate own key's confirmation": Page("GET", API_KEYS_PAGE + "/{own_key}/rotate"),
     "rotate own key": Page(
         "POST", API_KEYS_PAGE + "/{own_key}/rotate", {"expiration": ""},
@@ -1115,6 +1122,11 @@ UI_MATRIX = {
     "invalidate another's key":  (DONE,     DONE,         DONE,         NOT_DONE, FORBIDDEN,      FORBIDDEN),
     "bulk invalidate own and another's key":
                                  (DONE,     DONE,         DONE,    ONLY_OWN_PAGE, FORBIDDEN,      FORBIDDEN),
+    # Administrators only: a search may select any number of anyone's keys.
+    "invalidate every matching key confirmation":
+                                 (SHOWN,    SHOWN,        SHOWN,        FORBIDDEN, FORBIDDEN,     FORBIDDEN),
+    "invalidate every matching key":
+                                 (DONE,     DONE,         DONE,         FORBIDDEN, FORBIDDEN,     FORBIDDEN),
     "rotate own key's confirmation":
                                  (SHOWN,    SHOWN,        SHOWN,        SHOWN,    FORBIDDEN,      FORBIDDEN),
     "rotate own key":            (DONE,     DONE,         DONE,         DONE,     FORBIDDEN,      FORBIDDEN),
