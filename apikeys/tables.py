@@ -8,8 +8,8 @@ import django_tables2 as tables
 from django.core.paginator import EmptyPage, PageNotAnInteger
 from django.db.models import Case, F, IntegerField, QuerySet, Value, When
 from django.db.models.functions import Lower
-from django.db.models.lookups import IsNull
-from django.db.models.sql.where import AND
+from django.db.models.lookups import Exact, IsNull
+from django.db.models.sql.where import AND, WhereNode
 from django.utils import timezone
 from django_tables2.paginators import LazyPaginator
 from django_tables2.rows import BoundRows
@@ -97,7 +97,9 @@ class RowsByIds:
         queryset = getattr(self.rows.data, "data", None)
         if not isinstance(queryset, QuerySet):
             return self.rows[window]
-        ids = window_ids(self.rows.table.parts(queryset), window.start or 0, window.stop)
+        # Tables other than the API keys' (the audit log's) read their order as one part.
+        parts = getattr(self.rows.table, "parts", lambda rows: [rows])(queryset)
+        ids = window_ids(parts, window.start or 0, window.stop)
         # By primary key alone: with the listing's conditions too, SQLite's planner may read them
         # through another index (every key of a realm, 0.3 s at a million) instead of the ids.
         rows = queryset.order_by()
@@ -237,13 +239,23 @@ class StatusColumn(tables.TemplateColumn):
 
 def invalidated_condition(queryset: QuerySet) -> bool | None:
     """``True`` if the listing requires ``invalidated IS NOT NULL``, ``False`` if it requires
-    ``invalidated IS NULL`` (the page's default), ``None`` if it admits both."""
-    where = queryset.query.where
-    if where.connector != AND or where.negated:
+    ``invalidated IS NULL`` (the page's default), ``None`` if it admits both. The condition counts
+    wherever every enclosing node is a plain AND, as the search's clauses nest it."""
+    return _required_invalidated(queryset.query.where)
+
+
+def _required_invalidated(node) -> bool | None:
+    if isinstance(node, IsNull) and getattr(node.lhs, "target", None) == INVALIDATED:
+        return not node.rhs
+    if isinstance(node, Exact) and node.rhs is True:
+        # The query engine's conditions: a WHERE node compared with true.
+        return _required_invalidated(node.lhs)
+    if not isinstance(node, WhereNode) or node.connector != AND or node.negated:
         return None
-    for condition in where.children:
-        if isinstance(condition, IsNull) and getattr(condition.lhs, "target", None) == INVALIDATED:
-            return not condition.rhs
+    for child in node.children:
+        required = _required_invalidated(child)
+        if required is not None:
+            return required
     return None
 
 

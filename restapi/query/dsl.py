@@ -523,7 +523,11 @@ class DateField(ColumnField):
                 moment += MILLISECOND
             lookup = {"gt": "gte", "lte": "lt"}.get(op, op)
             clauses.append(Q(**{f"{self.column}__{lookup}": moment}))
-        return reduce(and_, clauses, self.exists())
+        # A bound is false where the time is missing, and Django negates it keeping it false there
+        # (``must_not``). Without bounds, the field must exist. No IS NOT NULL beside a bound:
+        # SQLite's planner takes it for a narrow range and sorts every match rather than walking
+        # the page's order (0.4 s at a million keys for the expired ones).
+        return reduce(and_, clauses) if clauses else self.exists()
 
     def exists(self) -> Q:
         return Q(**{f"{self.column}__isnull": False}) if self.nullable else MATCH_ALL
