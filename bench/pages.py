@@ -150,8 +150,9 @@ def targets() -> Targets:
 
 def cases(target: Targets) -> list[Case]:
     """The views of the page the goal is held to: the first page (also with nothing cached), an
-    owner, a realm, a name matching one key and one matching many, each status, every sortable
-    column both ways, the deepest page up to 10,000, and a ``manage_own_api_key`` user's own keys."""
+    owner, a realm, a name matching one key and one matching many, each status, unused keys, two
+    searches in the search box's syntax, every sortable column both ways, the deepest page up to
+    10,000, and a ``manage_own_api_key`` user's own keys."""
     return [
         Case("admin first page", {}),
         Case("admin first page, nothing cached", {}, clear_cache=True),
@@ -163,6 +164,10 @@ def cases(target: Targets) -> list[Case]:
         Case("status: expired", {"status": "expired"}),
         Case("status: invalidated", {"status": "invalidated"}),
         Case("status: all", {"status": "all"}),
+        Case("status: expiring", {"status": "expiring"}),
+        Case("unused for 90 days", {"unused": "90"}),
+        Case("search: owner and status", {"q": f"owner:{target.owner.username.upper()} -status:expired"}),
+        Case("search: name OR type", {"q": f"name:{COMMON_WORD}* OR type:cross_cluster"}),
         *(
             Case(f"sort: {label} {direction}", {"sort": f"{sign}{column}"})
             for column, label in SORTS.items()
