@@ -162,4 +162,5 @@ def owner_suggestions(keys) -> list[str]:
     aggs = {"owners": {"terms": {"field": "username", "size": SUGGESTED_OWNERS}}}
     request = parse_api_key_query({"size": 0, "aggs": aggs})
     buckets = aggregate(keys.select_related(None), None, request.aggregations)["owners"]["buckets"]
-    return sorted({bucket["key"] for bucket in buckets}, key=str.lower)
+    # By name in any case, then by exact name, so that "Alice" and "alice" always come in one order.
+    return sorted({bucket["key"] for bucket in buckets}, key=lambda name: (name.lower(), name))

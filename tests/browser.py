@@ -24,10 +24,11 @@ PHONE = {"width": 390, "height": 844}
 BLOCKING_IMPACTS = {"serious", "critical"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """A headless Chromium, launched once per test process (each test takes fresh contexts from it):
-    skipped where it is not installed, but a failure in CI, which installs it."""
+    """A headless Chromium: skipped where it is not installed, but a failure in CI, which installs it.
+    One per module, not per session: Playwright's synchronous API keeps an event loop running in the
+    thread while it is started, and Django refuses database calls from a thread with a running loop."""
     if not CHROMIUM.exists():
         missing_service(f"{CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

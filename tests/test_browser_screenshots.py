@@ -71,12 +71,17 @@ def row_names(page) -> list[str]:
 
 
 def test_home_after_logging_in(page_as, keyward_server):
-    page = page_as("elastic")
+    """Those with key privileges start on the API keys page; the home page offers anyone else
+    what their roles open: for the demo's ``monitor`` user, the console alone."""
+    assert page_as("elastic").url == keyward_server.base_url + LIST
+    page = page_as("victor")
     assert page.url == keyward_server.base_url + "/"
     assert "Keyward" in page.title()
-    assert page.inner_text("#current-user").startswith("elastic")
+    assert page.inner_text("#current-user").startswith("victor")
     expect(page.locator("#https-ok")).to_contain_text("the API key service is enabled")
-    expect(page.locator("#home-api-keys")).to_be_visible()
+    expect(page.locator("#home-links a")).to_have_count(1)
+    expect(page.locator("#home-menu-console")).to_be_visible()
+    expect(page.locator("#home-no-security")).to_be_visible()
     screenshot(page, "home.png")
 
 
