@@ -32,6 +32,14 @@ class PlainHTTPAnswered(OSError):
         super().__init__(errno.ENOTCONN, "plain HTTP on the HTTPS port: answered with a redirect to https")
 
 
+class HandshakeTimedOut(OSError):
+    """A TLS handshake left unfinished within the read timeout. Its errno is one gunicorn closes the
+    connection on without logging a traceback, as for a client that went away."""
+
+    def __init__(self):
+        super().__init__(errno.ENOTCONN, "TLS handshake not finished within the read timeout")
+
+
 class RedirectPlainHTTP:
     """gunicorn's SSLContext, except that a connection not opening with TLS gets a redirect.
 
@@ -50,7 +58,22 @@ class RedirectPlainHTTP:
         if _opens_with_plain_text(sock, self.timeout):
             _answer_with_redirect(sock, self.timeout)
             raise PlainHTTPAnswered
-        return self.context.wrap_socket(sock, *args, **kwargs)
+        return _handshake(self.context.wrap_socket(sock, *args, **kwargs), self.timeout)
+
+
+def _handshake(sock, read_timeout: float):
+    """The TLS handshake, done here within the read timeout: gunicorn would do it without one, so a
+    client that starts a handshake and goes quiet (a browser's unused speculative connection does)
+    held a thread until it gave up, 30 s for Chromium, and a few of them stopped the worker."""
+    timeout = sock.gettimeout()
+    sock.settimeout(read_timeout)
+    try:
+        sock.do_handshake()
+    except TimeoutError:
+        raise HandshakeTimedOut from None
+    finally:
+        sock.settimeout(timeout)
+    return sock
 
 
 def _opens_with_plain_text(sock, read_timeout: float) -> bool:

@@ -169,6 +169,24 @@ def test_a_request_head_that_never_ends_is_answered_from_its_request_line_after_
     assert parse_response(raw)[1]["location"] == "https://localhost/login"
 
 
+def test_clients_that_stall_in_the_tls_handshake_are_let_go_and_do_not_stop_https(keyward_server):
+    """A client that starts a handshake and goes quiet (a browser's unused speculative connection
+    does) holds a thread only for the read timeout, not until it gives up."""
+    # The first bytes of a ClientHello record, whose remaining 512 bytes never come.
+    stalled = [connect(keyward_server, 30) for _ in range(10)]
+    try:
+        for sock in stalled:
+            sock.sendall(b"\x16\x03\x01\x02\x00\x01")
+        started = time.monotonic()
+        assert https_works(keyward_server)
+        for sock in stalled:
+            assert read_until_closed(sock) == b""
+        assert time.monotonic() - started < SILENT_CLIENT_LIMIT
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
 def test_clients_that_connect_and_send_nothing_are_closed_and_do_not_stop_https(keyward_server):
     # More silent connections than the server has threads (2 workers of 4).
     silent = [connect(keyward_server, 30) for _ in range(10)]
