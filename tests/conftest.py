@@ -31,6 +31,21 @@ def pytest_configure(config):
         cache["KEY_PREFIX"] = f"{cache.get('KEY_PREFIX', '')}{worker}"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Modules that start a server or drive a browser run first. Under ``--dist loadfile`` a worker
+    takes a whole module at a time, in collection order: a long module taken last kept one worker
+    busy for a minute while the other had nothing left to do. Ordered so, the last modules are the
+    short ones. The order within a module is unchanged."""
+
+    def starts_something(item) -> bool:
+        return any(item.get_closest_marker(name) for name in ("server", "browser")) or any(
+            name in item.fixturenames for name in ("keyward_server", "browser", "tmp_path_factory")
+        )
+
+    slow_modules = {item.module.__name__ for item in items if starts_something(item)}
+    items.sort(key=lambda item: item.module.__name__ not in slow_modules)
+
+
 # Every run, CI's and a developer's alike, generates the same examples unless HYPOTHESIS_PROFILE
 # says otherwise, so a failure seen once is seen again. "dev" explores with a fresh seed each run
 # and keeps what failed in .hypothesis/ to try first next time. Both print the failing example's
