@@ -7,9 +7,9 @@ the REST API would say, next to the field it is about.
 
 import difflib
 import json
-import re
 from datetime import timedelta
 
+import re2
 from django import forms
 from django.http import QueryDict
 from django.utils import timezone
@@ -37,7 +37,7 @@ TIME_UNITS_HELP = (
     "Elasticsearch time units: a positive number followed by d, h, m, s, ms, micros or nanos, such as 30d"
 )
 # Elasticsearch's refusal of unknown privileges, which lists the whole catalog after the names.
-UNKNOWN_PRIVILEGES = re.compile(r"unknown (cluster|index) privileges? \[([^\]]*)\]\. ")
+UNKNOWN_PRIVILEGES = re2.compile(r"unknown (cluster|index) privileges? \[([^\]]*)\]\. ")
 PRIVILEGE_CATALOGS = {"cluster": CLUSTER_PRIVILEGES, "index": INDEX_PRIVILEGES}
 ACTION_EXAMPLES = {"cluster": "cluster:monitor/*", "index": "indices:data/read/*"}
 # A page of the table holds at most 100 keys: a larger selection was not made on the page.

@@ -13,10 +13,10 @@ Bad input raises ``SearchSyntaxError`` with a sentence for the page. The grammar
 its tokens are read with our own patterns; what the user types is only ever a value.
 """
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
+import re2
 from django.utils import timezone
 
 from apikeys.timeunits import configured_time_value
@@ -25,11 +25,11 @@ from restapi.query.dsl import METADATA_KEY, epoch_millis, storable_text
 
 MAX_LENGTH = 1000
 MAX_DEPTH = 8
-SPACE = re.compile(r"\s+")
-FIELD = re.compile(r"([A-Za-z_][\w.@+-]*):")
-WORD = re.compile(r'[^\s()"]+')
-QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
-ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+SPACE = re2.compile(r"\s+")
+FIELD = re2.compile(r"([A-Za-z_][\w.@+-]*):")
+WORD = re2.compile(r'[^\s()"]+')
+QUOTED = re2.compile(r'(?s)"((?:[^"\\]|\\.)*)"')
+ESCAPE = re2.compile(r"(?s)\\(.)")
 # The search box's field names, and the API's field each searches.
 FIELDS = {"name": "name", "owner": "username", "username": "username", "realm": "realm_name",
           "realm_name": "realm_name", "type": "type", "status": "status"}
@@ -199,7 +199,7 @@ def _not(clause: dict) -> dict:
 
 def _literal(text: str) -> str:
     """Text for a wildcard query that matches itself only."""
-    return re.sub(r"([*?\\])", r"\\\1", text)
+    return re2.sub(r"([*?\\])", r"\\\1", text)
 
 
 def _matches(field: str, value: str, case_insensitive: bool) -> dict:
