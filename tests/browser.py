@@ -43,11 +43,14 @@ def browser():
 
 @pytest.fixture
 def new_page(browser):
-    """new_page() — a fresh browser context (own cookies) that fails the test on any CSP violation."""
+    """new_page() — a fresh browser context (own cookies) that fails the test on any CSP violation.
+
+    The context asks for reduced motion, which Bootstrap honours by dropping its transitions: axe
+    otherwise measured a button's contrast halfway through its colour change, now and then."""
     contexts, violations = [], []
 
     def make():
-        context = browser.new_context(ignore_https_errors=True, viewport=DESKTOP)
+        context = browser.new_context(ignore_https_errors=True, viewport=DESKTOP, reduced_motion="reduce")
         contexts.append(context)
         page = context.new_page()
         page.on(
