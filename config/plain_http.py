@@ -9,6 +9,7 @@ handshake untouched.
 
 import errno
 import socket
+import ssl
 import time
 
 TLS_HANDSHAKE_RECORD = 0x16
@@ -40,6 +41,30 @@ class HandshakeTimedOut(OSError):
         super().__init__(errno.ENOTCONN, "TLS handshake not finished within the read timeout")
 
 
+class RequestTimedOut(OSError):
+    """No request within the read timeout on a new connection: closed as quietly as one the client
+    left (ENOTCONN), rather than with a traceback in the log for every unused connection."""
+
+    def __init__(self):
+        super().__init__(errno.ENOTCONN, "no request within the read timeout")
+
+
+class QuietTimeoutSSLSocket(ssl.SSLSocket):
+    """An SSL socket whose read timeout ends the connection quietly (``RequestTimedOut``)."""
+
+    def recv(self, *args, **kwargs):
+        try:
+            return super().recv(*args, **kwargs)
+        except TimeoutError:
+            raise RequestTimedOut from None
+
+    def recv_into(self, *args, **kwargs):
+        try:
+            return super().recv_into(*args, **kwargs)
+        except TimeoutError:
+            raise RequestTimedOut from None
+
+
 class RedirectPlainHTTP:
     """gunicorn's SSLContext, except that a connection not opening with TLS gets a redirect.
 
@@ -49,6 +74,7 @@ class RedirectPlainHTTP:
 
     def __init__(self, context, timeout: float = READ_TIMEOUT):
         self.context = context
+        self.context.sslsocket_class = QuietTimeoutSSLSocket
         self.timeout = timeout
 
     def __getattr__(self, name):
@@ -62,17 +88,18 @@ class RedirectPlainHTTP:
 
 
 def _handshake(sock, read_timeout: float):
-    """The TLS handshake, done here within the read timeout: gunicorn would do it without one, so a
-    client that starts a handshake and goes quiet (a browser's unused speculative connection does)
-    held a thread until it gave up, 30 s for Chromium, and a few of them stopped the worker."""
-    timeout = sock.gettimeout()
+    """The TLS handshake, then the wait for the first request, each within the read timeout.
+
+    gunicorn does both without one, in a thread of its own: a client that starts a handshake and
+    goes quiet, or finishes it and sends nothing (a browser's connections opened ahead of need),
+    held a thread until it gave up, 30 s for Chromium, and a few of them stopped the worker. The
+    timeout stays on the socket for the first request; gunicorn makes a kept-alive connection
+    blocking again when its next request arrives."""
     sock.settimeout(read_timeout)
     try:
         sock.do_handshake()
     except TimeoutError:
         raise HandshakeTimedOut from None
-    finally:
-        sock.settimeout(timeout)
     return sock
 
 

@@ -187,6 +187,24 @@ def test_clients_that_stall_in_the_tls_handshake_are_let_go_and_do_not_stop_http
             sock.close()
 
 
+def test_clients_that_finish_the_handshake_and_send_nothing_do_not_stop_https(keyward_server):
+    """A browser opens connections ahead of need and may leave them unused: each holds a thread
+    only for the read timeout while it sends no request."""
+    idle = [
+        keyward_server.ssl_context().wrap_socket(connect(keyward_server, 30), server_hostname="127.0.0.1")
+        for _ in range(10)
+    ]
+    try:
+        started = time.monotonic()
+        assert https_works(keyward_server)
+        for sock in idle:
+            assert read_until_closed(sock) == b""
+        assert time.monotonic() - started < SILENT_CLIENT_LIMIT
+    finally:
+        for sock in idle:
+            sock.close()
+
+
 def test_clients_that_connect_and_send_nothing_are_closed_and_do_not_stop_https(keyward_server):
     # More silent connections than the server has threads (2 workers of 4).
     silent = [connect(keyward_server, 30) for _ in range(10)]
