@@ -87,7 +87,6 @@ class ApiKeyFilters(forms.Form):
     )
     realm = forms.ChoiceField(
         required=False,
-        choices=realm_choices,
         label="Realm",
         widget=forms.Select(attrs={"class": "form-select apply-on-change"}),
     )
@@ -99,6 +98,9 @@ class ApiKeyFilters(forms.Form):
         if not view_all:
             del self.fields["owner"]
             del self.fields["realm"]
+        else:
+            # Read once: callable choices are read again each time the field validates or renders.
+            self.fields["realm"].choices = realm_choices()
 
     def clean_q(self):
         text = self.cleaned_data["q"]
