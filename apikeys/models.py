@@ -151,3 +151,23 @@ class ApiKey(models.Model):
 
 
 ApiKey._meta.get_field("id").register_lookup(Among)
+
+
+class CredentialEpoch(models.Model):
+    """One row whose ``value`` changes, in the same transaction, with every write that can change
+    whether an API key authenticates or as whom: a key's columns other than its use, a key
+    deleted while not invalidated, its owner's identity, the owner's realm.
+
+    Database triggers keep it (migration 0011), so that no write path, bulk update or other host
+    can forget to. Workers remember keys between requests and trust a remembered key only while
+    this value is the one it was read under (``apikeys.key_cache``; docs/security.md).
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="credential_epoch_single_row")]
+
+    def __str__(self):
+        return f"credential epoch {self.value}"

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -41,9 +41,9 @@ from apikeys.credentials import (
     generate_api_key_secret,
     parse_authorization_header,
 )
-from apikeys.hashers import clear_verification_cache, make_api_key_hash, verify_api_key_hash
-from apikeys.key_lookup import api_key_with_owner
-from apikeys.models import ApiKey
+from apikeys.hashers import clear_verification_cache, make_api_key_hash
+from apikeys.key_cache import CachedKey, cached_api_key
+from apikeys.models import ApiKey, CredentialEpoch
 from apikeys.timeunits import (
     configured_time_value,
     expiration_after,
@@ -691,6 +691,8 @@ def clear_api_key_cache(principal: Principal, ids: list[str]) -> None:
     for key_id in ids:
         storable_text("ids", key_id)
     clear_verification_cache()
+    # Every worker's remembered keys go too, with the HMACs of the secrets that verified.
+    CredentialEpoch.objects.filter(id=1).update(value=F("value") + 1)
 
 
 class ApiKeyRefused(AuthenticationFailed):
@@ -710,19 +712,29 @@ def _refuse(reason: str, key_id: str | None = None):
 def authenticate_api_key(header_value: str) -> Principal:
     """Resolve an ``Authorization: ApiKey ...`` header to a principal, or raise ApiKeyRefused.
 
+    The principal holds copies of the remembered key, owner and realm, so that no request can
+    change what another sees."""
+    return verified_api_key(header_value).principal()
+
+
+def verified_api_key(header_value: str) -> CachedKey:
+    """The key an ``Authorization: ApiKey ...`` header proves, or raise ApiKeyRefused.
+
     Unknown id, wrong secret, invalidated and expired keys all fail the same way for the client.
     The refusal is audited by the caller, where the throttle is decided (``accounts.throttling``),
-    since a throttled attempt writes no row of its own. The row is read on every request, so an
-    invalidation is seen by the very next request on every worker.
+    since a throttled attempt writes no row of its own. The key may be remembered from an earlier
+    request, but only under the current credential epoch, which every request reads: an
+    invalidation is seen by the very next request on every worker (``apikeys.key_cache``).
     """
     try:
         key_id, secret = parse_authorization_header(header_value)
     except AuthenticationFailed as error:
         _refuse(error.detail)
-    key = _api_key_by_id(key_id)
-    if key is None:
+    entry = _api_key_by_id(key_id)
+    if entry is None:
         _refuse(f"api key [{key_id[:20]}] does not exist", key_id)
-    if not verify_api_key_hash(secret, key.hash, api_key_id=key.id):
+    key = entry.key
+    if not entry.verifies(secret):
         _refuse(f"api key [{key_id}] secret does not match", key_id)
     now = timezone.now()
     if key.invalidated is not None:
@@ -732,14 +744,14 @@ def authenticate_api_key(header_value: str) -> Principal:
     if not key.owner.enabled:
         _refuse(f"api key [{key_id}] belongs to disabled user [{key.owner.username}]", key_id)
     record_last_used(key, now)
-    return Principal(key.owner, api_key=key)
+    return entry
 
 
-def _api_key_by_id(key_id: str) -> ApiKey | None:
-    """The key with its owner and realm, in one indexed lookup (``apikeys.key_lookup``)."""
+def _api_key_by_id(key_id: str) -> CachedKey | None:
+    """The key with its owner and realm, remembered or read in one indexed lookup."""
     if len(key_id) != 20:
         return None
-    return api_key_with_owner(key_id)
+    return cached_api_key(key_id)
 
 
 def record_last_used(key: ApiKey, now) -> bool:
