@@ -80,17 +80,21 @@ INSTALLED_APPS = [
     "restapi",
 ]
 
+# Every response passes through the first four, which add the security headers and start the
+# retention purge when due. The authentication hot path is answered right after them
+# (restapi/fast_path.py); the rest serve pages and the other endpoints.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "apikeys.middleware.ApiKeyPurgeMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "restapi.fast_path.AuthenticationFastPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.MethodNotAllowedPageMiddleware",
 ]
 
@@ -194,6 +198,10 @@ API_KEY_EXPIRY_WARNING = env("KEYWARD_API_KEY_EXPIRY_WARNING", "7d")
 # A slow hash (pbkdf2_sha256) is computed once per key and worker process, then remembered in
 # memory; false computes it on every request, for policies that forbid keeping the result.
 API_KEY_VERIFICATION_CACHE = env_bool("KEYWARD_API_KEY_VERIFICATION_CACHE", True)
+# Each worker remembers up to this many keys it has authenticated, each use checked against the
+# credential epoch that every write to a key, its owner or their realm changes (apikeys/key_cache.py,
+# docs/security.md); 0 reads every key from the database on every request.
+API_KEY_CACHE_MAX_KEYS = int(env("KEYWARD_API_KEY_CACHE_MAX_KEYS", 10_000))
 # The API Keys page's overview counts every key the viewer sees; it is cached this long at most,
 # and forgotten on any change to the keys. 0 counts on every page view.
 API_KEY_OVERVIEW_MAX_AGE = env("KEYWARD_API_KEY_OVERVIEW_MAX_AGE", "1m")
