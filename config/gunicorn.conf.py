@@ -4,6 +4,9 @@ gunicorn terminates TLS itself, so ``request.is_secure()`` is true and the API k
 (SPEC §3). Without ``KEYWARD_TLS_CERTFILE``/``KEYWARD_TLS_KEYFILE``, a self-signed certificate is
 generated once into ``<data dir>/tls/``. A plain HTTP request on the port is answered with a
 redirect to https (``config/plain_http.py``) instead of a dropped connection.
+
+Nothing here is Keyward's own but the banner: the benchmarks serve another Django project with this
+file, e.g. ``gunicorn -c config/gunicorn.conf.py bench.peer.wsgi``, as the same deployment.
 """
 
 import os
@@ -74,4 +77,6 @@ def on_starting(server):
 
 
 def when_ready(server):
-    print(f"Keyward is serving https://{url_host}:{port}/ (certificate: {certfile})", flush=True)
+    """The banner of ``make run``. The workers bind their sockets as they boot, just after it."""
+    name = "Keyward" if server.app.app_uri == "config.wsgi" else server.app.app_uri
+    print(f"{name} is serving https://{url_host}:{port}/ (certificate: {certfile})", flush=True)

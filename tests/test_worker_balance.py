@@ -1,4 +1,5 @@
-"""New connections arriving together are shared by the gunicorn workers, not taken by one of them.
+"""New connections arriving together are shared by the gunicorn workers, not taken by one of them,
+and a worker that stops leaves new connections to the others.
 
 A client with a connection pool (wrk, the Elasticsearch client) opens its connections at once and
 keeps them: a worker that accepts them all serves them all, and the other one idles for as long as
@@ -7,12 +8,18 @@ connection is found in ``/proc/net/tcp`` by its ports, and its socket inode amon
 file descriptors.
 """
 
+import os
+import signal
 import socket
 import ssl
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.server import start_keyward_server
 
 BURST = 8
 TRIALS = 30
@@ -22,6 +29,10 @@ TRIALS = 30
 # 30 would happen about once in 6,000 runs.
 MAX_ONE_WORKER_BURSTS = 3
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+# A stopping worker keeps its kept-alive connections 2 s (gunicorn's STOP_KEEPALIVE_LINGER); new
+# connections are opened well within that, once the worker has surely had the signal.
+AFTER_STOP_SECONDS = 1.0
+AFTER_STOP_CONNECTIONS = 16
 
 
 @pytest.mark.server
@@ -37,21 +48,53 @@ def test_bursts_of_new_connections_are_served_by_both_workers(keyward_server):
     )
 
 
+@pytest.mark.server
+def test_new_connections_are_served_while_a_worker_stops(tmp_path_factory):
+    with start_keyward_server(tmp_path_factory) as server, burst(server) as ports:
+        workers = server.worker_pids()
+        stopping = owner(server.port, ports[0], workers)  # it holds a kept-alive connection
+        os.kill(stopping, signal.SIGTERM)
+        time.sleep(AFTER_STOP_SECONDS)
+
+        with ThreadPoolExecutor(AFTER_STOP_CONNECTIONS) as pool:
+            errors = pool.map(lambda _: request_error(server), range(AFTER_STOP_CONNECTIONS))
+        failures = [error for error in errors if error]
+
+    assert not failures, f"{len(failures)} of {AFTER_STOP_CONNECTIONS} new connections failed: {failures}"
+
+
 def burst_owners(server, workers: list[int]) -> list[int]:
-    """Open ``BURST`` connections at once, send a request on each, and return the pid of the worker
-    serving each one while they are all still open."""
+    """The pid of the worker serving each of a burst's connections."""
+    with burst(server) as ports:
+        return [owner(server.port, port, workers) for port in ports]
+
+
+@contextmanager
+def burst(server):
+    """Open ``BURST`` connections at once, send a request on each, and yield their client ports
+    once every answer has arrived, the connections still open."""
     context = server.ssl_context()
     # The TCP handshakes complete in the kernel: every connection is queued before any is served.
     raw = [socket.create_connection((server.host, server.port), timeout=30) for _ in range(BURST)]
-    ports = [sock.getsockname()[1] for sock in raw]
     opened = []
     try:
+        ports = [sock.getsockname()[1] for sock in raw]
         with ThreadPoolExecutor(BURST) as pool:
             opened += pool.map(lambda sock: answered(context, sock, server.host), raw)
-        return [owner(server.port, port, workers) for port in ports]
+        yield ports
     finally:
         for sock in raw + opened:  # a wrapped socket takes over its plain one's descriptor
             sock.close()
+
+
+def request_error(server) -> str | None:
+    """A request on a new connection: None once answered, or what went wrong."""
+    try:
+        with socket.create_connection((server.host, server.port), timeout=30) as sock:
+            answered(server.ssl_context(), sock, server.host).close()
+    except (OSError, AssertionError) as error:
+        return repr(error)
+    return None
 
 
 def answered(context: ssl.SSLContext, sock: socket.socket, host: str) -> ssl.SSLSocket:
