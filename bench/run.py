@@ -4,10 +4,11 @@
     python -m bench.run --profile full       # docs/benchmarks.md: a million keys, about an hour
 
 Each database starts empty in its own data directory (``var/bench/<database>``) or database
-(``keyward_bench``), is migrated with ``bench.settings``, and then goes through the benchmark
-commands in turn, each one a separate process: the page timings grow the table to the profile's
-size, the aggregations are counted over it, the bulk invalidation leaves it as it found it, and
-the HTTP benchmarks run against that table. Figures go to ``var/bench/results/<profile>-<database>.json``.
+(``keyward_bench``, and ``keyward_bench_peer`` for the HTTP benchmark's peer project), is
+migrated with ``bench.settings``, and then goes through the benchmark commands in turn, each one a
+separate process: the page timings grow the table to the profile's size, the aggregations are
+counted over it, the bulk invalidation leaves it as it found it, and the HTTP benchmarks run
+against that table. Figures go to ``var/bench/results/<profile>-<database>.json``.
 """
 
 import argparse
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 from bench.common import BASE_DIR, PYTHON, manage
+from bench.peer.database import database_url as peer_database_url
 
 BENCHMARKS = ("pages", "aggregations", "bulk", "http")
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/keyward_bench"
@@ -69,7 +71,7 @@ def prepare(database: str) -> dict | None:
     url = ""
     if database == "postgresql":
         url = postgres_url()
-        if not fresh_postgres_database(url):
+        if not (fresh_postgres_database(url) and fresh_postgres_database(peer_database_url(url))):
             return None
     env = {
         "DATABASE_URL": url,

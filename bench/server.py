@@ -1,8 +1,10 @@
 """A real gunicorn, started as ``make run`` starts it, for the HTTP benchmark.
 
-The production configuration (``config/gunicorn.conf.py``: 2 gthread workers, HTTPS with the
-self-signed certificate it generates under ``KEYWARD_DATA_DIR/tls``, persistent database
-connections as the settings give) serves ``bench.settings`` on a free port of 127.0.0.1.
+The production configuration (``config/gunicorn.conf.py``: 2 gthread workers, each on its own
+listening socket, HTTPS with the self-signed certificate it generates under
+``KEYWARD_DATA_DIR/tls``, persistent database connections as the settings give) serves an ``App``
+on a free port of 127.0.0.1: Keyward with ``bench.settings``, or the peer project (``bench.peer``)
+with the same command line but for its WSGI module and settings.
 """
 
 import http.client
@@ -22,11 +24,23 @@ from bench.common import BASE_DIR, PYTHON
 # The gunicorn of the virtual environment the benchmark runs in.
 GUNICORN = Path(PYTHON).parent / "gunicorn"
 HOST = "127.0.0.1"
-# Answers once Django is loaded, without touching the database or any key.
-READY_PATH = "/bench/A"
 START_TIMEOUT = 60
 STOP_TIMEOUT = 15
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class App:
+    """What one gunicorn serves: its WSGI module, its settings, and a path that answers 200 once
+    Django is loaded, without touching the database or any key."""
+
+    wsgi: str
+    settings: str
+    ready_path: str
+
+
+KEYWARD = App(wsgi="config.wsgi", settings="bench.settings", ready_path="/bench/A")
+PEER = App(wsgi="bench.peer.wsgi", settings="bench.peer.settings", ready_path="/P0")
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,7 @@ class Server:
     process: subprocess.Popen
     port: int
     log_path: Path
+    app: App
 
     @property
     def url(self) -> str:
@@ -91,8 +106,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(log_dir: Path, env: dict | None = None) -> Iterator[Server]:
-    """Start gunicorn with ``env`` added to the environment, yield it once it answers, then stop it.
+def running_server(log_dir: Path, env: dict | None = None, app: App = KEYWARD) -> Iterator[Server]:
+    """Start gunicorn serving ``app`` with ``env`` added to the environment, yield it once it
+    answers, then stop it.
 
     The configuration's access log goes to stdout; here it goes to ``access.log`` in ``log_dir``
     instead, and the server's own output to ``gunicorn.log``. Both are files, never a pipe: a pipe
@@ -106,11 +122,11 @@ def running_server(log_dir: Path, env: dict | None = None) -> Iterator[Server]:
     log_path = log_dir / "gunicorn.log"
     command = [
         str(GUNICORN), "-c", "config/gunicorn.conf.py", "--access-logfile", str(log_dir / "access.log"),
-        "config.wsgi",
+        app.wsgi,
     ]
     environment = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DJANGO_SETTINGS_MODULE": app.settings,
         "PORT": str(port),
         "KEYWARD_BIND": HOST,
         "PYTHONUNBUFFERED": "1",
@@ -121,7 +137,7 @@ def running_server(log_dir: Path, env: dict | None = None) -> Iterator[Server]:
             command, cwd=BASE_DIR, env=environment, stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
-    server = Server(process=process, port=port, log_path=log_path)
+    server = Server(process=process, port=port, log_path=log_path, app=app)
     try:
         _wait_until_serving(server)
         yield server
@@ -138,7 +154,7 @@ def _wait_until_serving(server: Server) -> None:
     while time.monotonic() < deadline and server.process.poll() is None:
         connection = http.client.HTTPSConnection(HOST, server.port, context=context, timeout=5)
         try:
-            connection.request("GET", READY_PATH)
+            connection.request("GET", server.app.ready_path)
             if connection.getresponse().status == 200:
                 return
         except OSError:

@@ -4,9 +4,14 @@ gunicorn terminates TLS itself, so ``request.is_secure()`` is true and the API k
 (SPEC §3). Without ``KEYWARD_TLS_CERTFILE``/``KEYWARD_TLS_KEYFILE``, a self-signed certificate is
 generated once into ``<data dir>/tls/``. A plain HTTP request on the port is answered with a
 redirect to https (``config/plain_http.py``) instead of a dropped connection.
+
+Nothing here is Keyward's own but the banner: the benchmarks serve another Django project with this
+file, e.g. ``gunicorn -c config/gunicorn.conf.py bench.peer.wsgi``, as the same deployment.
 """
 
 import os
+import socket
+import sys
 from pathlib import Path
 
 from config.plain_http import RedirectPlainHTTP
@@ -34,7 +39,17 @@ def ssl_context(conf, default_ssl_context_factory):
 
 # Threads keep a keep-alive connection open without holding a whole process; the official
 # Elasticsearch client reuses its connections, so the idle timeout must outlast its pauses.
-worker_class = "gthread"
+# Each worker listens on a socket of its own (SO_REUSEPORT), among which the kernel spreads new
+# connections by their addresses. On one socket shared by the workers, a burst of new connections
+# went to whichever worker woke first, and it took them all, one accept after another, before the
+# other one woke: a connection pool opening 8 connections at once (wrk, the Elasticsearch client)
+# had all 8 served by one worker in 16 of 40 bursts (7 and 1 in 9 more), and half the server idle
+# for as long as they lived. With a socket per worker, all 8 land on one when the kernel puts them
+# there, 1 in 128: 0 of 40 bursts, 4 and 4 in 13, 5 and 3 in 16 (tests/test_worker_balance.py).
+# config/worker.py closes a stopping worker's socket at once, so that its share of new connections
+# goes to the others.
+reuse_port = True
+worker_class = "config.worker.ReusePortThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
 threads = int(os.environ.get("KEYWARD_THREADS") or 4)
 # Behind a load balancer, longer than its idle timeout, so that it never reuses a closed connection.
@@ -46,5 +61,22 @@ errorlog = "-"
 control_socket_disable = True
 
 
+def on_starting(server):
+    """Stop at once when the address is taken. With ``reuse_port`` the master binds nothing and each
+    worker binds its own socket: a taken address would fail every worker's boot, and gunicorn would
+    start new ones for ever. The probe binds without SO_REUSEPORT, so that it fails on another
+    server's socket whether that one has the option or not."""
+    for address in server.cfg.address:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                sys.exit(f"Cannot listen on {address[0]} port {address[1]}: {error.strerror}")
+
+
 def when_ready(server):
-    print(f"Keyward is serving https://{url_host}:{port}/ (certificate: {certfile})", flush=True)
+    """The banner of ``make run``. The workers bind their sockets as they boot, just after it."""
+    name = "Keyward" if server.app.app_uri == "config.wsgi" else server.app.app_uri
+    print(f"{name} is serving https://{url_host}:{port}/ (certificate: {certfile})", flush=True)
