@@ -202,6 +202,16 @@ API_KEY_VERIFICATION_CACHE = env_bool("KEYWARD_API_KEY_VERIFICATION_CACHE", True
 # credential epoch that every write to a key, its owner or their realm changes (apikeys/key_cache.py,
 # docs/security.md); 0 reads every key from the database on every request.
 API_KEY_CACHE_MAX_KEYS = int(env("KEYWARD_API_KEY_CACHE_MAX_KEYS", 10_000))
+# Where a remembered key is checked on every request: "cluster" reads the database's credential
+# epoch (on SQLite from shared memory; on PostgreSQL one prepared single-row read), so a write on any
+# host is seen by the next request on every host. "host", on PostgreSQL, reads a copy in this host's
+# shared memory that every process here updates after its writes commit; writes made elsewhere are
+# seen within a second. Several hosts share a Redis cache, so REDIS_URL makes "cluster" the default.
+API_KEY_CACHE_SCOPE = env("KEYWARD_API_KEY_CACHE_SCOPE", "cluster" if env("REDIS_URL") else "host")
+if API_KEY_CACHE_SCOPE not in ("host", "cluster"):
+    raise ImproperlyConfigured(
+        f"KEYWARD_API_KEY_CACHE_SCOPE must be host or cluster, got [{API_KEY_CACHE_SCOPE}]"
+    )
 # The API Keys page's overview counts every key the viewer sees; it is cached this long at most,
 # and forgotten on any change to the keys. 0 counts on every page view.
 API_KEY_OVERVIEW_MAX_AGE = env("KEYWARD_API_KEY_OVERVIEW_MAX_AGE", "1m")

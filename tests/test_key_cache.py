@@ -7,6 +7,7 @@ as requests do. Several workers and invalidation on the next request are held by
 tests/test_concurrency.py against a real gunicorn."""
 
 import base64
+import time
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,14 @@ from django.utils import timezone
 from accounts.exceptions import AuthenticationFailed
 from accounts.models import Realm, User
 from accounts.principals import Principal
-from apikeys.key_cache import current_epoch, key_cache
+from apikeys.key_cache import (
+    HOST_RECHECK_SECONDS,
+    HostEpoch,
+    cache_epoch,
+    current_epoch,
+    host_epoch,
+    key_cache,
+)
 from apikeys.models import ApiKey, CredentialEpoch
 from apikeys.services import authenticate_api_key, clear_api_key_cache, create_api_key, invalidate_api_keys
 
@@ -186,7 +194,7 @@ def test_any_write_behind_the_cache_is_seen_by_the_next_request(remembered, chan
 
 
 def test_a_key_that_expires_while_remembered_is_refused(remembered):
-    entry = key_cache.get(remembered.id, current_epoch())
+    entry = key_cache.get(remembered.id, cache_epoch())
     entry.key.expiration = timezone.now() - timedelta(seconds=1)  # time passing, not a write
     with pytest.raises(AuthenticationFailed):
         authenticate_api_key(header(remembered))
@@ -257,3 +265,98 @@ def test_the_cache_holds_at_most_its_size(transactional_db, make_user, settings)
         authenticate_api_key(header(new_key(owner, f"k{number}")))
     assert len(key_cache) == 2
     key_cache.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# The host scope on PostgreSQL: this host's generation in shared memory
+
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="on SQLite the database's epoch is shared memory already"
+)
+
+
+def write_from_elsewhere(sql, *params):
+    """A write on a connection of its own that Django never sees, as another host's would be."""
+    import psycopg
+
+    settings_dict = connection.settings_dict
+    with psycopg.connect(
+        dbname=settings_dict["NAME"], user=settings_dict["USER"], password=settings_dict["PASSWORD"],
+        host=settings_dict["HOST"], port=settings_dict["PORT"] or 5432, autocommit=True,
+    ) as other:
+        other.execute(sql, params)
+
+
+@postgresql_only
+def test_the_host_scope_reads_this_hosts_generation_not_the_database(remembered, settings):
+    settings.API_KEY_CACHE_SCOPE = "host"
+    authenticate_api_key(header(remembered))
+    with CaptureQueriesContext(connection) as queries:
+        authenticate_api_key(header(remembered))
+    assert queries.captured_queries == []
+
+
+@postgresql_only
+def test_in_the_host_scope_a_write_here_is_seen_by_the_next_request(remembered, settings):
+    settings.API_KEY_CACHE_SCOPE = "host"
+    authenticate_api_key(header(remembered))
+    generation = host_epoch.generation()
+    ApiKey.objects.filter(pk=remembered.pk).update(invalidated=timezone.now())
+    assert host_epoch.generation() != generation
+    with pytest.raises(AuthenticationFailed):
+        authenticate_api_key(header(remembered))
+
+
+@postgresql_only
+def test_in_the_host_scope_a_write_in_a_transaction_is_seen_once_it_commits(remembered, settings):
+    settings.API_KEY_CACHE_SCOPE = "host"
+    authenticate_api_key(header(remembered))
+    with transaction.atomic():
+        ApiKey.objects.filter(pk=remembered.pk).update(invalidated=timezone.now())
+        with pytest.raises(AuthenticationFailed):  # the transaction's own write, from the database
+            authenticate_api_key(header(remembered))
+    with pytest.raises(AuthenticationFailed):
+        authenticate_api_key(header(remembered))
+
+
+@postgresql_only
+def test_a_use_of_the_key_moves_nothing_on(remembered, settings):
+    settings.API_KEY_CACHE_SCOPE = "host"
+    generation = host_epoch.generation()
+    ApiKey.objects.filter(pk=remembered.pk).update(last_used=timezone.now())
+    assert host_epoch.generation() == generation
+
+
+@postgresql_only
+def test_a_write_from_elsewhere_is_seen_at_once_in_the_cluster_scope_and_within_a_second_in_the_host_scope(
+    remembered, settings
+):
+    settings.API_KEY_CACHE_SCOPE = "cluster"
+    authenticate_api_key(header(remembered))
+    write_from_elsewhere("UPDATE apikeys_apikey SET metadata = '{\"from\": \"elsewhere\"}' WHERE id = %s",
+                         remembered.id)
+    assert authenticate_api_key(header(remembered)).api_key.metadata == {"from": "elsewhere"}
+
+    settings.API_KEY_CACHE_SCOPE = "host"
+    authenticate_api_key(header(remembered))
+    write_from_elsewhere("UPDATE apikeys_apikey SET invalidated = now() WHERE id = %s", remembered.id)
+    deadline = time.monotonic() + HOST_RECHECK_SECONDS + 0.5
+    while time.monotonic() < deadline:
+        try:
+            authenticate_api_key(header(remembered))
+        except AuthenticationFailed:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("a write made elsewhere was not seen within the host scope's recheck")
+
+
+def test_the_generation_moves_on_for_every_new_database_epoch(tmp_path):
+    epoch = HostEpoch(tmp_path / "epoch")
+    seen = {epoch.generation()}
+    for database_epoch in (5, 5, 6, 5, 7, 7):
+        epoch.publish(database_epoch)
+        seen.add(epoch.generation())
+    # Moved on for 5 (the first), 6, 5 again (an older read published late) and 7.
+    assert epoch.generation() == 4 and len(seen) == 5
