@@ -534,3 +534,21 @@ def test_any_names_come_back_from_their_headers(client, native_realm, username, 
     assert unquote(values["X-Keyward-User"]) == username
     assert unquote(values["X-Keyward-Api-Key-Name"]) == key_name
     assert [unquote(role) for role in values["X-Keyward-Roles"].split(",")] == sorted(roles)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost: a proxy asks once for every request it serves
+
+
+def test_a_key_costs_one_query_and_a_user_with_requirements_reads_their_roles_once(
+    client, owner, make_api_key, django_assert_max_num_queries
+):
+    key = make_api_key(owner, "ingest")
+    forward(client, api_key(key))  # the first request may record last_used
+
+    requirements = "?cluster=monitor&index=logs-*:read"
+    with django_assert_max_num_queries(1):
+        assert forward(client, api_key(key), requirements).status_code == 200
+    # The realm chain's lookup of the realm and the user, then the user's roles.
+    with django_assert_max_num_queries(3):
+        assert forward(client, basic("owner", PASSWORD), requirements).status_code == 200
