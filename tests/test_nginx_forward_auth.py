@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from tests.server import BASE_DIR, missing_service, start_keyward_server
+from tests.server import BASE_DIR, _free_port, missing_service, start_keyward_server
 
 pytestmark = pytest.mark.server
 
@@ -35,7 +35,8 @@ README_PLACEHOLDERS = (
     "/etc/nginx/tls/app.example.com.key",
     "/srv/keyward/var/tls/cert.pem",
 )
-# Under this limit of failed API keys per address, the tests that fail on purpose stay below it.
+# Keyward's limit of failed API keys per address: the tests that fail a key on purpose through the
+# shared nginx stay below it; the throttling test goes over it from an address of its own.
 FAILURE_LIMIT = 5
 THROTTLED_SOURCE = "127.0.0.2"
 
@@ -88,12 +89,6 @@ def keyward(tmp_path_factory):
         tmp_path_factory, KEYWARD_AUTH_FAILURE_LIMIT_PER_IP=str(FAILURE_LIMIT)
     ) as server:
         yield server
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
