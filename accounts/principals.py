@@ -29,7 +29,7 @@ class Principal:
         """What this principal may do: the user's roles, or the key's descriptors ∩ limited_by."""
         if self.api_key is not None:
             return privileges_of(self.api_key.role_descriptors, limited_by=self.api_key.limited_by)
-        return privileges_of(self.user.role_descriptors())
+        return privileges_of(self.role_descriptors)
 
     def has_cluster_privilege(self, name: str) -> bool:
         return self.privileges.has_cluster(name)

@@ -81,13 +81,20 @@ def has_privileges(
     key: its descriptors ∩ ``limited_by``). Unknown privilege names are refused. Application
     privileges are resolved through the stored ones ``definitions_for`` loads (called once, with the
     applications concerned)."""
-    username = principal.user.username
+    requested = privileges_check(principal.user.username, cluster, index, application)
+    return held_privileges(principal, requested, definitions_for)
+
+
+def privileges_check(name: str, cluster=None, index=None, application=None) -> dict:
+    """A has-privileges request read with Elasticsearch's rules and messages (``name`` is whose
+    check it is, for those messages): the privileges asked for, normalised as a role descriptor's,
+    for ``held_privileges``. Unknown privilege names are refused."""
     for entry in index if isinstance(index, list) else []:
         if isinstance(entry, dict):
             unexpected = sorted(set(entry) - HAS_PRIVILEGES_INDEX_FIELDS)
             if unexpected:
                 raise ValidationError(
-                    f"failed to parse privileges check [{username}]. "
+                    f"failed to parse privileges check [{name}]. "
                     f"unexpected field [{','.join(unexpected)}]"
                 )
     # Requested applications are names, never patterns: checked before the entries' other rules.
@@ -97,7 +104,7 @@ def has_privileges(
     if any(problems):
         raise RequestValidationFailed(*filter(None, problems))
     requested = validate_role_descriptor(
-        username,
+        name,
         {
             "cluster": [] if cluster is None else cluster,
             "indices": [] if index is None else index,
@@ -106,6 +113,13 @@ def has_privileges(
     )
     if not (requested["cluster"] or requested["indices"] or requested["applications"]):
         raise RequestValidationFailed("must specify at least one privilege")
+    return requested
+
+
+def held_privileges(principal: Principal, requested: dict, definitions_for=None) -> dict:
+    """Which of the ``requested`` privileges (from ``privileges_check``) the principal holds, in the
+    has-privileges answer's shape: the one evaluation that ``_has_privileges`` and forward
+    authentication share."""
     held = principal.privileges
     cluster_answer = {name: held.has_cluster(name) for name in requested["cluster"]}
     index_answer: dict[str, dict[str, bool]] = {}
@@ -135,7 +149,7 @@ def has_privileges(
         ),
     ]
     return {
-        "username": username,
+        "username": principal.user.username,
         "has_all_requested": all(answers),
         "cluster": cluster_answer,
         "index": index_answer,

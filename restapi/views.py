@@ -50,12 +50,17 @@ def _unrecognized(path: str, unknown: list[str], candidates: frozenset) -> Valid
     return ValidationError(f"request [{path}] contains unrecognized {noun}: {', '.join(described)}")
 
 
-def url_params(request, allowed: frozenset) -> dict[str, str]:
-    """The URL parameters; one the endpoint does not know is refused, never ignored."""
-    params = request.query_params
-    unknown = sorted(name for name in params if name not in allowed | COMMON_PARAMS)
+def refuse_unknown_params(path: str, names, allowed: frozenset) -> None:
+    """A URL parameter the endpoint at ``path`` does not know is refused, never ignored."""
+    unknown = sorted(name for name in names if name not in allowed | COMMON_PARAMS)
     if unknown:
-        raise _unrecognized(request.path, unknown, allowed | COMMON_PARAMS)
+        raise _unrecognized(path, unknown, allowed | COMMON_PARAMS)
+
+
+def url_params(request, allowed: frozenset) -> dict[str, str]:
+    """The URL parameters, each once (the last given), all known to the endpoint."""
+    params = request.query_params
+    refuse_unknown_params(request.path, params, allowed)
     return {name: storable_text(name, params[name]) for name in params}
 
 

@@ -203,6 +203,10 @@ ACTIONS = {
         effect=lambda world: world.updated(world.own_key) and world.updated(world.others_key),
     ),
     "authenticate": Action("GET", "/_security/_authenticate"),
+    "forward authentication": Action("GET", "/_security/_forward_auth"),
+    "forward authentication requiring read_security": Action(
+        "GET", "/_security/_forward_auth?cluster=read_security"
+    ),
     "has privileges": Action("POST", "/_security/user/_has_privileges", {"cluster": ["monitor"]}),
     "check own privileges by name": Action(
         "POST", "/_security/user/{caller}/_has_privileges", {"cluster": ["monitor"]}
@@ -358,6 +362,16 @@ class Unauthenticated(Outcome):
         assert new_audit_events(world.before, after) == [world.refusal]
 
 
+class NoCredentials(Outcome):
+    """401 with the ``ApiKey`` challenge, and nothing written: a login session is no credential
+    where only the ``Authorization`` header counts (forward authentication)."""
+
+    def check(self, action, response, world):
+        assert response.status_code == 401, response.content
+        assert "ApiKey" in response["WWW-Authenticate"]
+        assert_unchanged(world)
+
+
 class Keys(Outcome):
     """200 with a list of keys: every key, or only the caller's own (others' are invisible, not 403)."""
 
@@ -485,6 +499,7 @@ class OnlyOwnUpdated(Outcome):
 
 
 ALLOWED, DENIED, UNAUTHENTICATED = Allowed(), Denied(), Unauthenticated()
+NO_CREDENTIALS = NoCredentials()
 OWN_PRIVILEGES = OwnPrivileges()
 INVALID = Invalid("creating derived api keys requires an explicit role descriptor")
 RESERVED = Invalid("user [elastic] is reserved and only the password can be changed")
@@ -561,6 +576,11 @@ MATRIX = {
                     (OWNER_ONLY, OWNER_ONLY,  OWNER_ONLY,   OWNER_ONLY, DENIED,    DENIED,  ONLY_OWN_UPDATED),
     "authenticate":
                     (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  ALLOWED,       ALLOWED,     ALLOWED),
+    # For reverse proxies, which pass on the client's Authorization header and nothing else.
+    "forward authentication":
+                    (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  ALLOWED,       ALLOWED, NO_CREDENTIALS),
+    "forward authentication requiring read_security":
+                    (ALLOWED,  ALLOWED,       DENIED,       DENIED,   ALLOWED,       DENIED,  NO_CREDENTIALS),
     "has privileges":
                     (ALLOWED,  ALLOWED,       ALLOWED,      ALLOWED,  ALLOWED,       ALLOWED,     ALLOWED),
     "check own privileges by name":

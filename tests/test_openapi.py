@@ -41,8 +41,9 @@ SPEC_OPERATIONS = {
     ("DELETE", "/api/security/role/{}"),
     ("POST", "/_security/oauth2/token"),
     ("DELETE", "/_security/oauth2/token"),
-    # Keyward's own endpoint beside them: Elasticsearch has no rotate API.
+    # Keyward's own endpoints beside them: Elasticsearch has no rotate API and no forward authentication.
     ("POST", "/_security/api_key/{}/_rotate"),
+    ("GET", "/_security/_forward_auth"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apikeys.api import views
+from apikeys.api import forward_auth, views
 
 urlpatterns = [
     path("_security/api_key", views.ApiKeyView.as_view(), name="api-key"),
@@ -20,4 +20,6 @@ urlpatterns = [
     ),
     path("_security/_query/api_key", views.QueryApiKeyView.as_view(), name="query-api-key"),
     path("_security/_authenticate", views.AuthenticateView.as_view(), name="authenticate"),
+    # Keyward's own, for reverse proxies: Elasticsearch has no forward authentication.
+    path("_security/_forward_auth", forward_auth.ForwardAuthView.as_view(), name="forward-auth"),
 ]
