@@ -123,3 +123,63 @@ def test_every_other_request_reaches_the_view_and_gets_its_answer(
     assert answer(Client(), **extra) == fast
     # A refused key leaves its audit row once, from the view, as before.
     assert AuditEvent.objects.count() - audited == 2 * audit_rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward authentication
+
+FORWARD = "/_security/_forward_auth"
+
+
+@pytest.fixture
+def forward_views_reached(monkeypatch):
+    from apikeys.api.forward_auth import ForwardAuthView
+
+    reached = []
+    dispatch = ForwardAuthView.dispatch
+
+    def counting(self, request, *args, **kwargs):
+        reached.append(request.get_full_path())
+        return dispatch(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(ForwardAuthView, "dispatch", counting)
+    return reached
+
+
+@pytest.fixture
+def reader_key(make_user, make_api_key):
+    owner = make_user(
+        "forward_owner", "monitor", "manage_own_api_key", indices=[{"names": ["logs-*"], "privileges": ["read"]}]
+    )
+    return make_api_key(owner, "forward-kéy")
+
+
+@pytest.mark.parametrize("method", ["get", "head", "post", "delete"])
+@pytest.mark.parametrize("query", ["", "?cluster=monitor", "?index=logs-2026:read&cluster=monitor"])
+def test_forward_auth_with_a_good_key_is_answered_without_the_view_and_as_it_answers(
+    reader_key, method, query, forward_views_reached, settings
+):
+    extra = {"HTTP_AUTHORIZATION": header(reader_key)}
+    fast = answer(Client(), method, FORWARD + query, secure=True, **extra)
+    assert forward_views_reached == []
+    assert fast[0] == 200 and fast[1]["X-Keyward-Api-Key-Name"] == "forward-k%C3%A9y"
+
+    without_fast_path(settings)
+    assert answer(Client(), method, FORWARD + query, secure=True, **extra) == fast
+    assert len(forward_views_reached) == 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["?cluster=manage_security", "?index=secrets:read", "?cluster=no_such_privilege", "?index=nocolon", "?x"],
+)
+def test_forward_auth_that_refuses_or_explains_reaches_the_view(
+    reader_key, query, forward_views_reached, settings
+):
+    extra = {"HTTP_AUTHORIZATION": header(reader_key)}
+    fast = answer(Client(), "get", FORWARD + query, secure=True, **extra)
+    assert fast[0] in (400, 403)
+    assert len(forward_views_reached) == 1
+
+    without_fast_path(settings)
+    assert answer(Client(), "get", FORWARD + query, secure=True, **extra) == fast

@@ -151,7 +151,8 @@ def refusal(principal: Principal, lacking: dict) -> PermissionDenied:
 
 
 class ForwardAuthView(ApiKeyServiceView):
-    """``GET|HEAD /_security/_forward_auth``: 200 with identity headers, 401, 403 or 429.
+    """``GET /_security/_forward_auth``, or any other method: 200 with identity headers, 401, 403 or
+    429.
 
     Only the ``Authorization`` header counts: a browser's Keyward login session is no credential
     here, so that an application served on the same host cannot ride it."""
@@ -171,7 +172,8 @@ class ForwardAuthView(ApiKeyServiceView):
             "without any, those of its limited_by; a user's roles that exist. Values are percent-encoded "
             "UTF-8 for every byte outside printable ASCII and for `%` and `,`; roles are comma-separated. "
             "Required privileges are evaluated as `_has_privileges` evaluates them; a principal lacking "
-            "any gets 403 naming them. HEAD answers the same without a body. HTTPS only."
+            "any gets 403 naming them. Every method answers the same (Envoy's `ext_authz` sends the "
+            "client's own); the body is never read. HTTPS only."
         ),
         parameters=[
             OpenApiParameter(
@@ -208,3 +210,7 @@ class ForwardAuthView(ApiKeyServiceView):
         if lacking:
             raise refusal(principal, lacking)
         return Response(headers=identity_headers(principal))
+
+    # Envoy's HTTP ext_authz sends the client's own method; the answer never depends on it, and a
+    # body is never read.
+    post = put = patch = delete = options = get
