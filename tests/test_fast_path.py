@@ -148,9 +148,8 @@ def forward_views_reached(monkeypatch):
 
 @pytest.fixture
 def reader_key(make_user, make_api_key):
-    owner = make_user(
-        "forward_owner", "monitor", "manage_own_api_key", indices=[{"names": ["logs-*"], "privileges": ["read"]}]
-    )
+    logs = [{"names": ["logs-*"], "privileges": ["read"]}]
+    owner = make_user("forward_owner", "monitor", "manage_own_api_key", indices=logs)
     return make_api_key(owner, "forward-kéy")
 
 
