@@ -25,7 +25,7 @@ from pathlib import Path
 from bench.common import BASE_DIR, PYTHON, manage
 from bench.peer.database import database_url as peer_database_url
 
-BENCHMARKS = ("pages", "aggregations", "bulk", "http")
+BENCHMARKS = ("pages", "aggregations", "bulk", "http", "hotpath")
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/keyward_bench"
 RESULTS = BASE_DIR / "var" / "bench" / "results"
 

@@ -212,5 +212,9 @@ class ForwardAuthView(ApiKeyServiceView):
         return Response(headers=identity_headers(principal))
 
     # Envoy's HTTP ext_authz sends the client's own method; the answer never depends on it, and a
-    # body is never read.
-    post = put = patch = delete = options = get
+    # body is never read. The OpenAPI document describes GET alone.
+    @extend_schema(exclude=True)
+    def any_method(self, request):
+        return self.get(request)
+
+    post = put = patch = delete = options = any_method
