@@ -8,6 +8,8 @@ class ApikeysConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from apikeys import checks  # noqa: F401  (registers the deploy checks)
+
         connection_created.connect(watch_credential_writes, dispatch_uid="keyward-credential-writes")
 
 

@@ -7,12 +7,13 @@ disagree about who may do what. The privilege rules themselves live in ``apikeys
 
 import unicodedata
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -762,9 +763,32 @@ def record_last_used(key: ApiKey, now) -> bool:
     if key.last_used is not None and now - key.last_used < LAST_USED_RESOLUTION:
         return False
     stale = Q(last_used__isnull=True) | Q(last_used__lt=now - LAST_USED_RESOLUTION)
-    written = ApiKey.objects.filter(stale, pk=key.pk).update(last_used=now)
+    with unsynced_commits():
+        written = ApiKey.objects.filter(stale, pk=key.pk).update(last_used=now)
     key.last_used = now
     return bool(written)
+
+
+@contextmanager
+def unsynced_commits(using: str = "default"):
+    """On SQLite, commits in this block do not wait for the WAL to reach the disk: a power loss may
+    undo them, which a ``last_used`` time may afford and an invalidation may not (every other commit
+    syncs: ``SQLITE_OPTIONS``). The next synced commit carries them to disk with its own. Inside a
+    transaction the setting cannot change, and the transaction's commit syncs."""
+    connection = connections[using]
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        yield
+        return
+    connection.ensure_connection()
+    driver = connection.connection
+    with connection.wrap_database_errors:
+        level = driver.execute("PRAGMA synchronous").fetchone()[0]
+        driver.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        with connection.wrap_database_errors:
+            driver.execute(f"PRAGMA synchronous={int(level)}")
 
 
 # ---------------------------------------------------------------------------------------------

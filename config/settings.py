@@ -121,10 +121,12 @@ TEMPLATES = [
 # Database: a SQLite file by default. Several gunicorn workers write to it, so WAL lets readers
 # go on during a write, and IMMEDIATE transactions make writers queue on the busy timeout
 # instead of failing with "database is locked" when a read lock cannot be upgraded.
+# synchronous=FULL syncs the WAL at every commit, so that an answered write (an invalidation) is
+# not undone by a power loss; only the last_used writes relax it (apikeys.services, docs/security.md).
 SQLITE_OPTIONS = {
     "timeout": 30,
     "transaction_mode": "IMMEDIATE",
-    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
 }
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'keyward.sqlite3'}")
 # Connections persist on both databases: a gunicorn thread keeps its own, so a request does not pay
