@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from config.plain_http import RedirectPlainHTTP
+from config.server_lock import hold_for_server
 from config.tls import ensure_certificate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -74,6 +75,8 @@ def on_starting(server):
                 probe.bind(address)
             except OSError as error:
                 sys.exit(f"Cannot listen on {address[0]} port {address[1]}: {error.strerror}")
+    # Held by the master and, inherited, by every worker: `manage.py restore` refuses while it is.
+    hold_for_server(DATA_DIR, lambda: print("Waiting for a restore of the database to finish", flush=True))
 
 
 def when_ready(server):
