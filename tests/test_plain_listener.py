@@ -98,7 +98,10 @@ def test_on_the_plain_listener_only_a_trusted_proxy_makes_it_secure(tcp_server, 
     assert get(client, {**key, **headers})[0] == status
 
 
-def test_a_unix_socket_is_served_private_to_its_group_and_trusted_when_listed(tmp_path_factory):
+@pytest.mark.parametrize(("trusted", "forwarded_https"), [("unix", 200), (PROXY, 400)])
+def test_a_unix_socket_is_served_private_to_its_group_and_trusted_when_listed(
+    tmp_path_factory, trusted, forwarded_https
+):
     directory = tmp_path_factory.mktemp("run")
     path = str(directory / "keyward.sock")
     # A socket file left by a server that stopped without removing it.
@@ -106,12 +109,12 @@ def test_a_unix_socket_is_served_private_to_its_group_and_trusted_when_listed(tm
         stale.bind(path)
 
     with start_keyward_server(
-        tmp_path_factory, KEYWARD_PLAIN_HTTP_BIND=f"unix:{path}", KEYWARD_TRUSTED_PROXIES="unix"
+        tmp_path_factory, KEYWARD_PLAIN_HTTP_BIND=f"unix:{path}", KEYWARD_TRUSTED_PROXIES=trusted
     ) as server:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
         key = {"Authorization": server.elastic_api_key("over-a-unix-socket")}
         status, body = get(UnixHTTPConnection(path), {**key, "X-Forwarded-Proto": "https"})
-        assert status == 200, body
+        assert status == forwarded_https, body
         assert get(UnixHTTPConnection(path), key)[0] == 400
         second = gunicorn({"KEYWARD_PLAIN_HTTP_BIND": f"unix:{path}"}, tmp_path_factory)
         assert second.returncode != 0
