@@ -11,14 +11,13 @@ Nothing here is Keyward's own but the banner: the benchmarks serve another Djang
 file, e.g. ``gunicorn -c config/gunicorn.conf.py bench.peer.wsgi``, as the same deployment.
 """
 
-import contextlib
 import os
 import socket
 import sys
 from pathlib import Path
 
 from config.plain_http import RedirectPlainHTTP
-from config.plain_listener import bind_text, listen_on_unix_socket, parse_plain_http_bind
+from config.plain_listener import bind_text, close_unix_listener, parse_plain_http_bind, shared_unix_listener
 from config.tls import ensure_certificate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -38,8 +37,6 @@ except ValueError as error:
     sys.exit(f"KEYWARD_PLAIN_HTTP_BIND: {error}")
 if isinstance(plain_http_address, tuple):
     bind.append(bind_text(plain_http_address))
-# The plain listener's unix socket, bound by the master in on_starting.
-plain_unix_listener = None
 
 # Keyward alone decides whose X-Forwarded-* headers to believe (config/proxies.py,
 # KEYWARD_TRUSTED_PROXIES); gunicorn's own rules would believe 127.0.0.1 and any unix socket peer.
@@ -87,7 +84,6 @@ def on_starting(server):
     start new ones for ever. The probe binds without SO_REUSEPORT, so that it fails on another
     server's socket whether that one has the option or not. The plain listener's unix socket is
     bound here, once, for every worker."""
-    global plain_unix_listener
     for address in server.cfg.address:
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -98,7 +94,7 @@ def on_starting(server):
                 sys.exit(f"Cannot listen on {address[0]} port {address[1]}: {error.strerror}")
     if isinstance(plain_http_address, str):
         try:
-            plain_unix_listener = listen_on_unix_socket(plain_http_address, server.cfg.backlog)
+            shared_unix_listener(plain_http_address, server.cfg.backlog)
         except OSError as error:
             sys.exit(f"Cannot listen on unix:{plain_http_address}: {error.strerror}")
 
@@ -106,8 +102,8 @@ def on_starting(server):
 def post_fork(server, worker):
     """A worker accepts on the plain listener's unix socket too, and serves the plain listener's
     connections without TLS (config/worker.py)."""
-    if plain_unix_listener is not None:
-        worker.sockets.append(plain_unix_listener)
+    if isinstance(plain_http_address, str):
+        worker.sockets.append(shared_unix_listener(plain_http_address, server.cfg.backlog))
     if plain_http_address is not None:
         worker.plain_http_names = frozenset(
             name for name in (listener.getsockname() for listener in worker.sockets)
@@ -117,10 +113,8 @@ def post_fork(server, worker):
 
 def on_exit(server):
     """The unix socket's file goes with the server that made it."""
-    if plain_unix_listener is not None:
-        plain_unix_listener.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(plain_http_address)
+    if isinstance(plain_http_address, str):
+        close_unix_listener(plain_http_address)
 
 
 def when_ready(server):

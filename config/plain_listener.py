@@ -13,6 +13,7 @@ cannot be shared that way (a second bind of the path replaces the first): the ma
 before the workers start, and every worker accepts on it.
 """
 
+import contextlib
 import errno
 import ipaddress
 import os
@@ -69,6 +70,27 @@ def bind_text(address: tuple[str, int]) -> str:
     """A TCP address as gunicorn's ``bind`` and URLs write it."""
     host, port = address
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# The unix sockets the master has bound, by path. Kept here rather than in the configuration file,
+# which gunicorn reads anew on HUP: workers started after a reload accept on the same socket.
+_unix_listeners: dict[str, socket.socket] = {}
+
+
+def shared_unix_listener(path: str, backlog: int) -> socket.socket:
+    """The master's listening unix socket at ``path``, bound on the first call."""
+    if path not in _unix_listeners:
+        _unix_listeners[path] = listen_on_unix_socket(path, backlog)
+    return _unix_listeners[path]
+
+
+def close_unix_listener(path: str) -> None:
+    """Close the master's socket at ``path``, if it bound one, and remove its file."""
+    listener = _unix_listeners.pop(path, None)
+    if listener is not None:
+        listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def listen_on_unix_socket(path: str, backlog: int) -> socket.socket:

@@ -6,10 +6,12 @@ secure only on a trusted proxy's word. The address is a loopback one or a unix s
 import http.client
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ pytestmark = pytest.mark.server
 
 PROXY = "127.0.0.2"
 AUTHENTICATE = "/_security/_authenticate"
+RELOAD_TIMEOUT = 30
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -116,6 +119,17 @@ def test_a_unix_socket_is_served_private_to_its_group_and_trusted_when_listed(
         status, body = get(UnixHTTPConnection(path), {**key, "X-Forwarded-Proto": "https"})
         assert status == forwarded_https, body
         assert get(UnixHTTPConnection(path), key)[0] == 400
+
+        # A reload (HUP) reads the configuration anew and replaces the workers: the new ones accept
+        # on the same socket.
+        before = set(server.worker_pids())
+        os.kill(server.master_pid, signal.SIGHUP)
+        deadline = time.monotonic() + RELOAD_TIMEOUT
+        while not (len(after := set(server.worker_pids())) == 2 and not after & before):
+            assert time.monotonic() < deadline, f"the workers were not replaced: {before} → {after}"
+            time.sleep(0.2)
+        status, body = get(UnixHTTPConnection(path), {**key, "X-Forwarded-Proto": "https"})
+        assert status == forwarded_https, body
         second = gunicorn({"KEYWARD_PLAIN_HTTP_BIND": f"unix:{path}"}, tmp_path_factory)
         assert second.returncode != 0
         assert f"Cannot listen on unix:{path}: another server listens there" in second.stderr
