@@ -3,7 +3,9 @@
 gunicorn terminates TLS itself, so ``request.is_secure()`` is true and the API key service is on
 (SPEC §3). Without ``KEYWARD_TLS_CERTFILE``/``KEYWARD_TLS_KEYFILE``, a self-signed certificate is
 generated once into ``<data dir>/tls/``. A plain HTTP request on the port is answered with a
-redirect to https (``config/plain_http.py``) instead of a dropped connection.
+redirect to https (``config/plain_http.py``) instead of a dropped connection. With
+``KEYWARD_PLAIN_HTTP_BIND`` it also serves plain HTTP on a loopback address or a unix socket, for a
+reverse proxy on the same host that terminates TLS (``config/plain_listener.py``).
 
 Nothing here is Keyward's own but the banner: the benchmarks serve another Django project with this
 file, e.g. ``gunicorn -c config/gunicorn.conf.py bench.peer.wsgi``, as the same deployment.
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 from config.plain_http import RedirectPlainHTTP
+from config.plain_listener import bind_text, close_unix_listener, parse_plain_http_bind, shared_unix_listener
 from config.tls import ensure_certificate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -26,6 +29,20 @@ url_host = f"[{host}]" if ":" in host else host
 
 chdir = str(BASE_DIR)
 bind = [f"{url_host}:{port}"]
+
+plain_http_bind = os.environ.get("KEYWARD_PLAIN_HTTP_BIND") or ""
+try:
+    plain_http_address = parse_plain_http_bind(plain_http_bind) if plain_http_bind else None
+except ValueError as error:
+    sys.exit(f"KEYWARD_PLAIN_HTTP_BIND: {error}")
+if isinstance(plain_http_address, tuple):
+    bind.append(bind_text(plain_http_address))
+
+# Keyward alone decides whose X-Forwarded-* headers to believe (config/proxies.py,
+# KEYWARD_TRUSTED_PROXIES); gunicorn's own rules would believe 127.0.0.1 and any unix socket peer.
+forwarded_allow_ips = ""
+secure_scheme_headers = {}
+forwarder_headers = ""
 
 if os.environ.get("KEYWARD_TLS_CERTFILE") and os.environ.get("KEYWARD_TLS_KEYFILE"):
     certfile, keyfile = os.environ["KEYWARD_TLS_CERTFILE"], os.environ["KEYWARD_TLS_KEYFILE"]
@@ -65,7 +82,8 @@ def on_starting(server):
     """Stop at once when the address is taken. With ``reuse_port`` the master binds nothing and each
     worker binds its own socket: a taken address would fail every worker's boot, and gunicorn would
     start new ones for ever. The probe binds without SO_REUSEPORT, so that it fails on another
-    server's socket whether that one has the option or not."""
+    server's socket whether that one has the option or not. The plain listener's unix socket is
+    bound here, once, for every worker."""
     for address in server.cfg.address:
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -74,9 +92,38 @@ def on_starting(server):
                 probe.bind(address)
             except OSError as error:
                 sys.exit(f"Cannot listen on {address[0]} port {address[1]}: {error.strerror}")
+    if isinstance(plain_http_address, str):
+        try:
+            shared_unix_listener(plain_http_address, server.cfg.backlog)
+        except OSError as error:
+            sys.exit(f"Cannot listen on unix:{plain_http_address}: {error.strerror}")
+
+
+def post_fork(server, worker):
+    """A worker accepts on the plain listener's unix socket too, and serves the plain listener's
+    connections without TLS (config/worker.py)."""
+    if isinstance(plain_http_address, str):
+        worker.sockets.append(shared_unix_listener(plain_http_address, server.cfg.backlog))
+    if plain_http_address is not None:
+        worker.plain_http_names = frozenset(
+            name for name in (listener.getsockname() for listener in worker.sockets)
+            if name == plain_http_address or (isinstance(name, tuple) and name[:2] == plain_http_address)
+        )
+
+
+def on_exit(server):
+    """The unix socket's file goes with the server that made it."""
+    if isinstance(plain_http_address, str):
+        close_unix_listener(plain_http_address)
 
 
 def when_ready(server):
     """The banner of ``make run``. The workers bind their sockets as they boot, just after it."""
     name = "Keyward" if server.app.app_uri == "config.wsgi" else server.app.app_uri
     print(f"{name} is serving https://{url_host}:{port}/ (certificate: {certfile})", flush=True)
+    if plain_http_address is not None:
+        where = (
+            f"http://{bind_text(plain_http_address)}/" if isinstance(plain_http_address, tuple)
+            else f"unix:{plain_http_address}"
+        )
+        print(f"{name} is serving plain HTTP for a reverse proxy at {where}", flush=True)

@@ -12,6 +12,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from config.proxies import parse_trusted_proxies
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -80,10 +82,12 @@ INSTALLED_APPS = [
     "restapi",
 ]
 
-# Every response passes through the first four, which add the security headers and start the
+# Behind trusted proxies the first tells Django whether the client used HTTPS; without, it is left
+# out. Every response passes through the next four, which add the security headers and start the
 # retention purge when due. The authentication hot path is answered right after them
 # (restapi/fast_path.py); the rest serve pages and the other endpoints.
 MIDDLEWARE = [
+    "config.proxies.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "apikeys.middleware.ApiKeyPurgeMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -231,17 +235,27 @@ TOKEN_LIFETIME = env("KEYWARD_TOKEN_LIFETIME", "20m")
 #   usernames that have not authenticated from that address within AUTH_FAILURE_KNOWN_GOOD_PERIOD
 #   are refused before their password is checked. Failed API keys from one address count apart
 #   against the same figure: over it a failing key gets 429, and a valid key still works.
-# The address is REMOTE_ADDR: behind a reverse proxy every client shares the proxy's, so raise or
-# switch off the per-address limit there.
+# The address is the client's (config/proxies.py): behind a reverse proxy, list it in
+# KEYWARD_TRUSTED_PROXIES, or every client shares the proxy's address.
 AUTH_FAILURE_LIMIT_PER_IP = int(env("KEYWARD_AUTH_FAILURE_LIMIT_PER_IP", 20))
 AUTH_FAILURE_LIMIT_PER_USERNAME = int(env("KEYWARD_AUTH_FAILURE_LIMIT_PER_USERNAME", 10))
 AUTH_FAILURE_WINDOW = env("KEYWARD_AUTH_FAILURE_WINDOW", "5m")
 AUTH_FAILURE_KNOWN_GOOD_PERIOD = env("KEYWARD_AUTH_FAILURE_KNOWN_GOOD_PERIOD", "1d")
 
-# HTTPS: gunicorn terminates TLS itself. Behind a proxy that does, name its header
-# (e.g. "HTTP_X_FORWARDED_PROTO") so request.is_secure() trusts it.
-if proxy_header := env("KEYWARD_TRUSTED_PROXY_HEADER"):
-    SECURE_PROXY_SSL_HEADER = (proxy_header, "https")
+# HTTPS: gunicorn terminates TLS itself. Reverse proxies (config/proxies.py): from these peers
+# alone, addresses and networks or "unix" (the plain listener's socket), X-Forwarded-For names the
+# client and X-Forwarded-Proto says whether it used HTTPS.
+try:
+    TRUSTED_PROXIES = parse_trusted_proxies(env("KEYWARD_TRUSTED_PROXIES", ""))
+except ValueError as error:
+    raise ImproperlyConfigured(f"KEYWARD_TRUSTED_PROXIES: {error}") from None
+if env("KEYWARD_TRUSTED_PROXY_HEADER"):
+    # It trusted the header from every peer; refused so that nobody keeps trusting it unawares.
+    raise ImproperlyConfigured(
+        "KEYWARD_TRUSTED_PROXY_HEADER is no longer read: list your proxies' addresses in"
+        " KEYWARD_TRUSTED_PROXIES instead (their X-Forwarded-Proto and X-Forwarded-For are then"
+        " honoured, nobody else's), and unset KEYWARD_TRUSTED_PROXY_HEADER"
+    )
 # Plain HTTP is answered, not redirected, so that it can explain why API keys need HTTPS.
 SECURE_SSL_REDIRECT = env_bool("KEYWARD_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = int(env("KEYWARD_HSTS_SECONDS", 31_536_000))
