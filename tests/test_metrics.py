@@ -17,22 +17,25 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from accounts.principals import Principal
 from apikeys.credentials import encode_credential
 from apikeys.models import ApiKey
-from apikeys.services import purge_api_keys
+from apikeys.services import create_api_key, purge_api_keys
 from tests.server import BASE_DIR, start_keyward_server
 from tests.snapshots import security_state
 
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "metrics-password-5120"
-METRICS_TOKEN = "m" * 16 + secrets.token_urlsafe(24)
+# Fixed, so that every xdist worker collects the same test ids.
+METRICS_TOKEN = "test-metrics-token-4c1b9e07d2a54f3b8e61"
 REMOTE = "192.0.2.17"
 AUTHENTICATE = "/_security/_authenticate"
 REQUESTS = "keyward_http_requests_total"
@@ -244,7 +247,10 @@ def test_keys_created_invalidated_and_purged_are_counted_once_committed(
             )
             for _ in range(2)
         ]
-    assert (created.status_code, again.status_code) == (200, 409)  # the second one is rolled back
+        with transaction.atomic():
+            create_api_key(Principal(elastic), "rolled back")
+            transaction.set_rollback(True)
+    assert (created.status_code, again.status_code) == (200, 409)
     assert [len(answer.json()["invalidated_api_keys"]) for answer in invalidations] == [1, 0]
     ApiKey.objects.filter(pk=created.json()["id"]).update(invalidated=timezone.now() - timedelta(days=30))
     with django_capture_on_commit_callbacks(execute=True):
