@@ -27,6 +27,12 @@ def can_manage_security(principal: Principal) -> bool:
     return principal.has_cluster_privilege("manage_security")
 
 
+def can_monitor(principal: Principal) -> bool:
+    """Read-only monitoring of the cluster, Keyward's metrics among it, as Elasticsearch's
+    ``monitor`` grants its ``cluster:monitor/*`` actions."""
+    return principal.has_cluster_privilege("monitor")
+
+
 def can_view_audit_log(principal: Principal) -> bool:
     """The audit log is for security administrators only, as in Elasticsearch: ``read_security``
     alone does not open it, since it tells who tried which username and when."""

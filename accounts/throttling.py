@@ -46,6 +46,7 @@ from accounts.exceptions import TooManyRequests
 from accounts.models import AuditEvent
 from apikeys.timeunits import configured_time_value, format_time_value
 from config.proxies import client_address
+from metrics import registry as metrics
 
 KEY_PREFIX = "keyward:auth"
 SUMMARY_REFRESH = 10
@@ -204,6 +205,7 @@ def _increment(key: str, timeout: int) -> int:
 
 def _throttle(bucket: Bucket, window: Window):
     """Refuse with 429 until the window ends; the refusal is counted into the bucket's summary row."""
+    metrics.throttled(bucket.kind)
     refused = _increment(bucket.key("refused", window), window.timeout)
     _summarise(bucket, window, refused)
     retry_after = max(1, math.ceil(window.end - clock()))

@@ -106,6 +106,10 @@ def unauthorized(principal: Principal, action: str, beyond_own: bool = False) ->
     return PermissionDenied(reason)
 
 
+# The visibility scope of those who see every key.
+ALL_KEYS = "all"
+
+
 def _all_keys() -> QuerySet[ApiKey]:
     return ApiKey.objects.select_related("owner", "owner__realm")
 
@@ -116,9 +120,10 @@ def _own_scope(principal: Principal) -> str:
     return f"owner:{principal.user.pk}"
 
 
-def _keys_of_scope(scope: str) -> QuerySet[ApiKey]:
+def keys_of_scope(scope: str) -> QuerySet[ApiKey]:
+    """The keys of a ``visibility_scope``."""
     kind, _, value = scope.partition(":")
-    if kind == "all":
+    if kind == ALL_KEYS:
         return _all_keys()
     if kind == "api_key":
         return _all_keys().filter(pk=value)
@@ -130,7 +135,7 @@ def visibility_scope(principal: Principal) -> str:
     ``api_key:<id>`` for a key that sees only itself. What is computed over them can be shared by
     every principal of the same scope."""
     if can_view_all_api_keys(principal):
-        return "all"
+        return ALL_KEYS
     if can_manage_own_api_keys(principal):
         return _own_scope(principal)
     raise unauthorized(principal, GET_ACTION)
@@ -138,7 +143,7 @@ def visibility_scope(principal: Principal) -> str:
 
 def visible_api_keys(principal: Principal) -> QuerySet[ApiKey]:
     """The keys of the principal's ``visibility_scope``."""
-    return _keys_of_scope(visibility_scope(principal))
+    return keys_of_scope(visibility_scope(principal))
 
 
 def check_api_key_selection(
@@ -206,7 +211,7 @@ def invalidatable_api_keys(principal: Principal) -> QuerySet[ApiKey]:
     if can_invalidate_any_api_key(principal):
         return _all_keys()
     if can_manage_own_api_keys(principal):
-        return _keys_of_scope(_own_scope(principal))
+        return keys_of_scope(_own_scope(principal))
     raise unauthorized(principal, INVALIDATE_ACTION)
 
 
@@ -248,7 +253,7 @@ def updatable_api_keys(principal: Principal, action: str = UPDATE_ACTION) -> Que
         raise unauthorized(principal, action)
     if principal.api_key is not None:
         raise ValidationError(UPDATE_THROUGH_API_KEY)
-    return _keys_of_scope(_own_scope(principal))
+    return keys_of_scope(_own_scope(principal))
 
 
 def can_update(principal: Principal, key: ApiKey) -> bool:

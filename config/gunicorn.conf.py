@@ -12,6 +12,7 @@ file, e.g. ``gunicorn -c config/gunicorn.conf.py bench.peer.wsgi``, as the same 
 """
 
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -22,6 +23,10 @@ from config.tls import ensure_certificate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("KEYWARD_DATA_DIR") or BASE_DIR / "var")
+# Each worker counts its metrics into files here, which the worker serving a scrape sums
+# (metrics/registry.py). Set before any worker imports prometheus_client, which reads it then.
+METRICS_DIR = DATA_DIR.resolve() / "metrics"
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 
 host = os.environ.get("KEYWARD_BIND") or "127.0.0.1"
 port = int(os.environ.get("PORT") or 8443)
@@ -97,6 +102,10 @@ def on_starting(server):
             shared_unix_listener(plain_http_address, server.cfg.backlog)
         except OSError as error:
             sys.exit(f"Cannot listen on unix:{plain_http_address}: {error.strerror}")
+    # The counters start from zero with the server. Only now: a second server started by mistake on
+    # a running one's address has stopped at the probe above, and left the running one's files alone.
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)
+    METRICS_DIR.mkdir(parents=True)
 
 
 def post_fork(server, worker):
@@ -115,6 +124,13 @@ def on_exit(server):
     """The unix socket's file goes with the server that made it."""
     if isinstance(plain_http_address, str):
         close_unix_listener(plain_http_address)
+
+
+def child_exit(server, worker):
+    """A stopped worker's files stay, so that the sums keep what it counted; its live gauges go."""
+    from prometheus_client import multiprocess  # in the master only when a worker has stopped
+
+    multiprocess.mark_process_dead(worker.pid, str(METRICS_DIR))
 
 
 def when_ready(server):

@@ -87,6 +87,8 @@ INSTALLED_APPS = [
 # retention purge when due. The authentication hot path is answered right after them
 # (restapi/fast_path.py); the rest serve pages and the other endpoints.
 MIDDLEWARE = [
+    # First, so that it counts every response by its route and status (GET /_metrics).
+    "metrics.middleware.RequestMetricsMiddleware",
     "config.proxies.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "apikeys.middleware.ApiKeyPurgeMiddleware",
@@ -256,6 +258,39 @@ if env("KEYWARD_TRUSTED_PROXY_HEADER"):
         " KEYWARD_TRUSTED_PROXIES instead (their X-Forwarded-Proto and X-Forwarded-For are then"
         " honoured, nobody else's), and unset KEYWARD_TRUSTED_PROXY_HEADER"
     )
+# Metrics (GET /_metrics): who may read them, any one of those listed sufficing. "local": requests
+# from this host's loopback address, the scraper beside the server; "token": an Authorization: Bearer
+# header holding METRICS_TOKEN; "monitor": any principal with the monitor cluster privilege.
+METRICS_ACCESS = tuple(env_list("KEYWARD_METRICS_ACCESS", ["local"]))
+METRICS_TOKEN = env("KEYWARD_METRICS_TOKEN", "")
+METRICS_TOKEN_MIN_LENGTH = 32
+if not METRICS_ACCESS or set(METRICS_ACCESS) - {"local", "token", "monitor"}:
+    raise ImproperlyConfigured(
+        "KEYWARD_METRICS_ACCESS must list one or more of local, token and monitor, separated by commas, "
+        f"got [{env('KEYWARD_METRICS_ACCESS')}]"
+    )
+if "token" in METRICS_ACCESS and not METRICS_TOKEN:
+    raise ImproperlyConfigured("KEYWARD_METRICS_ACCESS includes token: set KEYWARD_METRICS_TOKEN too")
+if METRICS_TOKEN and "token" not in METRICS_ACCESS:
+    raise ImproperlyConfigured(
+        "KEYWARD_METRICS_TOKEN is set but KEYWARD_METRICS_ACCESS does not include token: "
+        "add token to it, or unset the token"
+    )
+if METRICS_TOKEN and (
+    len(METRICS_TOKEN) < METRICS_TOKEN_MIN_LENGTH
+    or not METRICS_TOKEN.isascii()
+    or not METRICS_TOKEN.isprintable()
+    or " " in METRICS_TOKEN
+):
+    raise ImproperlyConfigured(
+        f"KEYWARD_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN_LENGTH} printable ASCII characters "
+        "without spaces, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
+
+# HTTPS: gunicorn terminates TLS itself. Behind a proxy that does, name its header
+# (e.g. "HTTP_X_FORWARDED_PROTO") so request.is_secure() trusts it.
+if proxy_header := env("KEYWARD_TRUSTED_PROXY_HEADER"):
+    SECURE_PROXY_SSL_HEADER = (proxy_header, "https")
 # Plain HTTP is answered, not redirected, so that it can explain why API keys need HTTPS.
 SECURE_SSL_REDIRECT = env_bool("KEYWARD_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = int(env("KEYWARD_HSTS_SECONDS", 31_536_000))

@@ -113,6 +113,9 @@ class Action:
     body: dict | None = None
     # Whether a write took effect; None for reads.
     effect: Callable[[World], bool] | None = None
+    # Settings the action is asked under, and the client address it comes from.
+    settings: tuple = ()
+    address: str = "127.0.0.1"
 
     @property
     def kibana(self) -> bool:
@@ -306,6 +309,10 @@ ACTIONS = {
     "Kibana delete role": Action(
         "DELETE", "/api/security/role/target_role",
         effect=lambda world: not Role.objects.filter(name="target_role").exists(),
+    ),
+    # From another host, which only the monitor privilege lets in under KEYWARD_METRICS_ACCESS=monitor.
+    "scrape the metrics": Action(
+        "GET", "/_metrics", settings=(("METRICS_ACCESS", ("monitor",)),), address="192.0.2.10"
     ),
 }
 
@@ -648,6 +655,9 @@ MATRIX = {
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
     "Kibana delete role":
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    # monitor, which manage_security does not imply, as in Elasticsearch.
+    "scrape the metrics":
+                    (ALLOWED,  DENIED,        DENIED,       DENIED,   DENIED,        ALLOWED,     DENIED),
 }
 
 
@@ -665,6 +675,8 @@ NARROWED_TO = {
 }
 # A key created with a key asks for no privileges, and gets none, whatever the creating key had.
 DERIVED_KEY = "key derived from a superuser's key"
+# It gets the column of monitor_only, which holds no API key privilege, but for what monitor grants.
+MONITOR_ACTIONS = {"scrape the metrics"}
 
 
 @dataclass(frozen=True)
@@ -703,9 +715,11 @@ API_CALLERS = {
 }
 
 
-def api_outcome(outcomes: tuple, caller: str) -> Outcome:
+def api_outcome(outcomes: tuple, caller: str, action: str) -> Outcome:
     if caller in ORPHANED_KEYS:
         return UNAUTHENTICATED
+    if caller == DERIVED_KEY and action in MONITOR_ACTIONS:
+        return DENIED
     if caller == DERIVED_KEY:
         column = "monitor_only"
     else:
@@ -714,7 +728,7 @@ def api_outcome(outcomes: tuple, caller: str) -> Outcome:
 
 
 CASES = [
-    pytest.param(action, caller, api_outcome(outcomes, caller), id=f"{action} as {caller}")
+    pytest.param(action, caller, api_outcome(outcomes, caller, action), id=f"{action} as {caller}")
     for action, outcomes in MATRIX.items()
     for caller in API_CALLERS
 ]
@@ -885,10 +899,11 @@ def test_each_caller_gets_what_its_privilege_grants(client, action_name, world, 
     if action.kibana:
         headers["kbn-xsrf"] = "true"
 
-    response = client.generic(
-        action.method, fill(action.path, world), data=fill(action.body, world),
-        content_type="application/json", secure=True, headers=headers,
-    )
+    with override_settings(**dict(action.settings)):
+        response = client.generic(
+            action.method, fill(action.path, world), data=fill(action.body, world),
+            content_type="application/json", secure=True, headers=headers, REMOTE_ADDR=action.address,
+        )
 
     outcome.check(action, response, world)
 

@@ -54,6 +54,7 @@ def without_fast_path(settings):
 def test_the_fast_path_sits_after_the_middleware_every_response_needs():
     position = settings.MIDDLEWARE.index(FAST_PATH)
     assert settings.MIDDLEWARE[:position] == [
+        "metrics.middleware.RequestMetricsMiddleware",
         "config.proxies.TrustedProxyMiddleware",
         "django.middleware.security.SecurityMiddleware",
         "apikeys.middleware.ApiKeyPurgeMiddleware",
