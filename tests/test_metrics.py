@@ -327,6 +327,14 @@ def test_by_default_other_addresses_are_refused_whatever_they_send(address):
     assert_refused(get_metrics(address, f"Bearer {METRICS_TOKEN}"), 403)
 
 
+def test_behind_a_trusted_proxy_on_this_host_the_client_it_names_is_the_one_checked(settings):
+    settings.TRUSTED_PROXIES = ("127.0.0.1",)
+    proxied = Client().get("/_metrics", secure=True, REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=REMOTE)
+    assert_refused(proxied, 403)
+    local = Client().get("/_metrics", secure=True, REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="127.0.0.1")
+    assert local.status_code == 200
+
+
 @pytest.fixture
 def token_access(settings):
     settings.METRICS_ACCESS = ("token",)
