@@ -35,6 +35,7 @@ IP_LIMIT = 5
 THROTTLED_ADDRESS = "127.0.0.2"
 # Every worker asks for the purge lock this often; whoever gets it holds it as long.
 PURGE_INTERVAL = 3
+# Slack for the requests in flight when a wait ends.
 PURGE_MARGIN = 0.5
 PAGE = "/app/management/security/api_keys"
 STATES = ("active", "expiring soon", "expired", "invalidated")
