@@ -75,8 +75,8 @@ def hosts(tmp_path_factory):
             "KEYWARD_API_KEY_PURGE_INTERVAL": f"{PURGE_INTERVAL}s",
         }
         with (
-            start_keyward_server(tmp_path_factory, database, **shared) as first,
-            start_keyward_server(tmp_path_factory, database, **shared) as second,
+            start_keyward_server(tmp_path_factory, shared_database=database, **shared) as first,
+            start_keyward_server(tmp_path_factory, shared_database=database, **shared) as second,
         ):
             assert first.data_dir != second.data_dir and first.database_url == second.database_url
             yield Hosts(first, second, redis_client, prefix)
