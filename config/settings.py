@@ -12,6 +12,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from config import __version__
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -320,7 +322,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Keyward API",
     "DESCRIPTION": "Elasticsearch- and Kibana-compatible security endpoints: API keys, access tokens, users, "
     "roles.",
-    "VERSION": "1.0.0",
+    "VERSION": __version__,
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PUBLIC": True,
     "SERVE_AUTHENTICATION": [],
