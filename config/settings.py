@@ -80,13 +80,16 @@ INSTALLED_APPS = [
     "application_privileges",
     "tokens",
     "restapi",
+    "cluster",
 ]
 
 # Every response passes through the first four, which add the security headers and start the
-# retention purge when due. The authentication hot path is answered right after them
+# retention purge when due; the health probes alone are answered right after the first
+# (cluster/middleware.py). The authentication hot path is answered right after them
 # (restapi/fast_path.py); the rest serve pages and the other endpoints.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "cluster.middleware.HealthProbeMiddleware",
     "apikeys.middleware.ApiKeyPurgeMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -246,6 +249,8 @@ if proxy_header := env("KEYWARD_TRUSTED_PROXY_HEADER"):
     SECURE_PROXY_SSL_HEADER = (proxy_header, "https")
 # Plain HTTP is answered, not redirected, so that it can explain why API keys need HTTPS.
 SECURE_SSL_REDIRECT = env_bool("KEYWARD_SSL_REDIRECT", False)
+# Load balancers probe over plain HTTP and count a redirect as a failure.
+SECURE_REDIRECT_EXEMPT = [r"^_health(/ready)?$"]
 SECURE_HSTS_SECONDS = int(env("KEYWARD_HSTS_SECONDS", 31_536_000))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = False
@@ -334,6 +339,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "Users", "description": "Native realm users (Elasticsearch)."},
         {"name": "Roles", "description": "Roles and their privileges (Elasticsearch)."},
         {"name": "Kibana roles", "description": "Roles in Kibana's shape; writes need a kbn-xsrf header."},
+        {"name": "Cluster", "description": "Health probes, cluster health and root info (Elasticsearch)."},
     ],
 }
 

@@ -5,6 +5,7 @@ from apikeys.console import console
 from restapi.schema import api_docs
 
 urlpatterns = [
+    path("", include("cluster.urls")),
     path("", include("apikeys.api.urls")),
     path("", include("accounts.api.urls")),
     path("", include("application_privileges.api.urls")),
