@@ -146,9 +146,10 @@ def keyward_server_fixture(tmp_path_factory):
 
 
 @contextmanager
-def start_keyward_server(tmp_path_factory, **overrides: str):
+def start_keyward_server(tmp_path_factory, bootstrap: bool = True, **overrides: str):
     """Start a server as the ``keyward_server`` fixture does, with ``overrides`` added to its environment
-    (e.g. ``WEB_CONCURRENCY="4"``); yields a RunningServer, then stops it and drops its database."""
+    (e.g. ``WEB_CONCURRENCY="4"``); yields a RunningServer, then stops it and drops its database.
+    ``bootstrap=False`` starts it on a database as it is, for a ``DATABASE_URL`` that cannot be used."""
     data_dir = tmp_path_factory.mktemp("keyward-server")
     with _own_database(data_dir) as (database_url, sqlite_path):
         host, port, password = "127.0.0.1", _free_port(), secrets.token_urlsafe(16)
@@ -164,7 +165,8 @@ def start_keyward_server(tmp_path_factory, **overrides: str):
             "PYTHONUNBUFFERED": "1",
             **overrides,
         }
-        _manage(env, "bootstrap")
+        if bootstrap:
+            _manage(env, "bootstrap")
         log_path = data_dir / "gunicorn.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
