@@ -27,16 +27,22 @@ def can_manage_security(principal: Principal) -> bool:
     return principal.has_cluster_privilege("manage_security")
 
 
-def can_monitor(principal: Principal) -> bool:
-    """Read-only monitoring of the cluster, Keyward's metrics among it, as Elasticsearch's
-    ``monitor`` grants its ``cluster:monitor/*`` actions."""
-    return principal.has_cluster_privilege("monitor")
-
-
 def can_view_audit_log(principal: Principal) -> bool:
     """The audit log is for security administrators only, as in Elasticsearch: ``read_security``
     alone does not open it, since it tells who tried which username and when."""
     return can_manage_security(principal)
+
+
+# Elasticsearch's actions behind GET / and GET /_cluster/health, both under cluster:monitor/*.
+MONITOR_MAIN_ACTION = "cluster:monitor/main"
+MONITOR_HEALTH_ACTION = "cluster:monitor/health"
+
+
+def can_monitor(principal: Principal, action: str) -> bool:
+    """Read-only monitoring (cluster health, the root info, Keyward's metrics), one of Elasticsearch's
+    ``cluster:monitor/*`` actions: ``monitor`` (which ``manage`` and ``all`` imply), or a role naming
+    the action itself."""
+    return principal.has_cluster_privilege("monitor") or principal.has_cluster_privilege(action)
 
 
 def can_run_as(principal: Principal, username: str) -> bool:

@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 
 from accounts.exceptions import PermissionDenied, ValidationError
 from accounts.principals import Principal
+from accounts.selectors import MONITOR_HEALTH_ACTION, MONITOR_MAIN_ACTION
 from apikeys.models import ApiKey
 from restapi.query.dsl import name_matches
 
@@ -38,6 +39,8 @@ GRANTED_BY = {
     CLEAR_CACHE_ACTION: ["manage_security", "all"],
     UPDATE_ACTION: ["manage_own_api_key", "manage_api_key", "manage_security", "all"],
     BULK_UPDATE_ACTION: ["manage_own_api_key", "manage_api_key", "manage_security", "all"],
+    MONITOR_MAIN_ACTION: ["monitor", "manage", "all"],
+    MONITOR_HEALTH_ACTION: ["monitor", "manage", "all"],
 }
 
 

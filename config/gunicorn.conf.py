@@ -17,6 +17,9 @@ import socket
 import sys
 from pathlib import Path
 
+from gunicorn.util import import_app
+
+from config.access_log import PROBE_PATHS, ProbeQuietLogger
 from config.plain_http import RedirectPlainHTTP
 from config.plain_listener import bind_text, close_unix_listener, parse_plain_http_bind, shared_unix_listener
 from config.tls import ensure_certificate
@@ -56,7 +59,11 @@ else:
 
 
 def ssl_context(conf, default_ssl_context_factory):
-    return RedirectPlainHTTP(default_ssl_context_factory(), timeout=conf.keepalive)
+    # Load balancers probe without TLS: the health probes answer plain HTTP on this port too.
+    return RedirectPlainHTTP(
+        default_ssl_context_factory(), timeout=conf.keepalive, served_paths=PROBE_PATHS,
+        app=lambda: import_app(conf.wsgi_app or conf.default_proc_name),
+    )
 
 
 # Threads keep a keep-alive connection open without holding a whole process; the official
@@ -78,6 +85,8 @@ threads = int(os.environ.get("KEYWARD_THREADS") or 4)
 keepalive = int(os.environ.get("KEYWARD_KEEPALIVE") or 5)
 
 accesslog = "-"
+# Successful health probes stay out of it unless KEYWARD_ACCESS_LOG_HEALTH is true.
+logger_class = ProbeQuietLogger
 errorlog = "-"
 # Two instances run side by side; a shared control socket in $HOME would make them collide.
 control_socket_disable = True

@@ -12,6 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from config import __version__
 from config.proxies import parse_trusted_proxies
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -80,17 +81,21 @@ INSTALLED_APPS = [
     "application_privileges",
     "tokens",
     "restapi",
+    "cluster",
 ]
 
-# Behind trusted proxies the first tells Django whether the client used HTTPS; without, it is left
-# out. Every response passes through the next four, which add the security headers and start the
-# retention purge when due. The authentication hot path is answered right after them
+# Behind trusted proxies the second tells Django whether the client used HTTPS; without, it is
+# left out. Every response passes through the security middleware and the next three, which add
+# the security headers and start the retention purge when due; the health probes alone are
+# answered right after the security middleware (cluster/middleware.py). The authentication hot
+# path is answered right after them
 # (restapi/fast_path.py); the rest serve pages and the other endpoints.
 MIDDLEWARE = [
     # First, so that it counts every response by its route and status (GET /_metrics).
     "metrics.middleware.RequestMetricsMiddleware",
     "config.proxies.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "cluster.middleware.HealthProbeMiddleware",
     "apikeys.middleware.ApiKeyPurgeMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -293,6 +298,8 @@ if proxy_header := env("KEYWARD_TRUSTED_PROXY_HEADER"):
     SECURE_PROXY_SSL_HEADER = (proxy_header, "https")
 # Plain HTTP is answered, not redirected, so that it can explain why API keys need HTTPS.
 SECURE_SSL_REDIRECT = env_bool("KEYWARD_SSL_REDIRECT", False)
+# Load balancers probe over plain HTTP and count a redirect as a failure.
+SECURE_REDIRECT_EXEMPT = [r"^_health(/ready)?$"]
 SECURE_HSTS_SECONDS = int(env("KEYWARD_HSTS_SECONDS", 31_536_000))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = False
@@ -369,7 +376,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Keyward API",
     "DESCRIPTION": "Elasticsearch- and Kibana-compatible security endpoints: API keys, access tokens, users, "
     "roles.",
-    "VERSION": "1.0.0",
+    "VERSION": __version__,
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PUBLIC": True,
     "SERVE_AUTHENTICATION": [],
@@ -381,6 +388,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "Users", "description": "Native realm users (Elasticsearch)."},
         {"name": "Roles", "description": "Roles and their privileges (Elasticsearch)."},
         {"name": "Kibana roles", "description": "Roles in Kibana's shape; writes need a kbn-xsrf header."},
+        {"name": "Cluster", "description": "Health probes, cluster health and root info (Elasticsearch)."},
     ],
 }
 

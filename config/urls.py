@@ -6,6 +6,7 @@ from metrics.views import metrics
 from restapi.schema import api_docs
 
 urlpatterns = [
+    path("", include("cluster.urls")),
     path("", include("apikeys.api.urls")),
     path("", include("accounts.api.urls")),
     path("", include("application_privileges.api.urls")),

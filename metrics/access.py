@@ -61,7 +61,7 @@ def check_metrics_access(request) -> None:
         principal = request.auth
         if principal is None:
             raise NotAuthenticated()
-        if not can_monitor(principal):
+        if not can_monitor(principal, ACTION):
             denial = api_key_selectors.unauthorized(principal, ACTION).reason
             raise PermissionDenied(f"{denial}, this action is granted by the cluster privileges {GRANTED_BY}")
         return

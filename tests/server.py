@@ -156,9 +156,10 @@ def keyward_server_fixture(tmp_path_factory):
 
 
 @contextmanager
-def start_keyward_server(tmp_path_factory, shared_database=None, **overrides: str):
+def start_keyward_server(tmp_path_factory, bootstrap: bool = True, shared_database=None, **overrides: str):
     """Start a server as the ``keyward_server`` fixture does, with ``overrides`` added to its environment
     (e.g. ``WEB_CONCURRENCY="4"``); yields a RunningServer, then stops it and drops its database.
+    ``bootstrap=False`` starts it on a database as it is, for a ``DATABASE_URL`` that cannot be used.
 
     ``shared_database``, a (DATABASE_URL, SQLite path or None) pair that ``_own_database`` yields, is
     used instead of a database of its own, and kept: servers sharing it are hosts of one installation,
@@ -180,7 +181,8 @@ def start_keyward_server(tmp_path_factory, shared_database=None, **overrides: st
             "PYTHONUNBUFFERED": "1",
             **overrides,
         }
-        _manage(env, "bootstrap")
+        if bootstrap:
+            _manage(env, "bootstrap")
         log_path = data_dir / "gunicorn.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(

@@ -57,6 +57,8 @@ def test_the_fast_path_sits_after_the_middleware_every_response_needs():
         "metrics.middleware.RequestMetricsMiddleware",
         "config.proxies.TrustedProxyMiddleware",
         "django.middleware.security.SecurityMiddleware",
+        # Answers the health probes only, and passes anything else straight on.
+        "cluster.middleware.HealthProbeMiddleware",
         "apikeys.middleware.ApiKeyPurgeMiddleware",
         "django.middleware.csp.ContentSecurityPolicyMiddleware",
         "django.middleware.clickjacking.XFrameOptionsMiddleware",
