@@ -10,6 +10,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from time import perf_counter
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -19,6 +20,7 @@ from accounts import audit
 from accounts.hashers import UnsupportedPasswordHash, verify_elasticsearch_hash
 from accounts.models import AuditEvent, Realm, User
 from accounts.services import set_user_roles
+from metrics import registry as metrics
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +228,7 @@ def authenticate_realm_chain(username: str, password: str) -> User | None:
     """
     if not username or password is None:
         return None
+    started = perf_counter()
     for realm in realm_chain():
         result = realm.authenticate(username, password)
         if not result.handled:
@@ -233,10 +236,13 @@ def authenticate_realm_chain(username: str, password: str) -> User | None:
         if result.user is None:
             logger.info("realm [%s] refused [%s]: %s", realm.realm.name, username, result.reason)
             _authentication_failed(realm.realm.name, username, result.reason)
+        outcome = "success" if result.user is not None else "refused"
+        metrics.authenticated("password", outcome, perf_counter() - started)
         return result.user
     # Hash anyway, so that an unknown username costs about as much as a wrong password.
     make_password(password)
     _authentication_failed(None, username, "unknown user")
+    metrics.authenticated("password", "unknown_user", perf_counter() - started)
     return None
 
 

@@ -33,6 +33,18 @@ def can_view_audit_log(principal: Principal) -> bool:
     return can_manage_security(principal)
 
 
+# Elasticsearch's actions behind GET / and GET /_cluster/health, both under cluster:monitor/*.
+MONITOR_MAIN_ACTION = "cluster:monitor/main"
+MONITOR_HEALTH_ACTION = "cluster:monitor/health"
+
+
+def can_monitor(principal: Principal, action: str) -> bool:
+    """Read-only monitoring (cluster health, the root info, Keyward's metrics), one of Elasticsearch's
+    ``cluster:monitor/*`` actions: ``monitor`` (which ``manage`` and ``all`` imply), or a role naming
+    the action itself."""
+    return principal.has_cluster_privilege("monitor") or principal.has_cluster_privilege(action)
+
+
 def can_run_as(principal: Principal, username: str) -> bool:
     """Whether the principal's roles name ``username`` in ``run_as``, as Elasticsearch checks a
     request made on another user's behalf."""

@@ -1,8 +1,9 @@
 """Abuse limits on authentication (SPEC §3): failures counted in buckets in the shared cache.
 
 Each bucket counts failures in fixed windows of ``AUTH_FAILURE_WINDOW``; a limit of 0 switches it
-off. The address is ``REMOTE_ADDR``. Usernames are counted as the login form cleans them (strip,
-then NFKC), over HTTP Basic too, so that ``" mal"`` and ``"mal"`` share a bucket.
+off. The address is the client's (``config.proxies.client_address``: a trusted proxy's client).
+Usernames are counted as the login form cleans them (strip, then NFKC), over HTTP Basic too, so
+that ``" mal"`` and ``"mal"`` share a bucket.
 
 - ``username``: failed passwords for one username from one address, login page and HTTP Basic
   together. Over ``AUTH_FAILURE_LIMIT_PER_USERNAME`` that username is refused from that address
@@ -44,6 +45,8 @@ from accounts import audit
 from accounts.exceptions import TooManyRequests
 from accounts.models import AuditEvent
 from apikeys.timeunits import configured_time_value, format_time_value
+from config.proxies import client_address
+from metrics import registry as metrics
 
 KEY_PREFIX = "keyward:auth"
 SUMMARY_REFRESH = 10
@@ -142,7 +145,7 @@ def token_refused(request, audit_detail: dict) -> None:
 
 
 def _random_secret_refused(kind: str, request, audit_detail: dict) -> None:
-    bucket = _limited(kind, settings.AUTH_FAILURE_LIMIT_PER_IP, _address(request))
+    bucket = _limited(kind, settings.AUTH_FAILURE_LIMIT_PER_IP, client_address(request))
     if bucket is not None:
         window = _current_window()
         if _full_buckets([bucket], window):
@@ -151,24 +154,20 @@ def _random_secret_refused(kind: str, request, audit_detail: dict) -> None:
     audit.record(audit.AUTHENTICATION_FAILED, outcome=AuditEvent.FAILURE, **audit_detail)
 
 
-def _address(request) -> str:
-    return request.META.get("REMOTE_ADDR", "")
-
-
 def _limited(kind: str, limit: int, address: str, username: str = "") -> Bucket | None:
     return Bucket(kind, limit, address, username) if limit > 0 else None
 
 
 def _username_bucket(request, username: str) -> Bucket | None:
-    return _limited("username", settings.AUTH_FAILURE_LIMIT_PER_USERNAME, _address(request), username)
+    return _limited("username", settings.AUTH_FAILURE_LIMIT_PER_USERNAME, client_address(request), username)
 
 
 def _password_bucket(request) -> Bucket | None:
-    return _limited("password", settings.AUTH_FAILURE_LIMIT_PER_IP, _address(request))
+    return _limited("password", settings.AUTH_FAILURE_LIMIT_PER_IP, client_address(request))
 
 
 def _known_good_key(request, username: str) -> str:
-    return f"{KEY_PREFIX}:known-good:{_subject(_address(request), username)}"
+    return f"{KEY_PREFIX}:known-good:{_subject(client_address(request), username)}"
 
 
 def _known_good_period() -> float:
@@ -206,6 +205,7 @@ def _increment(key: str, timeout: int) -> int:
 
 def _throttle(bucket: Bucket, window: Window):
     """Refuse with 429 until the window ends; the refusal is counted into the bucket's summary row."""
+    metrics.throttled(bucket.kind)
     refused = _increment(bucket.key("refused", window), window.timeout)
     _summarise(bucket, window, refused)
     retry_after = max(1, math.ceil(window.end - clock()))

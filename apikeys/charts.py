@@ -155,6 +155,12 @@ def api_key_overview(keys: QuerySet, now: datetime | None = None, *, scope: str 
     return cached_for_scope("api-key-overview", scope, lambda: _count_overview(keys, now or timezone.now()))
 
 
+def cached_overview(keys: QuerySet, scope: str) -> Overview | None:
+    """The overview of ``scope`` as its page shows it, or None when overviews are not kept
+    (``API_KEY_OVERVIEW_MAX_AGE`` is 0): for callers that must never count every key themselves."""
+    return api_key_overview(keys, scope=scope) if _max_age() else None
+
+
 def cached_for_scope(what: str, scope: str | None, compute):
     """``compute()`` over the keys of ``scope``, kept in the shared cache as the overview is: while
     no key has changed and for at most ``API_KEY_OVERVIEW_MAX_AGE``. Without a scope, computed."""

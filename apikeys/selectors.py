@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 
 from accounts.exceptions import PermissionDenied, ValidationError
 from accounts.principals import Principal
+from accounts.selectors import MONITOR_HEALTH_ACTION, MONITOR_MAIN_ACTION
 from apikeys.models import ApiKey
 from restapi.query.dsl import name_matches
 
@@ -38,6 +39,8 @@ GRANTED_BY = {
     CLEAR_CACHE_ACTION: ["manage_security", "all"],
     UPDATE_ACTION: ["manage_own_api_key", "manage_api_key", "manage_security", "all"],
     BULK_UPDATE_ACTION: ["manage_own_api_key", "manage_api_key", "manage_security", "all"],
+    MONITOR_MAIN_ACTION: ["monitor", "manage", "all"],
+    MONITOR_HEALTH_ACTION: ["monitor", "manage", "all"],
 }
 
 
@@ -106,6 +109,10 @@ def unauthorized(principal: Principal, action: str, beyond_own: bool = False) ->
     return PermissionDenied(reason)
 
 
+# The visibility scope of those who see every key.
+ALL_KEYS = "all"
+
+
 def _all_keys() -> QuerySet[ApiKey]:
     return ApiKey.objects.select_related("owner", "owner__realm")
 
@@ -116,9 +123,10 @@ def _own_scope(principal: Principal) -> str:
     return f"owner:{principal.user.pk}"
 
 
-def _keys_of_scope(scope: str) -> QuerySet[ApiKey]:
+def keys_of_scope(scope: str) -> QuerySet[ApiKey]:
+    """The keys of a ``visibility_scope``."""
     kind, _, value = scope.partition(":")
-    if kind == "all":
+    if kind == ALL_KEYS:
         return _all_keys()
     if kind == "api_key":
         return _all_keys().filter(pk=value)
@@ -130,7 +138,7 @@ def visibility_scope(principal: Principal) -> str:
     ``api_key:<id>`` for a key that sees only itself. What is computed over them can be shared by
     every principal of the same scope."""
     if can_view_all_api_keys(principal):
-        return "all"
+        return ALL_KEYS
     if can_manage_own_api_keys(principal):
         return _own_scope(principal)
     raise unauthorized(principal, GET_ACTION)
@@ -138,7 +146,7 @@ def visibility_scope(principal: Principal) -> str:
 
 def visible_api_keys(principal: Principal) -> QuerySet[ApiKey]:
     """The keys of the principal's ``visibility_scope``."""
-    return _keys_of_scope(visibility_scope(principal))
+    return keys_of_scope(visibility_scope(principal))
 
 
 def check_api_key_selection(
@@ -206,7 +214,7 @@ def invalidatable_api_keys(principal: Principal) -> QuerySet[ApiKey]:
     if can_invalidate_any_api_key(principal):
         return _all_keys()
     if can_manage_own_api_keys(principal):
-        return _keys_of_scope(_own_scope(principal))
+        return keys_of_scope(_own_scope(principal))
     raise unauthorized(principal, INVALIDATE_ACTION)
 
 
@@ -248,7 +256,7 @@ def updatable_api_keys(principal: Principal, action: str = UPDATE_ACTION) -> Que
         raise unauthorized(principal, action)
     if principal.api_key is not None:
         raise ValidationError(UPDATE_THROUGH_API_KEY)
-    return _keys_of_scope(_own_scope(principal))
+    return keys_of_scope(_own_scope(principal))
 
 
 def can_update(principal: Principal, key: ApiKey) -> bool:

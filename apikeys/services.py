@@ -5,6 +5,7 @@ The web UI, the REST API and the management commands all call these functions, s
 disagree about who may do what. The privilege rules themselves live in ``apikeys.selectors``.
 """
 
+import time
 import unicodedata
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -52,6 +53,7 @@ from apikeys.timeunits import (
     format_time_value,
     max_lifetime,
 )
+from metrics import registry as metrics
 from restapi.query.dsl import storable_text
 from tokens.services import TokenRefused, authenticate_access_token
 
@@ -163,6 +165,7 @@ def _store_new_api_key(
                 action, principal=principal, target=new.name, api_key_ids=[created.api_key.id], **audit_detail
             )
             forget_overviews()
+            metrics.count_on_commit(metrics.API_KEYS_CREATED)
     except IntegrityError:
         if ApiKey.objects.filter(name=new.name, invalidated__isnull=True).exists():
             raise Conflict(f"an active API key with name [{new.name}] already exists") from None
@@ -418,6 +421,7 @@ def _invalidate_found(principal: Principal, found: dict, now, result: Invalidati
     result.invalidated = to_invalidate
     if to_invalidate:
         forget_overviews()
+        metrics.count_on_commit(metrics.API_KEYS_INVALIDATED, len(to_invalidate))
         audit.record(
             audit.API_KEYS_INVALIDATED,
             principal=principal,
@@ -639,6 +643,8 @@ def rotate_api_key(principal: Principal, key_id, expiration=None) -> CreatedApiK
             replacement=created.api_key.id,
         )
         forget_overviews()
+        metrics.count_on_commit(metrics.API_KEYS_CREATED)
+        metrics.count_on_commit(metrics.API_KEYS_INVALIDATED)
     return created
 
 
@@ -698,16 +704,19 @@ def clear_api_key_cache(principal: Principal, ids: list[str]) -> None:
 
 class ApiKeyRefused(AuthenticationFailed):
     """A refused ``ApiKey`` credential: the same 401 for every reason; ``audit_detail`` holds the
-    reason and the key id, never the secret, for the audit row."""
+    reason and the key id, never the secret, for the audit row; ``outcome`` names the reason for
+    the metrics (``malformed``, ``unknown_id``, ``wrong_secret``, ``invalidated``, ``expired``,
+    ``disabled_owner``)."""
 
-    def __init__(self, reason: str, key_id: str | None = None):
+    def __init__(self, outcome: str, reason: str, key_id: str | None = None):
         super().__init__(AUTHENTICATION_FAILED, detail=reason)
+        self.outcome = outcome
         self.audit_detail = {"reason": reason, **({"api_key_id": key_id[:20]} if key_id else {})}
 
 
-def _refuse(reason: str, key_id: str | None = None):
+def _refuse(outcome: str, reason: str, key_id: str | None = None):
     """Fail authentication: the client learns nothing; the reason travels in the error."""
-    raise ApiKeyRefused(reason, key_id)
+    raise ApiKeyRefused(outcome, reason, key_id)
 
 
 def authenticate_api_key(header_value: str) -> Principal:
@@ -730,20 +739,21 @@ def verified_api_key(header_value: str) -> CachedKey:
     try:
         key_id, secret = parse_authorization_header(header_value)
     except AuthenticationFailed as error:
-        _refuse(error.detail)
+        _refuse("malformed", error.detail)
     entry = _api_key_by_id(key_id)
     if entry is None:
-        _refuse(f"api key [{key_id[:20]}] does not exist", key_id)
+        _refuse("unknown_id", f"api key [{key_id[:20]}] does not exist", key_id)
     key = entry.key
     if not entry.verifies(secret):
-        _refuse(f"api key [{key_id}] secret does not match", key_id)
+        _refuse("wrong_secret", f"api key [{key_id}] secret does not match", key_id)
     now = timezone.now()
     if key.invalidated is not None:
-        _refuse(f"api key [{key_id}] has been invalidated", key_id)
+        _refuse("invalidated", f"api key [{key_id}] has been invalidated", key_id)
     if key.is_expired(now):
-        _refuse(f"api key [{key_id}] has expired", key_id)
+        _refuse("expired", f"api key [{key_id}] has expired", key_id)
     if not key.owner.enabled:
-        _refuse(f"api key [{key_id}] belongs to disabled user [{key.owner.username}]", key_id)
+        reason = f"api key [{key_id}] belongs to disabled user [{key.owner.username}]"
+        _refuse("disabled_owner", reason, key_id)
     record_last_used(key, now)
     return entry
 
@@ -817,6 +827,7 @@ def purge_api_keys(now=None, batch_size=PURGE_BATCH_SIZE, dry_run=False, progres
     due = ApiKey.objects.past_retention(cutoff)
     if dry_run:
         return PurgeResult(deleted=due.count(), cutoff=cutoff, dry_run=True)
+    started = time.perf_counter()
     deleted, audited_ids, reached = 0, [], None
     while True:
         with transaction.atomic():
@@ -827,8 +838,10 @@ def purge_api_keys(now=None, batch_size=PURGE_BATCH_SIZE, dry_run=False, progres
             rows = list(page.select_for_update().values_list("stops_working", "pk")[:batch_size])
             batch = [pk for _, pk in rows]
             if batch:
-                deleted += due.filter(pk__in=batch).delete()[0]
+                purged = due.filter(pk__in=batch).delete()[0]
+                deleted += purged
                 forget_overviews()
+                metrics.count_on_commit(metrics.API_KEYS_PURGED, purged)
                 reached = rows[-1][0]
         audited_ids.extend(batch[: PURGE_AUDITED_IDS - len(audited_ids)])
         if batch and progress is not None:
@@ -843,6 +856,7 @@ def purge_api_keys(now=None, batch_size=PURGE_BATCH_SIZE, dry_run=False, progres
             retention_period=settings.API_KEY_RETENTION_PERIOD,
             cutoff=cutoff.isoformat(),
         )
+    metrics.API_KEY_PURGE_DURATION.observe(time.perf_counter() - started)
     return PurgeResult(deleted=deleted, cutoff=cutoff)
 
 

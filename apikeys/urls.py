@@ -7,7 +7,6 @@ from apikeys import views
 API_KEYS = "app/management/security/api_keys"
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path(API_KEYS, views.api_key_list, name="api_keys"),
     path(f"{API_KEYS}/create", views.api_key_create, name="api_key_create"),
     path(f"{API_KEYS}/invalidate", views.api_keys_invalidate, name="api_keys_invalidate"),

@@ -5,11 +5,18 @@ is dropped without a word: curl says "Empty reply from server" and a browser sho
 Every TLS connection starts with a handshake record, whose first byte is 0x16; a request line
 starts with a letter. The first byte is peeked, not read, so a TLS connection reaches the
 handshake untouched.
+
+Health probes are the exception: load balancers often probe without TLS, and count a redirect as a
+failure. A GET or HEAD of one of ``served_paths`` is handed to the application as a plain HTTP
+request (``wsgi.url_scheme`` http, so nothing behind the TLS gate opens) and answered, and the
+connection closed: nothing else ever travels in clear text on this port.
 """
 
 import errno
+import io
 import socket
 import ssl
+import sys
 import time
 
 TLS_HANDSHAKE_RECORD = 0x16
@@ -72,17 +79,19 @@ class RedirectPlainHTTP:
     in the worker thread that serves the connection, once the client has sent something.
     """
 
-    def __init__(self, context, timeout: float = READ_TIMEOUT):
+    def __init__(self, context, timeout: float = READ_TIMEOUT, served_paths=frozenset(), app=None):
         self.context = context
         self.context.sslsocket_class = QuietTimeoutSSLSocket
         self.timeout = timeout
+        # ``app`` returns the WSGI application, imported when a probe first needs it.
+        self.served_paths, self.app = served_paths, app
 
     def __getattr__(self, name):
         return getattr(self.context, name)
 
     def wrap_socket(self, sock, *args, **kwargs):
         if _opens_with_plain_text(sock, self.timeout):
-            _answer_with_redirect(sock, self.timeout)
+            _answer_plain_request(sock, self.timeout, self.served_paths, self.app)
             raise PlainHTTPAnswered
         return _handshake(self.context.wrap_socket(sock, *args, **kwargs), self.timeout)
 
@@ -116,18 +125,67 @@ def _opens_with_plain_text(sock, read_timeout: float) -> bool:
     return bool(first) and first[0] != TLS_HANDSHAKE_RECORD
 
 
-def _answer_with_redirect(sock, read_timeout: float) -> None:
+def _answer_plain_request(sock, read_timeout: float, served_paths, app) -> None:
+    """A probe of ``served_paths`` answered by the application; any other request redirected."""
     timeout = sock.gettimeout()
     sock.settimeout(read_timeout)
     try:
-        request = _parse_head(_read_head(sock, read_timeout), sock)
-        if request is not None:
-            method, location = request
+        head = _read_head(sock, read_timeout)
+        request = _parse_head(head, sock)
+        if request is None:
+            return
+        method, location = request
+        lines = [line.rstrip(b"\r") for line in head.partition(b"\r\n\r\n")[0].split(b"\n")]
+        target = lines[0].split(b" ")[1]
+        probe = target.partition(b"?")[0].decode("latin-1") in served_paths
+        if app is not None and method in (b"GET", b"HEAD") and probe:
+            sock.sendall(_served(app(), method, target, lines[1:], sock))
+        else:
             sock.sendall(_redirect(location, with_body=method != b"HEAD"))
     except OSError:
         pass
     finally:
         sock.settimeout(timeout)
+
+
+def _served(app, method: bytes, target: bytes, header_lines: list[bytes], sock) -> bytes:
+    """The application's answer to one plain HTTP request without a body, to be sent as it is."""
+    path, _, query = target.decode("latin-1").partition("?")
+    host, port = sock.getsockname()[:2]
+    environ = {
+        "REQUEST_METHOD": method.decode(), "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": query,
+        "SERVER_NAME": host, "SERVER_PORT": str(port), "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": sock.getpeername()[0], "wsgi.version": (1, 0), "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr, "wsgi.multithread": True,
+        "wsgi.multiprocess": True, "wsgi.run_once": False,
+    }
+    for line in header_lines:
+        if not line:
+            break
+        name, colon, value = line.partition(b":")
+        # An underscore would pass for a dash: dropped, as gunicorn drops it.
+        if not colon or b"_" in name:
+            continue
+        key = "HTTP_" + name.strip().decode("latin-1").upper().replace("-", "_")
+        if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+            environ[key] = value.strip().decode("latin-1")
+    started = []
+
+    def start_response(status, headers, exc_info=None):
+        started[:] = [status, headers]
+
+    chunks = app(environ, start_response)
+    try:
+        body = b"".join(chunks)
+    finally:
+        getattr(chunks, "close", lambda: None)()
+    status, headers = started
+    headers = [
+        (name, value) for name, value in headers if name.lower() not in ("content-length", "connection")
+    ]
+    headers += [("Content-Length", str(len(body))), ("Connection", "close")]
+    lines = [f"HTTP/1.1 {status}", *(f"{name}: {value}" for name, value in headers), "", ""]
+    return "\r\n".join(lines).encode("latin-1") + (body if method != b"HEAD" else b"")
 
 
 def _read_head(sock, read_timeout: float) -> bytes:

@@ -12,6 +12,9 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from config import __version__
+from config.proxies import parse_trusted_proxies
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -78,13 +81,21 @@ INSTALLED_APPS = [
     "application_privileges",
     "tokens",
     "restapi",
+    "cluster",
 ]
 
-# Every response passes through the first four, which add the security headers and start the
-# retention purge when due. The authentication hot path is answered right after them
+# Behind trusted proxies the second tells Django whether the client used HTTPS; without, it is
+# left out. Every response passes through the security middleware and the next three, which add
+# the security headers and start the retention purge when due; the health probes alone are
+# answered right after the security middleware (cluster/middleware.py). The authentication hot
+# path is answered right after them
 # (restapi/fast_path.py); the rest serve pages and the other endpoints.
 MIDDLEWARE = [
+    # First, so that it counts every response by its route and status (GET /_metrics).
+    "metrics.middleware.RequestMetricsMiddleware",
+    "config.proxies.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "cluster.middleware.HealthProbeMiddleware",
     "apikeys.middleware.ApiKeyPurgeMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -233,12 +244,55 @@ TOKEN_LIFETIME = env("KEYWARD_TOKEN_LIFETIME", "20m")
 #   usernames that have not authenticated from that address within AUTH_FAILURE_KNOWN_GOOD_PERIOD
 #   are refused before their password is checked. Failed API keys from one address count apart
 #   against the same figure: over it a failing key gets 429, and a valid key still works.
-# The address is REMOTE_ADDR: behind a reverse proxy every client shares the proxy's, so raise or
-# switch off the per-address limit there.
+# The address is the client's (config/proxies.py): behind a reverse proxy, list it in
+# KEYWARD_TRUSTED_PROXIES, or every client shares the proxy's address.
 AUTH_FAILURE_LIMIT_PER_IP = int(env("KEYWARD_AUTH_FAILURE_LIMIT_PER_IP", 20))
 AUTH_FAILURE_LIMIT_PER_USERNAME = int(env("KEYWARD_AUTH_FAILURE_LIMIT_PER_USERNAME", 10))
 AUTH_FAILURE_WINDOW = env("KEYWARD_AUTH_FAILURE_WINDOW", "5m")
 AUTH_FAILURE_KNOWN_GOOD_PERIOD = env("KEYWARD_AUTH_FAILURE_KNOWN_GOOD_PERIOD", "1d")
+
+# HTTPS: gunicorn terminates TLS itself. Reverse proxies (config/proxies.py): from these peers
+# alone, addresses and networks or "unix" (the plain listener's socket), X-Forwarded-For names the
+# client and X-Forwarded-Proto says whether it used HTTPS.
+try:
+    TRUSTED_PROXIES = parse_trusted_proxies(env("KEYWARD_TRUSTED_PROXIES", ""))
+except ValueError as error:
+    raise ImproperlyConfigured(f"KEYWARD_TRUSTED_PROXIES: {error}") from None
+if env("KEYWARD_TRUSTED_PROXY_HEADER"):
+    # It trusted the header from every peer; refused so that nobody keeps trusting it unawares.
+    raise ImproperlyConfigured(
+        "KEYWARD_TRUSTED_PROXY_HEADER is no longer read: list your proxies' addresses in"
+        " KEYWARD_TRUSTED_PROXIES instead (their X-Forwarded-Proto and X-Forwarded-For are then"
+        " honoured, nobody else's), and unset KEYWARD_TRUSTED_PROXY_HEADER"
+    )
+# Metrics (GET /_metrics): who may read them, any one of those listed sufficing. "local": requests
+# from this host's loopback address, the scraper beside the server; "token": an Authorization: Bearer
+# header holding METRICS_TOKEN; "monitor": any principal with the monitor cluster privilege.
+METRICS_ACCESS = tuple(env_list("KEYWARD_METRICS_ACCESS", ["local"]))
+METRICS_TOKEN = env("KEYWARD_METRICS_TOKEN", "")
+METRICS_TOKEN_MIN_LENGTH = 32
+if not METRICS_ACCESS or set(METRICS_ACCESS) - {"local", "token", "monitor"}:
+    raise ImproperlyConfigured(
+        "KEYWARD_METRICS_ACCESS must list one or more of local, token and monitor, separated by commas, "
+        f"got [{env('KEYWARD_METRICS_ACCESS')}]"
+    )
+if "token" in METRICS_ACCESS and not METRICS_TOKEN:
+    raise ImproperlyConfigured("KEYWARD_METRICS_ACCESS includes token: set KEYWARD_METRICS_TOKEN too")
+if METRICS_TOKEN and "token" not in METRICS_ACCESS:
+    raise ImproperlyConfigured(
+        "KEYWARD_METRICS_TOKEN is set but KEYWARD_METRICS_ACCESS does not include token: "
+        "add token to it, or unset the token"
+    )
+if METRICS_TOKEN and (
+    len(METRICS_TOKEN) < METRICS_TOKEN_MIN_LENGTH
+    or not METRICS_TOKEN.isascii()
+    or not METRICS_TOKEN.isprintable()
+    or " " in METRICS_TOKEN
+):
+    raise ImproperlyConfigured(
+        f"KEYWARD_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN_LENGTH} printable ASCII characters "
+        "without spaces, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
 
 # HTTPS: gunicorn terminates TLS itself. Behind a proxy that does, name its header
 # (e.g. "HTTP_X_FORWARDED_PROTO") so request.is_secure() trusts it.
@@ -246,6 +300,8 @@ if proxy_header := env("KEYWARD_TRUSTED_PROXY_HEADER"):
     SECURE_PROXY_SSL_HEADER = (proxy_header, "https")
 # Plain HTTP is answered, not redirected, so that it can explain why API keys need HTTPS.
 SECURE_SSL_REDIRECT = env_bool("KEYWARD_SSL_REDIRECT", False)
+# Load balancers probe over plain HTTP and count a redirect as a failure.
+SECURE_REDIRECT_EXEMPT = [r"^_health(/ready)?$"]
 SECURE_HSTS_SECONDS = int(env("KEYWARD_HSTS_SECONDS", 31_536_000))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = False
@@ -322,7 +378,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Keyward API",
     "DESCRIPTION": "Elasticsearch- and Kibana-compatible security endpoints: API keys, access tokens, users, "
     "roles.",
-    "VERSION": "1.0.0",
+    "VERSION": __version__,
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PUBLIC": True,
     "SERVE_AUTHENTICATION": [],
@@ -334,6 +390,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "Users", "description": "Native realm users (Elasticsearch)."},
         {"name": "Roles", "description": "Roles and their privileges (Elasticsearch)."},
         {"name": "Kibana roles", "description": "Roles in Kibana's shape; writes need a kbn-xsrf header."},
+        {"name": "Cluster", "description": "Health probes, cluster health and root info (Elasticsearch)."},
     ],
 }
 

@@ -2,9 +2,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from apikeys.console import console
+from metrics.views import metrics
 from restapi.schema import api_docs
 
 urlpatterns = [
+    path("", include("cluster.urls")),
     path("", include("apikeys.api.urls")),
     path("", include("accounts.api.urls")),
     path("", include("application_privileges.api.urls")),
@@ -12,6 +14,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", api_docs, name="api-docs"),
     path("app/dev_tools", console, name="console"),
+    path("_metrics", metrics, name="metrics"),
     path("", include("accounts.urls")),
     path("", include("tokens.urls")),
     path("", include("apikeys.urls")),

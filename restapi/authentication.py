@@ -3,6 +3,7 @@ through the realm chain."""
 
 import base64
 import binascii
+from time import perf_counter
 
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 
@@ -12,6 +13,7 @@ from accounts.principals import Principal
 from accounts.realms import authenticate_realm_chain
 from apikeys.credentials import is_api_key_header
 from apikeys.services import ApiKeyRefused, authenticate_api_key
+from metrics import registry as metrics
 from restapi.tls import api_key_service_enabled
 from restapi.wire import authenticate_header
 from tokens.credentials import bearer_token
@@ -28,11 +30,15 @@ class ApiKeyAuthentication(BaseAuthentication):
         if not api_key_service_enabled(request):
             # Refused, never ignored: the key has just crossed the network in clear text.
             raise FeatureNotEnabled("api keys are not enabled: API key authentication requires HTTPS")
+        started = perf_counter()
         try:
             principal = authenticate_api_key(header)
         except ApiKeyRefused as refusal:
-            throttling.api_key_refused(request, refusal.audit_detail)
+            seconds = perf_counter() - started
+            throttling.api_key_refused(request, refusal.audit_detail)  # a 429, counted as throttled
+            metrics.authenticated("api_key", refusal.outcome, seconds)
             raise
+        metrics.authenticated("api_key", "success", perf_counter() - started)
         return principal.user, principal
 
     def authenticate_header(self, request):
@@ -49,11 +55,15 @@ class BearerTokenAuthentication(BaseAuthentication):
             return None
         if not api_key_service_enabled(request):
             raise FeatureNotEnabled("security tokens are not enabled: token authentication requires HTTPS")
+        started = perf_counter()
         try:
             principal = authenticate_bearer_header(header)
         except TokenRefused as refusal:
-            throttling.token_refused(request, refusal.audit_detail)
+            seconds = perf_counter() - started
+            throttling.token_refused(request, refusal.audit_detail)  # a 429, counted as throttled
+            metrics.authenticated("token", refusal.outcome, seconds)
             raise
+        metrics.authenticated("token", "success", perf_counter() - started)
         return principal.user, principal
 
     def authenticate_header(self, request):

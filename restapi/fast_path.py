@@ -12,10 +12,11 @@ Only the common case takes this path: an ``ApiKey`` header that verifies, over H
 ``_authenticate`` a GET with no query string and an ordinary Accept header; for forward
 authentication a well-formed query whose privileges the key holds. Anything else, a refused key
 above all, goes on down the ordinary path, which answers it as before, with its audit row and
-throttling.
+throttling, and counts it in the metrics: here only the answers given here are counted.
 """
 
 import functools
+from time import perf_counter
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -28,6 +29,7 @@ from accounts.exceptions import ValidationError
 from apikeys.api.forward_auth import identity_headers, missing, parse_requirements
 from apikeys.credentials import is_api_key_header
 from apikeys.services import ApiKeyRefused, verified_api_key
+from metrics import registry as metrics
 from restapi.tls import api_key_service_enabled
 from restapi.wire import COMPATIBLE_MEDIA_TYPE, PRODUCT_HEADER
 
@@ -71,9 +73,13 @@ def authenticate(request) -> HttpResponse | None:
     if request.method != "GET" or request.META.get("QUERY_STRING"):
         return None
     media_type = response_media_type(request.META.get("HTTP_ACCEPT"))
-    entry = _good_key(request) if media_type is not None else None
+    if media_type is None:
+        return None
+    started = perf_counter()
+    entry = _good_key(request)
     if entry is None:
         return None
+    metrics.authenticated("api_key", "success", perf_counter() - started)
     body = entry.derived.get("authenticate")
     if body is None:
         body = entry.derived["authenticate"] = _authenticate_body(entry)
@@ -85,9 +91,13 @@ def forward_auth(request) -> HttpResponse | None:
     None for the ordinary path, which also explains a malformed query or a missing privilege."""
     query = request.META.get("QUERY_STRING", "")
     requirements = _requirements(query)
-    entry = _good_key(request) if requirements is not None else None
+    if requirements is None:
+        return None
+    started = perf_counter()
+    entry = _good_key(request)
     if entry is None:
         return None
+    seconds = perf_counter() - started
     cached = ("forward_auth", query)
     headers = entry.derived.get(cached)
     if headers is None:
@@ -97,6 +107,7 @@ def forward_auth(request) -> HttpResponse | None:
             entry.derived[cached] = headers
     if not headers:
         return None
+    metrics.authenticated("api_key", "success", seconds)
     return _response(b"", None, {**headers, **_view_headers("apikeys.api.forward_auth.ForwardAuthView")})
 
 

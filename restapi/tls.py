@@ -5,10 +5,12 @@ from functools import wraps
 from django.conf import settings
 from django.shortcuts import render
 
+from config.proxies import request_is_secure
+
 
 def api_key_service_enabled(request) -> bool:
-    """True over HTTPS (TLS at gunicorn or a trusted proxy header), or when the gate is switched off."""
-    return request.is_secure() or not settings.API_KEY_REQUIRE_HTTPS
+    """True over HTTPS (TLS at gunicorn, or a trusted proxy's word), or when the gate is switched off."""
+    return request_is_secure(request) or not settings.API_KEY_REQUIRE_HTTPS
 
 
 def https_required(view):

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlunsplit
@@ -124,6 +124,14 @@ REDIS_URL = os.environ.get("KEYWARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 def redis_cache():
     """Environment for a server whose cache is the Redis at KEYWARD_TEST_REDIS_URL, under a key prefix
     of its own; its keys are deleted afterwards."""
+    with redis_key_prefix() as (prefix, _client):
+        yield {"REDIS_URL": REDIS_URL, "KEYWARD_CACHE_KEY_PREFIX": prefix}
+
+
+@contextmanager
+def redis_key_prefix():
+    """(a cache key prefix of its own, a client) in the Redis at KEYWARD_TEST_REDIS_URL; the prefix's
+    keys are deleted afterwards. Skips without Redis, and fails in CI."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
@@ -132,10 +140,12 @@ def redis_cache():
     except redis.RedisError as error:
         missing_service(f"no Redis at {REDIS_URL} ({error}); .ci/run installs and starts one")
     prefix = f"keyward-test-{secrets.token_hex(6)}"
-    yield {"REDIS_URL": REDIS_URL, "KEYWARD_CACHE_KEY_PREFIX": prefix}
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
-    client.close()
+    try:
+        yield prefix, client
+    finally:
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
+        client.close()
 
 
 @pytest.fixture(scope="module", name="keyward_server")
@@ -146,12 +156,19 @@ def keyward_server_fixture(tmp_path_factory):
 
 
 @contextmanager
-def start_keyward_server(tmp_path_factory, **overrides: str):
+def start_keyward_server(tmp_path_factory, bootstrap: bool = True, shared_database=None, **overrides: str):
     """Start a server as the ``keyward_server`` fixture does, with ``overrides`` added to its environment
-    (e.g. ``WEB_CONCURRENCY="4"``); yields a RunningServer, then stops it and drops its database."""
+    (e.g. ``WEB_CONCURRENCY="4"``); yields a RunningServer, then stops it and drops its database.
+    ``bootstrap=False`` starts it on a database as it is, for a ``DATABASE_URL`` that cannot be used.
+
+    ``shared_database``, a (DATABASE_URL, SQLite path or None) pair that ``_own_database`` yields, is
+    used instead of a database of its own, and kept: servers sharing it are hosts of one installation,
+    and ``ELASTIC_PASSWORD`` among the ``overrides`` tells each the password the first one set."""
     data_dir = tmp_path_factory.mktemp("keyward-server")
-    with _own_database(data_dir) as (database_url, sqlite_path):
-        host, port, password = "127.0.0.1", _free_port(), secrets.token_urlsafe(16)
+    database = _own_database(data_dir) if shared_database is None else nullcontext(shared_database)
+    with database as (database_url, sqlite_path):
+        host, port = "127.0.0.1", _free_port()
+        password = overrides.get("ELASTIC_PASSWORD") or secrets.token_urlsafe(16)
         inherited = {name: value for name, value in os.environ.items() if not name.startswith("KEYWARD_TLS_")}
         env = {
             **inherited,
@@ -164,7 +181,8 @@ def start_keyward_server(tmp_path_factory, **overrides: str):
             "PYTHONUNBUFFERED": "1",
             **overrides,
         }
-        _manage(env, "bootstrap")
+        if bootstrap:
+            _manage(env, "bootstrap")
         log_path = data_dir / "gunicorn.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(

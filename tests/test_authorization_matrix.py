@@ -113,6 +113,11 @@ class Action:
     body: dict | None = None
     # Whether a write took effect; None for reads.
     effect: Callable[[World], bool] | None = None
+    # Settings the action is asked under, and the client address it comes from.
+    settings: tuple = ()
+    address: str = "127.0.0.1"
+    # For a route that answers a page unless asked for JSON (GET /).
+    accept: str | None = None
 
     @property
     def kibana(self) -> bool:
@@ -307,7 +312,16 @@ ACTIONS = {
         "DELETE", "/api/security/role/target_role",
         effect=lambda world: not Role.objects.filter(name="target_role").exists(),
     ),
+    # From another host, which only the monitor privilege lets in under KEYWARD_METRICS_ACCESS=monitor.
+    "scrape the metrics": Action(
+        "GET", "/_metrics", settings=(("METRICS_ACCESS", ("monitor",)),), address="192.0.2.10"
+    ),
+    "cluster health": Action("GET", "/_cluster/health"),
+    "root info": Action("GET", "/", accept="application/json"),
 }
+# Actions that monitor grants: the monitor_only column, which a derived key (no privilege at all)
+# otherwise stands for, is allowed them.
+MONITOR_ACTIONS = {"cluster health", "root info", "scrape the metrics"}
 
 
 def assert_unchanged(world: World) -> None:
@@ -648,6 +662,12 @@ MATRIX = {
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
     "Kibana delete role":
                     (ALLOWED,  ALLOWED,       DENIED,       DENIED,   DENIED,        DENIED,      DENIED),
+    # Elasticsearch's monitor privilege, which manage_security does not imply.
+    "cluster health":
+                    (ALLOWED,  DENIED,        DENIED,       DENIED,   DENIED,        ALLOWED,     DENIED),
+    "root info":    (ALLOWED,  DENIED,        DENIED,       DENIED,   DENIED,        ALLOWED,     DENIED),
+    "scrape the metrics":
+                    (ALLOWED,  DENIED,        DENIED,       DENIED,   DENIED,        ALLOWED,     DENIED),
 }
 
 
@@ -703,9 +723,11 @@ API_CALLERS = {
 }
 
 
-def api_outcome(outcomes: tuple, caller: str) -> Outcome:
+def api_outcome(action: str, outcomes: tuple, caller: str) -> Outcome:
     if caller in ORPHANED_KEYS:
         return UNAUTHENTICATED
+    if caller == DERIVED_KEY and action in MONITOR_ACTIONS:
+        return DENIED
     if caller == DERIVED_KEY:
         column = "monitor_only"
     else:
@@ -714,7 +736,7 @@ def api_outcome(outcomes: tuple, caller: str) -> Outcome:
 
 
 CASES = [
-    pytest.param(action, caller, api_outcome(outcomes, caller), id=f"{action} as {caller}")
+    pytest.param(action, caller, api_outcome(action, outcomes, caller), id=f"{action} as {caller}")
     for action, outcomes in MATRIX.items()
     for caller in API_CALLERS
 ]
@@ -884,11 +906,14 @@ def test_each_caller_gets_what_its_privilege_grants(client, action_name, world, 
     headers = {"Authorization": f"ApiKey {world.credential}"} if world.credential else {}
     if action.kibana:
         headers["kbn-xsrf"] = "true"
+    if action.accept:
+        headers["Accept"] = action.accept
 
-    response = client.generic(
-        action.method, fill(action.path, world), data=fill(action.body, world),
-        content_type="application/json", secure=True, headers=headers,
-    )
+    with override_settings(**dict(action.settings)):
+        response = client.generic(
+            action.method, fill(action.path, world), data=fill(action.body, world),
+            content_type="application/json", secure=True, headers=headers, REMOTE_ADDR=action.address,
+        )
 
     outcome.check(action, response, world)
 
@@ -1253,7 +1278,9 @@ def test_each_user_sees_in_the_ui_what_its_privilege_grants(client, page_name, p
 # Routes that answer anyone, logged in or not, and so have no row: nothing on them depends on a
 # privilege. Each with the method it is asked with and the status it answers.
 PUBLIC_ROUTES = {
-    "": ("GET", 200),  # the home page, which links to the login page
+    "": ("GET", 200),  # the home page, which links to the login page; asked for JSON, it has a row
+    "_health": ("GET", 200),  # the probes a load balancer asks
+    "_health/ready": ("GET", 200),
     "login": ("GET", 200),
     "logout": ("POST", 302),  # Django logs out on POST only
     "api/schema/": ("GET", 200),  # the OpenAPI document
@@ -1280,7 +1307,7 @@ def test_every_route_has_a_row_in_a_matrix_or_is_public(capsys):
     assert set(MATRIX) == set(ACTIONS) and all(len(row) == len(API_COLUMNS) for row in MATRIX.values())
     assert set(UI_MATRIX) == set(PAGES) and all(len(row) == len(CALLERS) for row in UI_MATRIX.values())
     routes = url_routes()
-    in_matrix = {route_of(action.path) for action in ACTIONS.values()}
+    in_matrix = {route_of(action.path) for action in ACTIONS.values() if action.accept is None}
     in_ui_matrix = {route_of(page.path) for page in PAGES.values()}
 
     assert routes - in_matrix - in_ui_matrix - set(PUBLIC_ROUTES) == set()

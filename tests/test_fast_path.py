@@ -54,7 +54,11 @@ def without_fast_path(settings):
 def test_the_fast_path_sits_after_the_middleware_every_response_needs():
     position = settings.MIDDLEWARE.index(FAST_PATH)
     assert settings.MIDDLEWARE[:position] == [
+        "metrics.middleware.RequestMetricsMiddleware",
+        "config.proxies.TrustedProxyMiddleware",
         "django.middleware.security.SecurityMiddleware",
+        # Answers the health probes only, and passes anything else straight on.
+        "cluster.middleware.HealthProbeMiddleware",
         "apikeys.middleware.ApiKeyPurgeMiddleware",
         "django.middleware.csp.ContentSecurityPolicyMiddleware",
         "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -225,10 +225,12 @@ def _superseding(token: Token, secret: str, now) -> IssuedTokens:
 class TokenRefused(AuthenticationFailed):
     """A refused access token: the reason and the pair's id go to the audit row, never the token.
     An expired or invalidated token says so, with the ``Bearer`` challenge Elasticsearch sends, so
-    that a client knows to refresh it; any other failure is the same plain 401."""
+    that a client knows to refresh it; any other failure is the same plain 401. ``outcome`` names
+    the reason for the metrics, as an ``ApiKeyRefused``'s does."""
 
-    def __init__(self, detail: str, token_id: str | None = None, expired: bool = False):
+    def __init__(self, outcome: str, detail: str, token_id: str | None = None, expired: bool = False):
         super().__init__(TOKEN_EXPIRED if expired else AUTHENTICATION_FAILED, detail=detail)
+        self.outcome = outcome
         self.audit_detail = {"reason": detail, **({"token_id": token_id} if token_id else {})}
         if expired:
             self.www_authenticate = (
@@ -241,18 +243,21 @@ def authenticate_access_token(access_token) -> Principal:
     invalidation is seen by the very next request on every worker."""
     parts = split_token(access_token)
     if parts is None:
-        raise TokenRefused("access token is malformed")
+        raise TokenRefused("malformed", "access token is malformed")
     token_id, secret = parts
     token = Token.objects.select_related("user__realm").filter(pk=token_id).first()
-    if token is None or not secret_matches(secret, token.access_hash):
-        raise TokenRefused(f"access token [{token_id}] does not exist", token_id)
+    if token is None:
+        raise TokenRefused("unknown_id", f"access token [{token_id}] does not exist", token_id)
+    if not secret_matches(secret, token.access_hash):
+        raise TokenRefused("wrong_secret", f"access token [{token_id}] does not exist", token_id)
     if token.invalidated is not None:
-        raise TokenRefused(f"access token [{token_id}] has been invalidated", token_id, expired=True)
+        reason = f"access token [{token_id}] has been invalidated"
+        raise TokenRefused("invalidated", reason, token_id, expired=True)
     if token.expiration <= timezone.now():
-        raise TokenRefused(f"access token [{token_id}] has expired", token_id, expired=True)
+        raise TokenRefused("expired", f"access token [{token_id}] has expired", token_id, expired=True)
     if not token.user.enabled:
         reason = f"access token [{token_id}] belongs to disabled user [{token.user.username}]"
-        raise TokenRefused(reason, token_id)
+        raise TokenRefused("disabled_owner", reason, token_id)
     return Principal(token.user, token=token)
 
 
