@@ -39,6 +39,8 @@ README_PLACEHOLDERS = (
 # shared nginx stay below it; the throttling test goes over it from an address of its own.
 FAILURE_LIMIT = 5
 THROTTLED_SOURCE = "127.0.0.2"
+# Behind a trusted nginx: its calls to Keyward come from PROXY_SOURCE, its clients from the others.
+PROXY_SOURCE, FIRST_CLIENT, OTHER_CLIENT = "127.0.0.5", "127.0.0.6", "127.0.0.7"
 
 
 def readme_nginx_configuration() -> str:
@@ -157,10 +159,13 @@ def nginx(tmp_path_factory, keyward, application):
         yield port
 
 
-def call(port, keyward, path="/", headers=None) -> tuple[int, dict, bytes]:
-    """One request through nginx; returns status, headers (lower-case names) and body."""
+def call(port, keyward, path="/", headers=None, source=None) -> tuple[int, dict, bytes]:
+    """One request through nginx, from the ``source`` address if given; returns status, headers
+    (lower-case names) and body."""
     context = ssl.create_default_context(cafile=keyward.certfile)
-    client = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
+    client = http.client.HTTPSConnection(
+        "127.0.0.1", port, context=context, timeout=30, source_address=(source, 0) if source else None
+    )
     try:
         client.request("GET", path, headers=headers or {})
         response = client.getresponse()
@@ -286,3 +291,21 @@ def test_a_throttled_client_gets_429_and_retry_after_not_nginxs_500(tmp_path, ke
     assert statuses == [401] * FAILURE_LIMIT
     assert status == 429
     assert 1 <= int(headers["retry-after"]) <= 300
+
+
+def test_behind_a_trusted_nginx_each_client_fills_its_own_failure_bucket(tmp_path_factory, application):
+    bad = {"Authorization": "ApiKey " + base64.b64encode(b"C" * 20 + b":" + b"D" * 22).decode()}
+    with start_keyward_server(
+        tmp_path_factory, KEYWARD_AUTH_FAILURE_LIMIT_PER_IP=str(FAILURE_LIMIT),
+        KEYWARD_TRUSTED_PROXIES=PROXY_SOURCE,
+    ) as keyward, running_nginx(
+        tmp_path_factory.mktemp("nginx"), keyward, application, f"proxy_bind {PROXY_SOURCE};"
+    ) as port:
+        first = [call(port, keyward, headers=bad, source=FIRST_CLIENT)[0] for _ in range(FAILURE_LIMIT + 1)]
+        other = call(port, keyward, headers=bad, source=OTHER_CLIENT)[0]
+        # A client's own X-Forwarded-For is kept, but nginx appends the address it saw: that one counts.
+        spoofed = call(port, keyward, headers={**bad, "X-Forwarded-For": OTHER_CLIENT}, source=FIRST_CLIENT)[0]
+
+    assert first == [401] * FAILURE_LIMIT + [429]
+    assert other == 401
+    assert spoofed == 429
