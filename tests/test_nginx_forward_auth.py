@@ -304,7 +304,8 @@ def test_behind_a_trusted_nginx_each_client_fills_its_own_failure_bucket(tmp_pat
         first = [call(port, keyward, headers=bad, source=FIRST_CLIENT)[0] for _ in range(FAILURE_LIMIT + 1)]
         other = call(port, keyward, headers=bad, source=OTHER_CLIENT)[0]
         # A client's own X-Forwarded-For is kept, but nginx appends the address it saw: that one counts.
-        spoofed = call(port, keyward, headers={**bad, "X-Forwarded-For": OTHER_CLIENT}, source=FIRST_CLIENT)[0]
+        forged = {**bad, "X-Forwarded-For": OTHER_CLIENT}
+        spoofed = call(port, keyward, headers=forged, source=FIRST_CLIENT)[0]
 
     assert first == [401] * FAILURE_LIMIT + [429]
     assert other == 401
