@@ -155,3 +155,10 @@ def when_ready(server):
             else f"unix:{plain_http_address}"
         )
         print(f"{name} is serving plain HTTP for a reverse proxy at {where}", flush=True)
+        if not os.environ.get("KEYWARD_TRUSTED_PROXIES", "").strip():
+            # Nothing on it is HTTPS then, whatever the proxy says: API keys are refused there.
+            print(
+                "Warning: KEYWARD_TRUSTED_PROXIES is not set, so requests on the plain listener never count"
+                " as HTTPS and API keys are refused on it; list the proxy's address (or unix) there",
+                flush=True,
+            )

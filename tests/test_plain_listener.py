@@ -64,6 +64,16 @@ def tcp_server(tmp_path_factory):
         yield server, port
 
 
+WITHOUT_PROXIES_WARNING = "Warning: KEYWARD_TRUSTED_PROXIES is not set"
+
+
+def test_a_plain_listener_without_trusted_proxies_is_warned_about_at_start(tmp_path_factory, tcp_server):
+    plain = f"127.0.0.1:{_free_port()}"
+    with start_keyward_server(tmp_path_factory, KEYWARD_PLAIN_HTTP_BIND=plain) as server:
+        assert WITHOUT_PROXIES_WARNING in (server.data_dir / "gunicorn.log").read_text()
+    assert WITHOUT_PROXIES_WARNING not in (tcp_server[0].data_dir / "gunicorn.log").read_text()
+
+
 @pytest.fixture(scope="module")
 def key(tcp_server):
     return {"Authorization": tcp_server[0].elastic_api_key("plain-listener")}
