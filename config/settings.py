@@ -358,8 +358,13 @@ LOGGING = {
         "keyward.apikeys.hashing": {
             "handlers": ["console"], "level": env("KEYWARD_HASHING_LOG_LEVEL", "INFO"), "propagate": False,
         },
-        "django": {"handlers": ["console"], "level": "WARNING"},
+        "django": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # The server's own retention purge says what it deleted.
+        "apikeys": {"level": "INFO"},
     },
+    # Every other logger's warnings and errors, in the same format: without it Python would print
+    # them bare, and the purge's lines not at all.
+    "root": {"handlers": ["console"], "level": "WARNING"},
 }
 
 DJANGO_TABLES2_TEMPLATE = "django_tables2/bootstrap5.html"

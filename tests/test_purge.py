@@ -1,6 +1,10 @@
 """SPEC §5: invalidated and expired keys are deleted in batches once older than the retention period,
 by a command for cron and by the server itself at most once per interval, in the background."""
 
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -22,6 +26,7 @@ from apikeys import services
 from apikeys.middleware import ApiKeyPurgeMiddleware
 from apikeys.models import ApiKey
 from apikeys.services import PurgeResult, purge_api_keys
+from tests.server import BASE_DIR
 from tokens.models import Token
 
 NOW = datetime(2025, 1, 8, 12, 0, tzinfo=UTC)
@@ -418,3 +423,19 @@ def test_background_purge_deletes_keys_and_tokens_past_retention_and_closes_its_
     assert not ApiKey.objects.exists() and not Token.objects.exists()
     assert set(AuditEvent.objects.values_list("action", flat=True)) == {"api_keys_purged", "tokens_purged"}
     assert closed_in == [purge_middleware.THREAD_NAME]
+
+
+def test_the_servers_purge_says_what_it_deleted_in_the_log_format():
+    """As a worker logs it, under the settings' own logging configuration."""
+    code = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('apikeys.middleware').info('deleted %d API keys past retention', 3)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^\S+ \S+ \[\d+\] INFO apikeys\.middleware deleted 3 API keys past retention$",
+                     result.stderr, re.MULTILINE), result.stderr
