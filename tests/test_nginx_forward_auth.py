@@ -113,6 +113,14 @@ def running_nginx(directory: Path, keyward, application_port: int, http_directiv
     ):
         assert configuration.count(placeholder) == 1, f"the README's nginx configuration has no {placeholder}"
         configuration = configuration.replace(placeholder, value)
+    with nginx_serving(directory, port, f"{http_directives}\n{configuration}"):
+        yield port
+
+
+@contextmanager
+def nginx_serving(directory: Path, port: int, http_block: str):
+    """nginx as the current user with ``http_block`` in its ``http`` block, everything it writes
+    under ``directory``; entered once it listens on ``port``."""
     # As root nginx would run its workers as nobody; as anyone else it ignores the directive.
     user = f"{pwd.getpwuid(os.getuid()).pw_name} {grp.getgrgid(os.getgid()).gr_name}"
     temp = "\n".join(
@@ -123,7 +131,7 @@ def running_nginx(directory: Path, keyward, application_port: int, http_directiv
         f"user {user};\nworker_processes 1;\ndaemon off;\npid {directory / 'nginx.pid'};\n"
         f"error_log {directory / 'error.log'} info;\n"
         "events { worker_connections 64; }\n"
-        f"http {{\n    access_log {directory / 'access.log'};\n{temp}\n{http_directives}\n{configuration}}}\n"
+        f"http {{\n    access_log {directory / 'access.log'};\n{temp}\n{http_block}}}\n"
     )
     process = subprocess.Popen(
         [str(NGINX), "-p", str(directory), "-c", str(directory / "nginx.conf"), "-e", "stderr"],
@@ -134,7 +142,7 @@ def running_nginx(directory: Path, keyward, application_port: int, http_directiv
     )
     try:
         _wait_until_listening(port, process)
-        yield port
+        yield
     finally:
         process.terminate()
         process.wait(START_TIMEOUT)

@@ -7,21 +7,17 @@ on the plain listener it stays off, and forged ``X-Forwarded-*`` headers change 
 """
 
 import base64
-import grp
 import http.client
 import json
-import os
-import pwd
 import re
 import ssl
-import subprocess
 from urllib.parse import urlencode
 
 import pytest
 
 from apikeys.credentials import encode_credential
 from tests.server import _free_port, missing_service, start_keyward_server
-from tests.test_nginx_forward_auth import NGINX, START_TIMEOUT, _wait_until_listening
+from tests.test_nginx_forward_auth import NGINX, nginx_serving
 
 pytestmark = pytest.mark.server
 
@@ -55,22 +51,10 @@ def nginx(tmp_path_factory, keyward):
     """nginx terminating TLS with Keyward's own certificate, as the current user; yields its port."""
     directory = tmp_path_factory.mktemp("nginx")
     port = _free_port()
-    user = f"{pwd.getpwuid(os.getuid()).pw_name} {grp.getgrgid(os.getgid()).gr_name}"
-    temp = "\n".join(
-        f"    {name}_temp_path {directory / name};"
-        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (directory / "nginx.conf").write_text(
-        f"""user {user};
-worker_processes 1;
-daemon off;
-pid {directory / 'nginx.pid'};
-error_log {directory / 'error.log'} info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {directory / 'access.log'};
-{temp}
-    server {{
+    with nginx_serving(
+        directory,
+        port,
+        f"""    server {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate {keyward.certfile};
         ssl_certificate_key {keyward.data_dir / 'tls' / 'key.pem'};
@@ -82,19 +66,9 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
         }}
     }}
-}}
-"""
-    )
-    process = subprocess.Popen(
-        [str(NGINX), "-p", str(directory), "-c", str(directory / "nginx.conf"), "-e", "stderr"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        _wait_until_listening(port, process)
+""",
+    ):
         yield port
-    finally:
-        process.terminate()
-        process.wait(START_TIMEOUT)
 
 
 def plain_port(keyward) -> int:
